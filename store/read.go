@@ -1,0 +1,211 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Endpoints returns the endpoints in the file, sorted by name. An endpoint
+// that has data but no stored info comes back with only its name.
+func (db *DB) Endpoints(ctx context.Context) ([]EndpointInfo, error) {
+	var out []EndpointInfo
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(endpointsBucket).ForEachBucket(func(name []byte) error {
+			info := EndpointInfo{Endpoint: string(name)}
+			if v := tx.Bucket(endpointsBucket).Bucket(name).Get(infoKey); v != nil {
+				if len(v) < 1 || v[0] != valueV1 {
+					return fmt.Errorf("endpoint %q info: %w", name, ErrCorrupt)
+				}
+				if err := json.Unmarshal(v[1:], &info); err != nil {
+					return fmt.Errorf("endpoint %q info: %w: %v", name, ErrCorrupt, err)
+				}
+			}
+			out = append(out, info)
+			return ctx.Err()
+		})
+	})
+	return out, err
+}
+
+// SeriesStats summarises one series.
+type SeriesStats struct {
+	SeriesKey
+	Readings       int
+	FirstMs        int64
+	LastMs         int64
+	SeedReadings   int  // only counted when asked for
+	SeedsCounted   bool // whether SeedReadings is filled in
+	MinMW, MaxMW   int64
+	ValuesExamined bool // whether MinMW/MaxMW are filled in
+}
+
+// Series lists the series of endpoint ("" = every endpoint), sorted by
+// endpoint, kind, device, with counts and time spans. With full set it also
+// reads every value to count seeds and find the power range.
+func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesStats, error) {
+	var out []SeriesStats
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		eps := tx.Bucket(endpointsBucket)
+		return eps.ForEachBucket(func(name []byte) error {
+			if endpoint != "" && string(name) != endpoint {
+				return nil
+			}
+			sb := eps.Bucket(name).Bucket(seriesBucket)
+			if sb == nil {
+				return nil
+			}
+			return sb.ForEachBucket(func(sk []byte) error {
+				if len(sk) != 5 || !Kind(sk[0]).Valid() {
+					return fmt.Errorf("endpoint %q series %x: %w", name, sk, ErrCorrupt)
+				}
+				st := SeriesStats{SeriesKey: SeriesKey{string(name), Kind(sk[0]), int32(binary.BigEndian.Uint32(sk[1:]))}}
+				b := sb.Bucket(sk)
+				c := b.Cursor()
+				first, _ := c.First()
+				if first == nil {
+					return nil
+				}
+				last, _ := c.Last()
+				if len(first) != 10 || len(last) != 10 {
+					return fmt.Errorf("series %s: %w", st.SeriesKey, ErrCorrupt)
+				}
+				st.FirstMs, st.LastMs = getInt64(first), getInt64(last)
+				if full {
+					st.SeedsCounted, st.ValuesExamined = true, true
+					st.MinMW, st.MaxMW = math.MaxInt64, math.MinInt64
+					var r Reading
+					for k, v := c.First(); k != nil; k, v = c.Next() {
+						if err := decodeReading(&r, k, v); err != nil {
+							return fmt.Errorf("series %s: %w", st.SeriesKey, err)
+						}
+						st.Readings++
+						if r.Seed {
+							st.SeedReadings++
+						}
+						st.MinMW, st.MaxMW = min(st.MinMW, r.MilliWatts), max(st.MaxMW, r.MilliWatts)
+						if st.Readings%4096 == 0 && ctx.Err() != nil {
+							return ctx.Err()
+						}
+					}
+				} else {
+					st.Readings = b.Stats().KeyN
+				}
+				out = append(out, st)
+				return ctx.Err()
+			})
+		})
+	})
+	return out, err
+}
+
+// Scan calls fn for each reading of series k with fromMs <= TimeMs < toMs,
+// oldest first (ties in arrival order). The Reading passed to fn is only
+// valid during the call. Scan stops at the first error from fn and returns
+// it. A series that is not in the file is ErrNotFound.
+func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		b := seriesBucketOf(tx, k)
+		if b == nil {
+			return fmt.Errorf("series %s: %w", k, ErrNotFound)
+		}
+		r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
+		c, end := b.Cursor(), putInt64(nil, toMs)
+		n := 0
+		for key, v := c.Seek(putInt64(nil, fromMs)); key != nil; key, v = c.Next() {
+			if len(key) == 10 && bytes.Compare(key[:8], end) >= 0 {
+				break
+			}
+			if err := decodeReading(&r, key, v); err != nil {
+				return fmt.Errorf("series %s key %x: %w", k, key, err)
+			}
+			if err := fn(&r); err != nil {
+				return err
+			}
+			if n++; n%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		return ctx.Err()
+	})
+}
+
+func seriesBucketOf(tx *bolt.Tx, k SeriesKey) *bolt.Bucket {
+	ep := tx.Bucket(endpointsBucket).Bucket([]byte(k.Endpoint))
+	if ep == nil {
+		return nil
+	}
+	sb := ep.Bucket(seriesBucket)
+	if sb == nil {
+		return nil
+	}
+	return sb.Bucket(seriesName(k.Kind, k.Device))
+}
+
+// Sessions returns the stream sessions of endpoint, ordered by start time.
+func (db *DB) Sessions(ctx context.Context, endpoint string) ([]Session, error) {
+	var out []Session
+	err := db.forEach(endpoint, sessionsBucket, func(k, v []byte) error {
+		s := Session{Endpoint: endpoint}
+		if err := decodeSession(&s, k, v); err != nil {
+			return fmt.Errorf("endpoint %q session %x: %w", endpoint, k, err)
+		}
+		out = append(out, s)
+		return ctx.Err()
+	})
+	return out, err
+}
+
+// ClockEstimates returns every clock estimate of endpoint, oldest first.
+func (db *DB) ClockEstimates(ctx context.Context, endpoint string) ([]ClockEstimate, error) {
+	var out []ClockEstimate
+	err := db.forEach(endpoint, clockBucket, func(k, v []byte) error {
+		c := ClockEstimate{Endpoint: endpoint}
+		if err := decodeClock(&c, k, v); err != nil {
+			return fmt.Errorf("endpoint %q clock estimate %x: %w", endpoint, k, err)
+		}
+		out = append(out, c)
+		return ctx.Err()
+	})
+	return out, err
+}
+
+func (db *DB) forEach(endpoint string, bucket []byte, fn func(k, v []byte) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		ep := tx.Bucket(endpointsBucket).Bucket([]byte(endpoint))
+		if ep == nil {
+			return fmt.Errorf("endpoint %q: %w", endpoint, ErrNotFound)
+		}
+		b := ep.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(fn)
+	})
+}
+
+// Runs returns the recorder starts on this file, oldest first.
+func (db *DB) Runs(ctx context.Context) ([]Run, error) {
+	var out []Run
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(runsBucket).ForEach(func(k, v []byte) error {
+			var r Run
+			if len(v) < 1 || v[0] != valueV1 {
+				return fmt.Errorf("run %x: %w", k, ErrCorrupt)
+			}
+			if err := json.Unmarshal(v[1:], &r); err != nil {
+				return fmt.Errorf("run %x: %w: %v", k, ErrCorrupt, err)
+			}
+			out = append(out, r)
+			return ctx.Err()
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedMs < out[j].StartedMs })
+	return out, err
+}

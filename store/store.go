@@ -1,0 +1,390 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// formatVersion is the layout version stored under meta/format.
+const formatVersion = 1
+
+// valueV1 is the version byte that starts every value of format 1.
+const valueV1 = 0x01
+
+// DefaultLockTimeout is how long Open waits for another process's lock.
+const DefaultLockTimeout = time.Second
+
+// Errors returned by the store. Callers test them with errors.Is.
+var (
+	// ErrLocked means another process (a running recorder) holds the file.
+	ErrLocked = errors.New("database is in use by a running recorder")
+	// ErrCorrupt means stored bytes do not decode under this format.
+	ErrCorrupt = errors.New("corrupt record")
+	// ErrNotFound means the endpoint or series is not in the file.
+	ErrNotFound = errors.New("not found")
+	// ErrFormat means the file was written in a layout this build cannot read.
+	ErrFormat = errors.New("unsupported file format")
+	// ErrNotWattrec means the file is a bbolt file without wattrec's metadata.
+	ErrNotWattrec = errors.New("not a wattrec database")
+)
+
+var (
+	metaBucket      = []byte("meta")
+	runsBucket      = []byte("runs")
+	endpointsBucket = []byte("endpoints")
+	seriesBucket    = []byte("series")
+	sessionsBucket  = []byte("sessions")
+	clockBucket     = []byte("clock")
+	infoKey         = []byte("info")
+	formatKey       = []byte("format")
+	createdKey      = []byte("created")
+)
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens the file with a shared lock and never writes to it.
+	// A missing file is an error.
+	ReadOnly bool
+	// LockTimeout bounds the wait for another process's lock; zero means
+	// DefaultLockTimeout. A negative value fails at once.
+	LockTimeout time.Duration
+	// NoSync skips fsync on commit. Only benchmarks and tests use it.
+	NoSync bool
+}
+
+// DB is an open wattrec file. Its methods are safe for concurrent use;
+// bbolt serialises writers.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Open opens or creates (unless opt.ReadOnly) the wattrec file at path.
+// A file held by another process is reported as ErrLocked after the lock
+// timeout instead of blocking forever.
+func Open(path string, opt Options) (*DB, error) {
+	if opt.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
+	timeout := opt.LockTimeout
+	switch {
+	case timeout == 0:
+		timeout = DefaultLockTimeout
+	case timeout < 0:
+		timeout = time.Nanosecond
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opt.ReadOnly, NoSync: opt.NoSync})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	} else if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path}
+	if err := db.init(opt.ReadOnly); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// init creates the top-level buckets of a new file, or checks the format
+// of an existing one.
+func (db *DB) init(readOnly bool) error {
+	check := func(tx *bolt.Tx) error {
+		meta := tx.Bucket(metaBucket)
+		if meta == nil {
+			return ErrNotWattrec
+		}
+		v := meta.Get(formatKey)
+		if len(v) != 1 {
+			return fmt.Errorf("meta/format: %w", ErrCorrupt)
+		}
+		if v[0] != formatVersion {
+			return fmt.Errorf("%w: layout version %d, this build reads version %d", ErrFormat, v[0], formatVersion)
+		}
+		return nil
+	}
+	if readOnly {
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			if tx.Bucket(metaBucket) == nil && isEmpty(tx) {
+				return fmt.Errorf("%w (the file is empty)", ErrNotWattrec)
+			}
+			return check(tx)
+		})
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(metaBucket) == nil {
+			if !isEmpty(tx) {
+				return ErrNotWattrec
+			}
+			meta, err := tx.CreateBucket(metaBucket)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(formatKey, []byte{formatVersion}); err != nil {
+				return err
+			}
+			if err := meta.Put(createdKey, putInt64(nil, time.Now().UnixMilli())); err != nil {
+				return err
+			}
+			for _, name := range [][]byte{runsBucket, endpointsBucket} {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+		}
+		return check(tx)
+	})
+}
+
+func isEmpty(tx *bolt.Tx) bool {
+	k, _ := tx.Cursor().First()
+	return k == nil
+}
+
+// Path returns the file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Check runs bbolt's consistency check over the whole file and returns
+// every problem it finds, joined.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() { // drain fully: the checker sends until done
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// Size returns the file's size in bytes as bbolt sees it.
+func (db *DB) Size() (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n, err
+}
+
+// Batch is everything one commit writes. Any field may be empty.
+type Batch struct {
+	Readings  []Reading
+	Sessions  []Session // upserted by (Endpoint, Stream, Start)
+	Clocks    []ClockEstimate
+	Endpoints []EndpointInfo // replaces the endpoint's info
+	Runs      []Run
+}
+
+// Len is the number of records in b.
+func (b *Batch) Len() int {
+	return len(b.Readings) + len(b.Sessions) + len(b.Clocks) + len(b.Endpoints) + len(b.Runs)
+}
+
+// Reset empties b, keeping its capacity.
+func (b *Batch) Reset() {
+	b.Readings, b.Sessions, b.Clocks = b.Readings[:0], b.Sessions[:0], b.Clocks[:0]
+	b.Endpoints, b.Runs = b.Endpoints[:0], b.Runs[:0]
+}
+
+// Append writes rs in one transaction. It does not retain rs.
+func (db *DB) Append(ctx context.Context, rs []Reading) error {
+	return db.Write(ctx, &Batch{Readings: rs})
+}
+
+// Write commits b in one transaction: all of it or, on error, none of it.
+// Identical replays of stored readings are skipped (see the package
+// documentation for the duplicate policy). It does not retain b.
+func (db *DB) Write(ctx context.Context, b *Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		w := writer{tx: tx, endpoints: tx.Bucket(endpointsBucket)}
+		for _, e := range b.Endpoints {
+			if err := w.putEndpoint(e); err != nil {
+				return fmt.Errorf("endpoint %q info: %w", e.Endpoint, err)
+			}
+		}
+		for _, r := range b.Runs {
+			if err := w.putRun(r); err != nil {
+				return fmt.Errorf("run record: %w", err)
+			}
+		}
+		for _, c := range b.Clocks {
+			if err := w.putClock(c); err != nil {
+				return fmt.Errorf("endpoint %q clock estimate: %w", c.Endpoint, err)
+			}
+		}
+		for _, s := range b.Sessions {
+			if err := w.putSession(s); err != nil {
+				return fmt.Errorf("endpoint %q %s session: %w", s.Endpoint, s.Stream, err)
+			}
+		}
+		for i := range b.Readings {
+			if err := w.putReading(&b.Readings[i]); err != nil {
+				r := &b.Readings[i]
+				return fmt.Errorf("put %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TimeMs, err)
+			}
+		}
+		return nil
+	})
+}
+
+// writer caches the buckets of one write transaction.
+type writer struct {
+	tx        *bolt.Tx
+	endpoints *bolt.Bucket
+	lastEP    string
+	epBucket  *bolt.Bucket
+	lastSer   SeriesKey
+	serBucket *bolt.Bucket
+}
+
+func (w *writer) endpoint(name string) (*bolt.Bucket, error) {
+	if w.epBucket != nil && w.lastEP == name {
+		return w.epBucket, nil
+	}
+	if name == "" {
+		return nil, errors.New("empty endpoint name")
+	}
+	b, err := w.endpoints.CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, err
+	}
+	w.lastEP, w.epBucket = name, b
+	w.serBucket = nil
+	return b, nil
+}
+
+func (w *writer) sub(endpoint string, name []byte) (*bolt.Bucket, error) {
+	ep, err := w.endpoint(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return ep.CreateBucketIfNotExists(name)
+}
+
+func (w *writer) putEndpoint(e EndpointInfo) error {
+	ep, err := w.endpoint(e.Endpoint)
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return ep.Put(infoKey, append([]byte{valueV1}, js...))
+}
+
+func (w *writer) putRun(r Run) error {
+	b := w.tx.Bucket(runsBucket)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return b.Put(binary.BigEndian.AppendUint64(nil, seq), append([]byte{valueV1}, js...))
+}
+
+func (w *writer) putClock(c ClockEstimate) error {
+	b, err := w.sub(c.Endpoint, clockBucket)
+	if err != nil {
+		return err
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	return b.Put(binary.BigEndian.AppendUint64(putInt64(nil, c.TakenMs), seq), encodeClock(c))
+}
+
+func (w *writer) putSession(s Session) error {
+	if s.Stream != StreamGPU && s.Stream != StreamCPU {
+		return fmt.Errorf("invalid stream %d", s.Stream)
+	}
+	b, err := w.sub(s.Endpoint, sessionsBucket)
+	if err != nil {
+		return err
+	}
+	return b.Put(sessionKey(s.Start, s.Stream), encodeSession(s))
+}
+
+func (w *writer) series(k SeriesKey) (*bolt.Bucket, error) {
+	if w.serBucket != nil && w.lastSer == k && w.lastEP == k.Endpoint {
+		return w.serBucket, nil
+	}
+	if !k.Kind.Valid() {
+		return nil, fmt.Errorf("invalid kind %d", k.Kind)
+	}
+	if k.Device < 0 {
+		return nil, fmt.Errorf("negative device %d", k.Device)
+	}
+	all, err := w.sub(k.Endpoint, seriesBucket)
+	if err != nil {
+		return nil, err
+	}
+	b, err := all.CreateBucketIfNotExists(seriesName(k.Kind, k.Device))
+	if err != nil {
+		return nil, err
+	}
+	b.FillPercent = 0.9 // keys mostly grow: pack pages tightly
+	w.lastSer, w.serBucket = k, b
+	return b, nil
+}
+
+func (w *writer) putReading(r *Reading) error {
+	b, err := w.series(r.Series())
+	if err != nil {
+		return err
+	}
+	if r.MilliWatts < 0 {
+		return fmt.Errorf("negative power %d mW", r.MilliWatts)
+	}
+	// bbolt keeps key and value until the commit: both are fresh slices.
+	val := encodeReading(make([]byte, 0, 16), r)
+	prefix := putInt64(make([]byte, 0, 10), r.TimeMs)
+	c := b.Cursor()
+	var dup uint16
+	for k, v := c.Seek(prefix); k != nil && len(k) == 10 && string(k[:8]) == string(prefix); k, v = c.Next() {
+		if string(v) == string(val) {
+			return nil // identical replay
+		}
+		dup = binary.BigEndian.Uint16(k[8:]) + 1
+		if dup == 0 {
+			return errors.New("more than 65536 different readings at one millisecond")
+		}
+	}
+	return b.Put(binary.BigEndian.AppendUint16(prefix, dup), val)
+}
+
+// putInt64 appends v as 8 big-endian bytes with the sign bit flipped, so
+// that byte order is numeric order for negative values too.
+func putInt64(dst []byte, v int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(v)^(1<<63))
+}
+
+func getInt64(b []byte) int64 {
+	return int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
+}
+
+func seriesName(k Kind, device int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{byte(k)}, uint32(device))
+}
+
+func sessionKey(start int64, s Stream) []byte {
+	return append(putInt64(make([]byte, 0, 9), start), byte(s))
+}
