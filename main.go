@@ -1,0 +1,487 @@
+// Command wattrec records the GPU and CPU power that zeusd daemons stream
+// and turns it into energy numbers. main.go is the wiring: flags, the
+// environment and error messages; the work is in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattrec/wattrec/export"
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise it comes from the module's build info.
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "wattrec:", err)
+		os.Exit(1)
+	}
+}
+
+func wattrecVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// newApp builds the command tree; tests call it with their own Writer.
+func newApp() *cli.App {
+	return &cli.App{
+		Name:      "wattrec",
+		Usage:     "record zeusd GPU/CPU power and turn it into energy numbers you can trust",
+		UsageText: "wattrec [--log-level info] COMMAND [flags]\n\nExample: wattrec record --db run.db --server node1:4938 --server unix:///run/zeusd/zeusd.sock",
+		Version:   wattrecVersion(),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Commands:                  []*cli.Command{recordCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
+		DisableSliceFlagSeparator: true, // specs like ?gpus=0,1 contain commas
+		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
+		Suggest:                   true,
+	}
+}
+
+// logger writes structured logs to the app's error writer.
+func logger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
+}
+
+// recordFlags are shared by record and demo.
+func recordFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.PathFlag{Name: "db", Usage: "bbolt `FILE` to append to (created if missing)", Required: true},
+		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host:port, tcp://host:port, unix:///path.sock or /path.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
+		&cli.PathFlag{Name: "servers-file", Usage: "`FILE` with one SPEC a line (# comments)"},
+		&cli.PathFlag{Name: "token-file", Usage: "`FILE` holding the zeusd JWT (default: $ZEUSD_TOKEN); never pass a token on the command line"},
+		&cli.DurationFlag{Name: "flush-interval", Value: recorder.DefaultFlushInterval, Usage: "commit at least this often; a crash loses at most this much"},
+		&cli.DurationFlag{Name: "clock-interval", Value: recorder.DefaultClockInterval, Usage: "re-estimate each daemon's clock offset this often (0: only at start)"},
+		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: "GET /time round trips per clock estimate (at least 5)"},
+		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
+		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts"},
+	}
+}
+
+func recordCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "record",
+		Usage:     "stream every power event from zeusd endpoints into a bbolt file",
+		UsageText: "wattrec record --db run.db --server node1:4938 --server 'tcp://node2:4938?gpus=0,1&cpus=none'",
+		Description: `Connects to each zeusd endpoint, checks its devices and token, estimates its
+clock offset, and records every GPU and CPU power event (clock-corrected, with
+the daemon's own timestamp kept) until SIGINT or SIGTERM, then flushes and exits 0.
+
+With no --server or --servers-file, $ZEUSD_SOCK_PATH and then $ZEUSD_HOST_PORT
+are used. The token comes from $ZEUSD_TOKEN or --token-file.`,
+		Flags:  recordFlags(),
+		Action: func(c *cli.Context) error { return record(c, c.Context) },
+	}
+}
+
+// serversFromFlags collects the servers of --server, --servers-file and
+// the zeusd environment variables.
+func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
+	var servers []recorder.Server
+	for _, spec := range c.StringSlice("server") {
+		s, err := recorder.ParseServer(spec)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	if path := c.Path("servers-file"); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--servers-file: %w", err)
+		}
+		defer f.Close()
+		more, err := recorder.ParseServersFile(f, path)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, more...)
+	}
+	if len(servers) == 0 {
+		for _, env := range []string{"ZEUSD_SOCK_PATH", "ZEUSD_HOST_PORT"} {
+			if v := os.Getenv(env); v != "" {
+				s, err := recorder.ParseServer(v)
+				if err != nil {
+					return nil, fmt.Errorf("$%s: %w", env, err)
+				}
+				servers = append(servers, s)
+				break
+			}
+		}
+	}
+	return servers, recorder.CheckServers(servers)
+}
+
+// token reads --token-file or $ZEUSD_TOKEN. The value never reaches a log.
+func token(c *cli.Context) (string, error) {
+	if path := c.Path("token-file"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("--token-file %s is empty", path)
+		}
+		return tok, nil
+	}
+	return strings.TrimSpace(os.Getenv("ZEUSD_TOKEN")), nil
+}
+
+func record(c *cli.Context, ctx context.Context) error {
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	servers, err := serversFromFlags(c)
+	if err != nil {
+		return err
+	}
+	tok, err := token(c)
+	if err != nil {
+		return err
+	}
+	if c.Duration("flush-interval") <= 0 {
+		return fmt.Errorf("--flush-interval %v: must be positive", c.Duration("flush-interval"))
+	}
+	db, err := store.Open(c.Path("db"), store.Options{})
+	if err != nil {
+		return explainOpen(err)
+	}
+	client := recorder.NewClient(servers)
+	client.Token = tok
+	client.ClockInterval = c.Duration("clock-interval")
+	client.ClockSamples = c.Int("clock-samples")
+	client.KeepTrying = c.Bool("keep-trying")
+	client.MaxBackoff = c.Duration("max-backoff")
+	client.Logger = log
+	rec := recorder.New(client, db)
+	rec.FlushInterval = c.Duration("flush-interval")
+	rec.Version = wattrecVersion()
+	for _, s := range servers {
+		rec.Servers = append(rec.Servers, s.String())
+	}
+	runErr := rec.Run(ctx)
+	if err := db.Close(); err != nil {
+		return errors.Join(runErr, fmt.Errorf("close %s: %w", c.Path("db"), err))
+	}
+	if runErr == nil {
+		log.Info("recording stopped; everything received is stored", "db", c.Path("db"))
+	}
+	return runErr
+}
+
+// explainOpen adds a hint to a lock error.
+func explainOpen(err error) error {
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w\n(is `wattrec record` running on this file? stop it or read a copy)", err)
+	}
+	return err
+}
+
+// openReadOnly opens a file for a read-only command.
+func openReadOnly(path string) (*store.DB, error) {
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	return db, explainOpen(err)
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "info",
+		Usage:     "summarise a recording: endpoints, devices, span, counts, sessions and gaps, clock offsets",
+		UsageText: "wattrec info --db run.db",
+		Flags: []cli.Flag{
+			&cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true},
+		},
+		Action: func(c *cli.Context) error {
+			db, err := openReadOnly(c.Path("db"))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return query.Info(c.Context, c.App.Writer, db)
+		},
+	}
+}
+
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "from", Usage: "start `TIME` (inclusive): RFC 3339 (zone optional, default local), Unix s or ms, now, -15m"},
+		&cli.StringFlag{Name: "to", Usage: "end `TIME` (exclusive)"},
+		&cli.StringSliceFlag{Name: "endpoint", Usage: "only this endpoint (repeatable)"},
+		&cli.StringFlag{Name: "device", Usage: "only these devices, e.g. gpu:0,gpu:1,cpu:0 (cpu:N includes its DRAM), or gpu"},
+	}
+}
+
+// filterFromFlags builds a query.Filter; from and to must come together.
+func filterFromFlags(c *cli.Context) (query.Filter, error) {
+	f := query.Filter{Endpoints: c.StringSlice("endpoint")}
+	now := time.Now()
+	from, to := c.String("from"), c.String("to")
+	if (from == "") != (to == "") {
+		if from == "" {
+			from = "0"
+		} else {
+			to = "now"
+		}
+	}
+	if from != "" {
+		var err error
+		if f.FromMs, err = query.ParseTime(from, now, time.Local); err != nil {
+			return f, fmt.Errorf("--from: %w", err)
+		}
+		if f.ToMs, err = query.ParseTime(to, now, time.Local); err != nil {
+			return f, fmt.Errorf("--to: %w", err)
+		}
+		if f.ToMs <= f.FromMs {
+			return f, fmt.Errorf("--to %s is not after --from %s", query.FormatTime(f.ToMs), query.FormatTime(f.FromMs))
+		}
+	}
+	if d := c.String("device"); d != "" {
+		var err error
+		if f.Devices, err = query.ParseDevices(d); err != nil {
+			return f, fmt.Errorf("--device: %w", err)
+		}
+	}
+	return f, nil
+}
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write stored readings out, one record per device value",
+		UsageText: "wattrec export --db run.db --format jsonl -o run.jsonl --device gpu:0",
+		Description: `JSON Lines: one object per stored reading, ordered by endpoint, kind, device, time:
+{"endpoint":"node1:4938","kind":"gpu","device":0,"time":"2026-11-27T16:00:00.123Z",
+ "time_ms":1795881600123,"daemon_time_ms":1795881595123,"power_mw":75000,"seed":false}
+time/time_ms are clock-corrected; daemon_time_ms is the daemon's own stamp; seed marks
+values read with get_power at a (re)connect. The output file is written atomically.`,
+		Flags: append(filterFlags(),
+			&cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true},
+			&cli.StringFlag{Name: "format", Value: "jsonl", Usage: "jsonl"},
+			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (default: standard output)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing output file"},
+		),
+		Action: func(c *cli.Context) error {
+			if f := c.String("format"); f != "jsonl" {
+				return fmt.Errorf("--format %q: only jsonl is supported so far", f)
+			}
+			filter, err := filterFromFlags(c)
+			if err != nil {
+				return err
+			}
+			db, err := openReadOnly(c.Path("db"))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			write := func(w io.Writer) error {
+				_, err := export.JSONL(c.Context, w, db, filter)
+				return err
+			}
+			out := c.Path("output")
+			if out == "" || out == "-" {
+				return write(c.App.Writer)
+			}
+			return export.WriteFile(out, c.Bool("force"), write)
+		},
+	}
+}
+
+func simulatorFlags() []cli.Flag {
+	def := simulator.DefaultConfig()
+	return []cli.Flag{
+		&cli.IntFlag{Name: "gpus", Value: def.GPUs, Usage: "simulated GPUs"},
+		&cli.IntFlag{Name: "cpus", Value: def.CPUs, Usage: "simulated CPU packages (each with DRAM)"},
+		&cli.Float64Flag{Name: "gpu-hz", Value: def.GPUPollHz, Usage: "GPU poll rate"},
+		&cli.Float64Flag{Name: "cpu-hz", Value: def.CPUPollHz, Usage: "CPU poll rate"},
+		&cli.StringFlag{Name: "format", Value: def.Format, Usage: "stream format: sample (current zeusd) or snapshot (older zeusd)"},
+		&cli.Int64Flag{Name: "seed", Value: def.Seed, Usage: "trace seed: the same seed gives the same power traces"},
+		&cli.DurationFlag{Name: "clock-offset", Usage: "daemon clock minus true clock, e.g. -5s"},
+	}
+}
+
+func simulatorConfig(c *cli.Context) simulator.Config {
+	cfg := simulator.DefaultConfig()
+	cfg.GPUs, cfg.CPUs = c.Int("gpus"), c.Int("cpus")
+	cfg.GPUPollHz, cfg.CPUPollHz = c.Float64("gpu-hz"), c.Float64("cpu-hz")
+	cfg.Format, cfg.Seed, cfg.ClockOffset = c.String("format"), c.Int64("seed"), c.Duration("clock-offset")
+	return cfg
+}
+
+func simulateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "simulate",
+		Usage:     "serve a simulated zeusd (discover, time, auth, get_power, cumulative energy, both stream formats)",
+		UsageText: "wattrec simulate --listen 127.0.0.1:4938 --gpus 4 --cpus 2 --clock-offset -5s",
+		Description: `Serves the zeusd API over TCP or a Unix socket until SIGINT/SIGTERM, with
+deterministic, seeded power traces. --auth-secret-file turns on JWT auth;
+--token-out then writes a token with every read scope (mode 0600).`,
+		Flags: append(simulatorFlags(),
+			&cli.StringFlag{Name: "listen", Usage: "TCP `ADDR` to serve on (default 127.0.0.1:4938)"},
+			&cli.PathFlag{Name: "socket", Usage: "Unix socket `PATH` to serve on instead"},
+			&cli.PathFlag{Name: "auth-secret-file", Usage: "`FILE` with the HS256 secret; enables auth"},
+			&cli.PathFlag{Name: "token-out", Usage: "write a token for gpu-read and cpu-read to `FILE`"},
+		),
+		Action: func(c *cli.Context) error {
+			cfg := simulatorConfig(c)
+			if path := c.Path("auth-secret-file"); path != "" {
+				secret, err := os.ReadFile(path)
+				if err != nil {
+					return fmt.Errorf("--auth-secret-file: %w", err)
+				}
+				if len(strings.TrimSpace(string(secret))) == 0 {
+					return fmt.Errorf("--auth-secret-file %s is empty", path)
+				}
+				cfg.AuthSecret = []byte(strings.TrimSpace(string(secret)))
+			}
+			if out := c.Path("token-out"); out != "" {
+				if cfg.AuthSecret == nil {
+					return errors.New("--token-out needs --auth-secret-file")
+				}
+				tok, err := simulator.MintToken(cfg.AuthSecret, "wattrec-demo", []string{simulator.GroupGPURead, simulator.GroupCPURead}, time.Time{})
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
+					return fmt.Errorf("--token-out: %w", err)
+				}
+			}
+			sim, err := simulator.New(cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := listen(c.String("listen"), c.Path("socket"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "simulated zeusd on %s (%d GPUs, %d CPUs, %s format)\n", ln.Addr(), cfg.GPUs, cfg.CPUs, cfg.Format)
+			return sim.Serve(c.Context, ln)
+		},
+	}
+}
+
+// listen opens the simulator's listener; a stale socket file is replaced.
+func listen(addr, socket string) (net.Listener, error) {
+	switch {
+	case addr != "" && socket != "":
+		return nil, errors.New("give --listen or --socket, not both")
+	case socket != "":
+		if fi, err := os.Lstat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(socket)
+		}
+		ln, err := net.Listen("unix", socket)
+		if err != nil {
+			return nil, fmt.Errorf("--socket: %w", err)
+		}
+		return ln, nil
+	case addr == "":
+		addr = "127.0.0.1:4938"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	return ln, nil
+}
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "demo",
+		Usage:     "start a simulated zeusd on a Unix socket, record it for a while, and show what was stored",
+		UsageText: "wattrec demo --db demo.db --duration 10s",
+		Flags: append(simulatorFlags(),
+			&cli.PathFlag{Name: "db", Value: "demo.db", Usage: "bbolt `FILE` to record into"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to record"},
+		),
+		Action: func(c *cli.Context) error {
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			dir, err := os.MkdirTemp("", "wattrec-demo-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			sim, err := simulator.New(simulatorConfig(c))
+			if err != nil {
+				return err
+			}
+			sock := filepath.Join(dir, "zeusd.sock")
+			ln, err := listen("", sock)
+			if err != nil {
+				return err
+			}
+			simCtx, stopSim := context.WithCancel(c.Context)
+			simDone := make(chan error, 1)
+			go func() { simDone <- sim.Serve(simCtx, ln) }()
+			defer func() { stopSim(); <-simDone }()
+
+			db, err := store.Open(c.Path("db"), store.Options{})
+			if err != nil {
+				return explainOpen(err)
+			}
+			srv := recorder.Server{Network: "unix", Address: sock}
+			client := recorder.NewClient([]recorder.Server{srv})
+			client.Logger = log
+			rec := recorder.New(client, db)
+			rec.Version, rec.Servers = wattrecVersion(), []string{srv.String()}
+			fmt.Fprintf(c.App.Writer, "recording the simulated zeusd at %s into %s for %s...\n", sock, c.Path("db"), c.Duration("duration"))
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("duration"))
+			defer cancel()
+			if err := rec.Run(ctx); err != nil {
+				db.Close()
+				return err
+			}
+			fmt.Fprintln(c.App.Writer)
+			if err := query.Info(c.Context, c.App.Writer, db); err != nil {
+				db.Close()
+				return err
+			}
+			fmt.Fprintln(c.App.Writer, "\nfirst readings of gpu:0 (wattrec export --format jsonl):")
+			var buf strings.Builder
+			if _, err := export.JSONL(c.Context, &buf, db, query.Filter{Devices: []query.DeviceFilter{{Kind: store.KindGPU}}}); err != nil {
+				db.Close()
+				return err
+			}
+			lines := strings.SplitN(buf.String(), "\n", 6)
+			fmt.Fprintln(c.App.Writer, strings.Join(lines[:min(5, len(lines))], "\n"))
+			return db.Close()
+		},
+	}
+}

@@ -1,0 +1,472 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wattrec/wattrec/store"
+)
+
+// Default client settings.
+const (
+	DefaultClockSamples   = 8
+	DefaultClockInterval  = time.Minute
+	DefaultMaxBackoff     = 30 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// minClockSamples is the fewest GET /time round trips an estimate uses.
+const minClockSamples = 5
+
+// Client streams GPU and CPU power from one or many zeusd endpoints: the
+// Go counterpart of zeus's PowerStreamingClient. It runs one GPU and one
+// CPU stream per endpoint, corrects every timestamp for the daemon's clock
+// offset, and keeps the latest readings for Snapshot and Updates. With a
+// Sink it also hands every observation (readings, stream sessions, clock
+// estimates, endpoint info) to the caller; Recorder stores them.
+//
+// Set the exported fields before Start; they must not change afterwards.
+type Client struct {
+	// Token is zeusd's JWT. It is sent only as a bearer header and never
+	// logged.
+	Token string
+	// ClockSamples is the number of GET /time round trips per estimate (at
+	// least 5).
+	ClockSamples int
+	// ClockInterval is how often the offset is re-estimated, to follow
+	// drift. Zero or negative disables re-estimation.
+	ClockInterval time.Duration
+	// KeepTrying makes an unreachable endpoint retry in the background
+	// instead of failing Start.
+	KeepTrying bool
+	// MaxBackoff caps the wait between reconnection attempts.
+	MaxBackoff time.Duration
+	// RequestTimeout bounds each non-stream request.
+	RequestTimeout time.Duration
+	// Sink, if set, receives every observation, in order per stream. It
+	// is called from the client's goroutines, may block (which slows the
+	// stream down, losing nothing), and owns the batch's slices once
+	// called. After Stop returns it is not called again.
+	Sink func(store.Batch)
+	// Logger receives connection events; it never sees the token.
+	Logger *slog.Logger
+	// Now is the recorder's clock.
+	Now func() time.Time
+
+	servers []Server
+
+	mu       sync.Mutex
+	latest   map[string]*PowerReadings
+	changed  chan struct{} // closed and replaced on every update
+	failures []error       // streams that stopped for good
+	running  int           // endpoints starting plus streams running
+	idle     chan struct{} // closed when running drops to zero after Start
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+// NewClient returns a Client for servers with default settings.
+func NewClient(servers []Server) *Client {
+	return &Client{
+		servers:        servers,
+		ClockSamples:   DefaultClockSamples,
+		ClockInterval:  DefaultClockInterval,
+		MaxBackoff:     DefaultMaxBackoff,
+		RequestTimeout: DefaultRequestTimeout,
+		Logger:         slog.Default(),
+		Now:            time.Now,
+		latest:         map[string]*PowerReadings{},
+		changed:        make(chan struct{}),
+		idle:           make(chan struct{}),
+		stopped:        make(chan struct{}),
+	}
+}
+
+// PowerReadings are the latest readings of one endpoint.
+type PowerReadings struct {
+	Time     time.Time       // corrected time of the newest reading
+	GPUWatts map[int]float64 // by GPU index
+	CPUs     map[int]CPUPower
+}
+
+// CPUPower is one CPU package's latest reading.
+type CPUPower struct {
+	PackageWatts float64
+	DRAMWatts    float64
+	HasDRAM      bool
+}
+
+// Snapshot maps endpoint identity to its latest readings.
+type Snapshot map[string]PowerReadings
+
+// endpoint is one server's running state.
+type endpoint struct {
+	srv      Server
+	conn     *conn
+	disc     Discovery
+	gpus     []int // resolved devices; nil: the kind is not streamed
+	cpus     []int
+	offsetUs atomic.Int64
+}
+
+// Start checks every endpoint (GET /discover, /auth/whoami when the daemon
+// requires auth, the device selections, a first clock estimate) and then
+// starts streaming. A failed check stops everything and returns the
+// reasons; with KeepTrying, an unreachable endpoint is retried in the
+// background instead. The client runs until Stop or until ctx is done.
+func (c *Client) Start(ctx context.Context) error {
+	if c.ClockSamples < minClockSamples {
+		return fmt.Errorf("clock samples %d: at least %d are needed", c.ClockSamples, minClockSamples)
+	}
+	if err := CheckServers(c.servers); err != nil {
+		return err
+	}
+	ctx, c.cancel = context.WithCancel(ctx)
+
+	// Check every endpoint at once: 100 nodes must not start serially.
+	eps := make([]*endpoint, len(c.servers))
+	errs := make([]error, len(c.servers))
+	var checks sync.WaitGroup
+	for i, srv := range c.servers {
+		eps[i] = &endpoint{srv: srv, conn: newConn(srv, c.Token, c.RequestTimeout)}
+		checks.Add(1)
+		go func() {
+			defer checks.Done()
+			errs[i] = c.prepare(ctx, eps[i])
+		}()
+	}
+	checks.Wait()
+
+	var fatal []error
+	for _, err := range errs {
+		if err != nil && !(c.KeepTrying && errors.Is(err, errUnreachable)) {
+			fatal = append(fatal, err)
+		}
+	}
+	if len(fatal) > 0 {
+		c.Stop()
+		for _, ep := range eps {
+			ep.conn.close()
+		}
+		return errors.Join(fatal...)
+	}
+
+	c.mu.Lock()
+	c.running = len(eps)
+	c.mu.Unlock()
+	for i, ep := range eps {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer ep.conn.close()
+			if errs[i] != nil {
+				c.Logger.Warn("endpoint unreachable, retrying in the background", "endpoint", ep.srv.Endpoint(), "err", errs[i])
+				if !c.retryPrepare(ctx, ep) {
+					c.endpointDone(nil)
+					return
+				}
+			}
+			c.run(ctx, ep)
+		}()
+	}
+	// Stop when the caller's context ends, so Updates iterators finish.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		<-ctx.Done()
+		c.stopOnce.Do(func() { close(c.stopped) })
+	}()
+	return nil
+}
+
+// Stop ends every stream, waits for the client's goroutines to exit and
+// ends Updates iterators. It is safe to call more than once.
+func (c *Client) Stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	c.stopOnce.Do(func() { close(c.stopped) })
+}
+
+// Done is closed once nothing streams any more: after Stop, or when every
+// stream has stopped for good (see Err), which leaves nothing to record.
+func (c *Client) Done() <-chan struct{} { return c.idle }
+
+// Err returns the terminal errors of streams that stopped for good.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return errors.Join(c.failures...)
+}
+
+// Snapshot returns a deep copy of the latest readings of every endpoint.
+func (c *Client) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(Snapshot, len(c.latest))
+	for name, pr := range c.latest {
+		cp := PowerReadings{Time: pr.Time, GPUWatts: make(map[int]float64, len(pr.GPUWatts)), CPUs: make(map[int]CPUPower, len(pr.CPUs))}
+		for k, v := range pr.GPUWatts {
+			cp.GPUWatts[k] = v
+		}
+		for k, v := range pr.CPUs {
+			cp.CPUs[k] = v
+		}
+		out[name] = cp
+	}
+	return out
+}
+
+// Updates yields a snapshot after each update, until Stop, ctx is done or
+// the loop breaks. A slow consumer never slows the streams: it gets the
+// latest state when it asks again, with intermediate updates folded in.
+func (c *Client) Updates(ctx context.Context) iter.Seq[Snapshot] {
+	return func(yield func(Snapshot) bool) {
+		for {
+			c.mu.Lock()
+			ch := c.changed
+			c.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			case <-c.stopped:
+				return
+			}
+			if !yield(c.Snapshot()) {
+				return
+			}
+		}
+	}
+}
+
+// emit updates the snapshot state and hands b to the sink.
+func (c *Client) emit(b store.Batch) {
+	if len(b.Readings) > 0 {
+		c.mu.Lock()
+		for i := range b.Readings {
+			c.note(&b.Readings[i])
+		}
+		close(c.changed)
+		c.changed = make(chan struct{})
+		c.mu.Unlock()
+	}
+	if c.Sink != nil {
+		c.Sink(b)
+	}
+}
+
+// note folds one reading into the latest state; c.mu is held.
+func (c *Client) note(r *store.Reading) {
+	pr := c.latest[r.Endpoint]
+	if pr == nil {
+		pr = &PowerReadings{GPUWatts: map[int]float64{}, CPUs: map[int]CPUPower{}}
+		c.latest[r.Endpoint] = pr
+	}
+	if t := time.UnixMilli(r.TimeMs); t.After(pr.Time) {
+		pr.Time = t
+	}
+	w := float64(r.MilliWatts) / 1000
+	switch r.Kind {
+	case store.KindGPU:
+		pr.GPUWatts[int(r.Device)] = w
+	case store.KindCPU:
+		cp := pr.CPUs[int(r.Device)]
+		cp.PackageWatts = w
+		pr.CPUs[int(r.Device)] = cp
+	case store.KindDRAM:
+		cp := pr.CPUs[int(r.Device)]
+		cp.DRAMWatts, cp.HasDRAM = w, true
+		pr.CPUs[int(r.Device)] = cp
+	}
+}
+
+// endpointDone records that one endpoint or stream stopped; err is its
+// terminal error, if any.
+func (c *Client) endpointDone(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.failures = append(c.failures, err)
+	}
+	c.running--
+	if c.running == 0 {
+		close(c.idle)
+	}
+}
+
+// prepare runs the startup checks of one endpoint.
+func (c *Client) prepare(ctx context.Context, ep *endpoint) error {
+	name := ep.srv.Endpoint()
+	raw, err := ep.conn.getJSON(ctx, "/discover", false, &ep.disc)
+	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && se.Terminal() {
+			return fmt.Errorf("endpoint %s: %w (is it a zeusd?)", name, err)
+		}
+		return fmt.Errorf("cannot reach zeusd at %s: %w: %w", name, errUnreachable, err)
+	}
+	acc := Access{Groups: ep.disc.EnabledAPIGroups, AuthRequired: ep.disc.AuthRequired, HasToken: c.Token != ""}
+	if acc.AuthRequired && acc.HasToken {
+		var who whoami
+		if _, err := ep.conn.getJSON(ctx, "/auth/whoami", true, &who); err != nil {
+			return fmt.Errorf("endpoint %s: checking the token: %w", name, err)
+		}
+		acc.Scopes = who.Scopes
+		c.Logger.Info("token accepted", "endpoint", name, "sub", who.Sub, "scopes", who.Scopes)
+	}
+	var skipGPU, skipCPU string
+	if ep.gpus, skipGPU, err = Resolve(name, "GPU", groupGPURead, ep.srv.GPUs, ep.disc.gpuIDs(), acc); err != nil {
+		return err
+	}
+	if ep.cpus, skipCPU, err = Resolve(name, "CPU", groupCPURead, ep.srv.CPUs, ep.disc.cpuIDs(), acc); err != nil {
+		return err
+	}
+	if ep.gpus == nil && ep.cpus == nil {
+		return fmt.Errorf("endpoint %s: nothing to record: %s; %s", name, skipGPU, skipCPU)
+	}
+	for _, skip := range []string{skipGPU, skipCPU} {
+		if skip != "" {
+			c.Logger.Info("skipping", "endpoint", name, "reason", skip)
+		}
+	}
+	est, err := c.estimateClock(ctx, ep)
+	if err != nil {
+		return fmt.Errorf("endpoint %s: clock: %w", name, err)
+	}
+	c.emit(store.Batch{
+		Endpoints: []store.EndpointInfo{{
+			Endpoint: name, Network: ep.srv.Network, Discover: json.RawMessage(raw),
+			GPUSelection: ep.srv.GPUs.String(), CPUSelection: ep.srv.CPUs.String(),
+			GPUs: ep.gpus, CPUs: ep.cpus, UpdatedMs: c.Now().UnixMilli(),
+		}},
+		Clocks: []store.ClockEstimate{est},
+	})
+	c.Logger.Info("endpoint ready", "endpoint", name, "gpus", ep.gpus, "cpus", ep.cpus,
+		"clock_offset_ms", float64(est.OffsetUs)/1000, "rtt_ms", float64(est.RTTUs)/1000)
+	return nil
+}
+
+// retryPrepare repeats prepare with backoff until it succeeds (true), a
+// check fails for a reason retrying cannot fix, or ctx ends (false).
+func (c *Client) retryPrepare(ctx context.Context, ep *endpoint) bool {
+	for attempt := 1; ; attempt++ {
+		if !sleep(ctx, backoff(attempt, c.MaxBackoff)) {
+			return false
+		}
+		err := c.prepare(ctx, ep)
+		switch {
+		case err == nil:
+			c.Logger.Info("endpoint reachable", "endpoint", ep.srv.Endpoint(), "attempts", attempt+1)
+			return true
+		case ctx.Err() != nil:
+			return false
+		case !errors.Is(err, errUnreachable):
+			c.Logger.Error("endpoint check failed; not recording it", "endpoint", ep.srv.Endpoint(), "err", err)
+			c.mu.Lock()
+			c.failures = append(c.failures, err)
+			c.mu.Unlock()
+			return false
+		}
+	}
+}
+
+// estimateClock measures the endpoint's offset and stores it in ep.
+func (c *Client) estimateClock(ctx context.Context, ep *endpoint) (store.ClockEstimate, error) {
+	samples, err := ep.conn.clockSamples(ctx, c.ClockSamples, c.Now)
+	if err != nil {
+		return store.ClockEstimate{}, err
+	}
+	est, err := EstimateClock(samples)
+	if err != nil {
+		return store.ClockEstimate{}, err
+	}
+	ep.offsetUs.Store(est.OffsetUs)
+	return store.ClockEstimate{Endpoint: ep.srv.Endpoint(), TakenMs: c.Now().UnixMilli(),
+		OffsetUs: est.OffsetUs, RTTUs: est.RTTUs, Samples: len(samples)}, nil
+}
+
+// run streams one prepared endpoint until ctx ends.
+func (c *Client) run(ctx context.Context, ep *endpoint) {
+	var wg sync.WaitGroup
+	var streams []*stream
+	if ep.gpus != nil {
+		streams = append(streams, c.newStream(ep, store.StreamGPU))
+	}
+	if ep.cpus != nil {
+		streams = append(streams, c.newStream(ep, store.StreamCPU))
+	}
+	// The endpoint counts as one runner until its streams take over.
+	c.mu.Lock()
+	c.running += len(streams) - 1
+	c.mu.Unlock()
+	for _, s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.endpointDone(s.run(ctx))
+		}()
+	}
+	if c.ClockInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.followClock(ctx, ep)
+		}()
+	}
+	wg.Wait()
+}
+
+// followClock re-estimates the offset every ClockInterval.
+func (c *Client) followClock(ctx context.Context, ep *endpoint) {
+	t := time.NewTicker(c.ClockInterval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		est, err := c.estimateClock(ctx, ep)
+		if err != nil {
+			if ctx.Err() == nil && err.Error() != lastErr {
+				c.Logger.Warn("clock re-estimate failed; keeping the last offset", "endpoint", ep.srv.Endpoint(), "err", err)
+			}
+			lastErr = err.Error()
+			continue
+		}
+		lastErr = ""
+		c.emit(store.Batch{Clocks: []store.ClockEstimate{est}})
+	}
+}
+
+// backoff grows quadratically from 100 ms up to limit, with ±50% jitter.
+func backoff(n int, limit time.Duration) time.Duration {
+	d := min(time.Duration(n*n)*100*time.Millisecond, limit)
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

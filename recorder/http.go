@@ -1,0 +1,150 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxResponseBytes bounds a non-stream response body.
+const maxResponseBytes = 1 << 20
+
+// StatusError is a non-200 answer from zeusd.
+type StatusError struct {
+	Endpoint string
+	Path     string
+	Code     int
+	Message  string // zeusd's {"error": ...} text, if any
+}
+
+func (e *StatusError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Code)
+	}
+	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Endpoint, e.Path, e.Code, msg)
+}
+
+// Terminal reports whether retrying cannot help: the token is missing,
+// invalid or lacks a scope (401, 403), or the request is wrong for this
+// daemon (400, 404).
+func (e *StatusError) Terminal() bool {
+	switch e.Code {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusBadRequest, http.StatusNotFound:
+		return true
+	}
+	return false
+}
+
+// isTerminal reports whether err is a StatusError that retrying cannot fix.
+func isTerminal(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Terminal()
+}
+
+// conn is the HTTP plumbing of one endpoint.
+type conn struct {
+	endpoint string
+	base     string // URL prefix; the host is irrelevant over a socket
+	client   *http.Client
+	token    string
+	timeout  time.Duration // for non-stream requests
+}
+
+func newConn(srv Server, token string, timeout time.Duration) *conn {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 nil, // zeusd is reached directly
+		ResponseHeaderTimeout: 10 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		DisableCompression:    true,
+	}
+	c := &conn{endpoint: srv.Endpoint(), token: token, timeout: timeout}
+	if srv.Network == "unix" {
+		path := srv.Address
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", path)
+		}
+		c.base = "http://localhost"
+	} else {
+		tr.DialContext = dialer.DialContext
+		c.base = "http://" + srv.Address
+	}
+	// No http.Client.Timeout: it would cut healthy long-lived streams.
+	// Short requests get a context deadline instead.
+	c.client = &http.Client{Transport: tr}
+	return c
+}
+
+func (c *conn) close() { c.client.CloseIdleConnections() }
+
+// get sends GET base+path. The caller closes the body of a 200 answer;
+// any other status is returned as *StatusError with the body consumed.
+func (c *conn) get(ctx context.Context, path string, auth bool) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", c.endpoint, path, err)
+	}
+	if auth && c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", c.endpoint, path, unwrapURLError(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		se := &StatusError{Endpoint: c.endpoint, Path: path, Code: resp.StatusCode}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &msg) == nil && msg.Error != "" {
+			se.Message = msg.Error
+		} else {
+			se.Message = strings.TrimSpace(string(body))
+		}
+		return nil, se
+	}
+	return resp, nil
+}
+
+// getJSON fetches path with the short-request timeout and decodes it into
+// v. It returns the raw body too.
+func (c *conn) getJSON(ctx context.Context, path string, auth bool, v any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.get(ctx, path, auth)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read: %w", c.endpoint, path, err)
+	}
+	if len(body) > maxResponseBytes {
+		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", c.endpoint, path, maxResponseBytes)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, fmt.Errorf("%s %s: decode answer: %w", c.endpoint, path, err)
+	}
+	return body, nil
+}
+
+// unwrapURLError drops net/http's *url.Error wrapper, whose text repeats
+// the URL (for a socket, a meaningless http://localhost).
+func unwrapURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Get ") {
+		return ue.Unwrap()
+	}
+	return err
+}

@@ -1,0 +1,158 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/wattrec/wattrec/store"
+)
+
+// Default recorder settings.
+const (
+	DefaultFlushInterval = time.Second
+	DefaultBatchSize     = 20_000 // readings per commit under load
+	// finalFlushTimeout bounds the last commit after cancellation.
+	finalFlushTimeout = 30 * time.Second
+)
+
+// Appender is the part of the store the recorder needs.
+type Appender interface {
+	// Write commits b in one transaction and does not retain it.
+	Write(ctx context.Context, b *store.Batch) error
+}
+
+// Recorder stores everything a Client observes: one writer, one
+// transaction per batch, committed at least every FlushInterval, so a
+// crash loses at most that much.
+type Recorder struct {
+	Client        *Client
+	DB            Appender
+	FlushInterval time.Duration
+	BatchSize     int
+	Version       string   // stored with each run
+	Servers       []string // specs as configured, stored with each run
+	Logger        *slog.Logger
+}
+
+// New returns a Recorder with default settings. It sets client.Sink.
+func New(client *Client, db Appender) *Recorder {
+	return &Recorder{Client: client, DB: db, FlushInterval: DefaultFlushInterval,
+		BatchSize: DefaultBatchSize, Version: "dev", Logger: client.Logger}
+}
+
+// Run records until ctx is done, then stops the streams, commits every
+// reading received and returns nil. It returns an error when the startup
+// checks fail, when the store fails, or when every stream has stopped for
+// good. It returns only after every goroutine it started has exited.
+func (r *Recorder) Run(ctx context.Context) error {
+	in := make(chan store.Batch, 1024)
+	failed := make(chan struct{})
+	r.Client.Sink = func(b store.Batch) { in <- b }
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- r.write(in, failed) }()
+
+	host, _ := os.Hostname()
+	in <- store.Batch{Runs: []store.Run{{StartedMs: r.Client.Now().UnixMilli(), Version: r.Version, Host: host, Servers: r.Servers}}}
+
+	var runErr error
+	if err := r.Client.Start(ctx); err != nil {
+		runErr = err
+	} else {
+		r.Logger.Info("recording", "flush_interval", r.FlushInterval)
+		select {
+		case <-ctx.Done():
+		case <-failed:
+		case <-r.Client.Done():
+			if ctx.Err() == nil {
+				runErr = fmt.Errorf("every stream stopped, nothing left to record: %w", r.Client.Err())
+			}
+		}
+		r.Client.Stop()
+	}
+	// The client has exited and will not call Sink again: let the writer
+	// drain what is queued, commit it and finish.
+	close(in)
+	return errors.Join(runErr, <-writeErr)
+}
+
+// sessionID identifies a session within a file.
+type sessionID struct {
+	endpoint string
+	stream   store.Stream
+	start    int64
+}
+
+// write is the single writer. It drains in until it is closed, even after
+// a store failure (then closing failed), so the client never blocks.
+func (r *Recorder) write(in <-chan store.Batch, failed chan<- struct{}) error {
+	var pending store.Batch
+	open := map[sessionID]store.Session{} // latest state of live sessions
+	ticker := time.NewTicker(r.FlushInterval)
+	defer ticker.Stop()
+
+	var writeErr error
+	lost := 0
+	flush := func() {
+		if writeErr != nil {
+			lost += len(pending.Readings)
+			pending.Reset()
+			return
+		}
+		// Every commit also says how long the live sessions lasted, so a
+		// recorder killed with -9 leaves sessions that end at its last
+		// commit instead of never.
+		now := r.Client.Now().UnixMilli()
+		for _, s := range open {
+			s.End = max(s.End, now)
+			pending.Sessions = append(pending.Sessions, s)
+		}
+		if pending.Len() == 0 {
+			return
+		}
+		// These observations were already received: write them even after
+		// cancellation, but do not wait forever.
+		ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
+		defer cancel()
+		if err := r.DB.Write(ctx, &pending); err != nil {
+			writeErr = fmt.Errorf("store %d readings: %w", len(pending.Readings), err)
+			lost += len(pending.Readings)
+			close(failed)
+		}
+		pending.Reset()
+	}
+
+	for {
+		select {
+		case b, ok := <-in:
+			if !ok {
+				flush()
+				if writeErr != nil {
+					return fmt.Errorf("%w (%d readings not stored)", writeErr, lost)
+				}
+				return nil
+			}
+			pending.Readings = append(pending.Readings, b.Readings...)
+			pending.Clocks = append(pending.Clocks, b.Clocks...)
+			pending.Endpoints = append(pending.Endpoints, b.Endpoints...)
+			pending.Runs = append(pending.Runs, b.Runs...)
+			for _, s := range b.Sessions {
+				id := sessionID{s.Endpoint, s.Stream, s.Start}
+				if s.Open {
+					open[id] = s
+				} else {
+					delete(open, id)
+				}
+				pending.Sessions = append(pending.Sessions, s)
+			}
+			if len(pending.Readings) >= r.BatchSize {
+				flush()
+			}
+		case <-ticker.C:
+			flush()
+		}
+	}
+}

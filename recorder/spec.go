@@ -1,0 +1,242 @@
+package recorder
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultPort is zeusd's default TCP port.
+const DefaultPort = 4938
+
+// maxDeviceIndex bounds device indices users can type.
+const maxDeviceIndex = 1 << 16
+
+// Selection is which devices of one kind to stream from a server. It has
+// three states, as in the zeus Python client:
+//   - unset (the zero value): every device the daemon has; skipped quietly
+//     when the daemon has none or the API group or scope is missing;
+//   - none (Set with no IDs): never stream that kind;
+//   - a list (Set with IDs): exactly those; a missing index, API group or
+//     scope refuses to start.
+type Selection struct {
+	Set bool
+	IDs []int
+}
+
+// All selects every device (the unset state).
+func All() Selection { return Selection{} }
+
+// None selects no device of the kind.
+func None() Selection { return Selection{Set: true} }
+
+// Only selects exactly ids.
+func Only(ids ...int) Selection { return Selection{Set: true, IDs: ids} }
+
+// IsNone reports whether the selection is the explicit empty list.
+func (s Selection) IsNone() bool { return s.Set && len(s.IDs) == 0 }
+
+// String formats s as in a server spec: "all", "none" or "0,1,2".
+func (s Selection) String() string {
+	switch {
+	case !s.Set:
+		return "all"
+	case len(s.IDs) == 0:
+		return "none"
+	}
+	parts := make([]string, len(s.IDs))
+	for i, id := range s.IDs {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Server is one zeusd endpoint to record from.
+type Server struct {
+	Network string // "tcp" or "unix"
+	Address string // "host:port" or an absolute socket path
+	GPUs    Selection
+	CPUs    Selection
+}
+
+// Endpoint is the server's identity: "host:port" or the socket path.
+func (s Server) Endpoint() string { return s.Address }
+
+// String formats s as a spec that ParseServer reads back.
+func (s Server) String() string {
+	var b strings.Builder
+	if s.Network == "unix" {
+		b.WriteString("unix://")
+	} else {
+		b.WriteString("tcp://")
+	}
+	b.WriteString(s.Address)
+	var q []string
+	if s.GPUs.Set {
+		q = append(q, "gpus="+s.GPUs.String())
+	}
+	if s.CPUs.Set {
+		q = append(q, "cpus="+s.CPUs.String())
+	}
+	if len(q) > 0 {
+		b.WriteString("?" + strings.Join(q, "&"))
+	}
+	return b.String()
+}
+
+// ParseServer parses a server spec: "host:port", "tcp://host:port",
+// "unix:///path/to.sock" or a bare absolute socket path, each optionally
+// followed by "?gpus=LIST&cpus=LIST" where LIST is "all", "none" or
+// comma-separated indices.
+func ParseServer(spec string) (Server, error) {
+	s, err := parseServer(strings.TrimSpace(spec))
+	if err != nil {
+		return Server{}, fmt.Errorf("server %q: %w", spec, err)
+	}
+	return s, nil
+}
+
+func parseServer(spec string) (Server, error) {
+	if spec == "" {
+		return Server{}, errors.New("empty spec")
+	}
+	var srv Server
+	rest, query, _ := strings.Cut(spec, "?")
+	switch {
+	case strings.HasPrefix(rest, "unix://"):
+		srv.Network, srv.Address = "unix", strings.TrimPrefix(rest, "unix://")
+	case strings.HasPrefix(rest, "tcp://"):
+		srv.Network, srv.Address = "tcp", strings.TrimPrefix(rest, "tcp://")
+	case strings.HasPrefix(rest, "/"):
+		srv.Network, srv.Address = "unix", rest
+	case strings.Contains(rest, "://"):
+		scheme, _, _ := strings.Cut(rest, "://")
+		return Server{}, fmt.Errorf("unknown scheme %q (want tcp:// or unix://)", scheme)
+	default:
+		srv.Network, srv.Address = "tcp", rest
+	}
+	switch srv.Network {
+	case "unix":
+		if !filepath.IsAbs(srv.Address) {
+			return Server{}, fmt.Errorf("socket path %q is not absolute (write unix:///abs/path.sock)", srv.Address)
+		}
+		srv.Address = filepath.Clean(srv.Address)
+	case "tcp":
+		if err := checkHostPort(srv.Address); err != nil {
+			return Server{}, err
+		}
+	}
+	if query == "" {
+		return srv, nil
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return Server{}, fmt.Errorf("device selection %q: %w", query, err)
+	}
+	for key, vs := range values {
+		if len(vs) != 1 {
+			return Server{}, fmt.Errorf("%s given %d times", key, len(vs))
+		}
+		sel, err := ParseSelection(vs[0])
+		if err != nil {
+			return Server{}, fmt.Errorf("%s=%s: %w", key, vs[0], err)
+		}
+		switch key {
+		case "gpus":
+			srv.GPUs = sel
+		case "cpus":
+			srv.CPUs = sel
+		default:
+			return Server{}, fmt.Errorf("unknown option %q (want gpus= or cpus=)", key)
+		}
+	}
+	return srv, nil
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: want host:port (or unix:///path.sock for a socket)", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("address %q: empty host", addr)
+	}
+	if strings.ContainsAny(host, "/ ") {
+		return fmt.Errorf("address %q: invalid host %q", addr, host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("address %q: port %q is not a number in 1-65535", addr, port)
+	}
+	return nil
+}
+
+// ParseSelection parses "all", "none" or a comma-separated list of device
+// indices.
+func ParseSelection(s string) (Selection, error) {
+	switch s {
+	case "all":
+		return All(), nil
+	case "none":
+		return None(), nil
+	case "":
+		return Selection{}, errors.New(`empty list (write "none" to skip the kind)`)
+	}
+	sel := Selection{Set: true}
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 0 || n >= maxDeviceIndex {
+			return Selection{}, fmt.Errorf("%q is not a device index", part)
+		}
+		if slices.Contains(sel.IDs, n) {
+			return Selection{}, fmt.Errorf("index %d listed twice", n)
+		}
+		sel.IDs = append(sel.IDs, n)
+	}
+	slices.Sort(sel.IDs)
+	return sel, nil
+}
+
+// ParseServersFile reads one spec a line; blank lines and text after '#'
+// are ignored. name is used in error messages.
+func ParseServersFile(r io.Reader, name string) ([]Server, error) {
+	var out []Server
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		if text = strings.TrimSpace(text); text == "" {
+			continue
+		}
+		s, err := ParseServer(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		out = append(out, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// CheckServers refuses an empty list and duplicate endpoints.
+func CheckServers(servers []Server) error {
+	if len(servers) == 0 {
+		return errors.New("no zeusd server given (use --server, --servers-file, ZEUSD_SOCK_PATH or ZEUSD_HOST_PORT)")
+	}
+	seen := map[string]bool{}
+	for _, s := range servers {
+		if seen[s.Endpoint()] {
+			return fmt.Errorf("endpoint %s is given more than once", s.Endpoint())
+		}
+		seen[s.Endpoint()] = true
+	}
+	return nil
+}

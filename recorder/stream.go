@@ -1,0 +1,215 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"io"
+	"mime"
+	"time"
+
+	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/wattrec/wattrec/store"
+)
+
+// Stream settings.
+const (
+	sessionUpdateEvery = time.Second      // how often a live session's counters travel with the readings
+	malformedLogEvery  = 10 * time.Second // rate limit of "malformed event" logs
+)
+
+// errServerClosed is the reason of a stream the daemon ended cleanly.
+var errServerClosed = errors.New("server closed the stream")
+
+// stream is one SSE stream (GPU or CPU) of one endpoint.
+type stream struct {
+	c        *Client
+	ep       *endpoint
+	kind     store.Stream
+	path     string // the SSE request
+	seedPath string // get_power, read at every (re)connect
+	decode   func([]Value, []byte) ([]Value, error)
+	log      *slog.Logger
+
+	lastStart    int64     // session keys must be unique
+	failures     int       // consecutive failed connections
+	failingSince time.Time // first of those failures
+
+	malformedSince  int // not yet logged
+	malformedLogged time.Time
+}
+
+func (c *Client) newStream(ep *endpoint, kind store.Stream) *stream {
+	s := &stream{c: c, ep: ep, kind: kind, log: c.Logger.With("endpoint", ep.srv.Endpoint(), "stream", kind.String())}
+	var sel Selection
+	var param string
+	if kind == store.StreamGPU {
+		s.path, s.seedPath, s.decode, sel, param = "/gpu/stream_power", "/gpu/get_power", DecodeGPU, ep.srv.GPUs, "gpu_ids"
+	} else {
+		s.path, s.seedPath, s.decode, sel, param = "/cpu/stream_power", "/cpu/get_power", DecodeCPU, ep.srv.CPUs, "cpu_ids"
+	}
+	// Unset selections ask for everything, as the zeus client does.
+	if sel.Set {
+		q := "?" + param + "=" + sel.String()
+		s.path += q
+		s.seedPath += q
+	}
+	return s
+}
+
+// run connects and reconnects with capped, jittered backoff until ctx
+// ends (nil) or the daemon refuses the stream for good (the error).
+func (s *stream) run(ctx context.Context) error {
+	var lastErr string
+	for {
+		events, err := s.once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if isTerminal(err) {
+			s.log.Error("stream stopped: the daemon refused it; not retrying", "err", err)
+			return fmt.Errorf("%s stream: %w", s.kind, err)
+		}
+		if events > 0 {
+			s.failures = 0 // that connection was useful: start the schedule over
+		}
+		if s.failures == 0 {
+			s.failingSince = s.c.Now()
+		}
+		s.failures++
+		d := backoff(s.failures, s.c.MaxBackoff)
+		// Log a changed error at once, a repeated one every tenth time.
+		if msg := err.Error(); msg != lastErr || s.failures%10 == 0 {
+			s.log.Warn("stream ended, reconnecting", "err", err, "attempt", s.failures, "wait", d.Round(time.Millisecond))
+			lastErr = msg
+		}
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+}
+
+// once runs one connection: session start, seed readings, events, session
+// end. It returns the number of events decoded and why the stream ended.
+func (s *stream) once(ctx context.Context) (int, error) {
+	resp, err := s.ep.conn.get(ctx, s.path, true)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" {
+		return 0, fmt.Errorf("%s %s: content type %q, want text/event-stream", s.ep.srv.Endpoint(), s.path, ct)
+	}
+
+	// The stream is live from here: the daemon registered us before it
+	// sent the headers, so events from now on reach us.
+	start := s.c.Now().UnixMilli()
+	if start <= s.lastStart {
+		start = s.lastStart + 1
+	}
+	s.lastStart = start
+	sess := store.Session{Endpoint: s.ep.srv.Endpoint(), Stream: s.kind, Start: start, End: start, Open: true}
+	s.c.emit(store.Batch{Sessions: []store.Session{sess}})
+	if s.failures > 0 {
+		s.log.Info("stream recovered", "failures", s.failures, "after", s.c.Now().Sub(s.failingSince).Round(time.Millisecond))
+	}
+
+	// Seed every device with its value at connect time: a flat GPU may
+	// not send an event for a long while.
+	if seeds, err := s.seed(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("seed read failed; values start with the first event", "err", err)
+		}
+	} else {
+		s.c.emit(store.Batch{Readings: seeds})
+	}
+
+	var vals []Value
+	lastUpdate := s.c.Now()
+	var readErr error
+	for ev, err := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: maxEventBytes}) {
+		if err != nil {
+			readErr = err
+			break
+		}
+		if ev.Data == "" {
+			continue // a field-only event (id:, retry:, event:) carries no reading
+		}
+		vals, err = s.decode(vals[:0], []byte(ev.Data))
+		if err != nil {
+			sess.Malformed++
+			s.malformed(err)
+			continue
+		}
+		sess.Events++
+		b := store.Batch{Readings: s.readings(vals, false)}
+		if now := s.c.Now(); now.Sub(lastUpdate) >= sessionUpdateEvery {
+			sess.End, lastUpdate = now.UnixMilli(), now
+			b.Sessions = []store.Session{sess}
+		}
+		s.c.emit(b)
+	}
+
+	// Close the session, whatever ended it.
+	reason := errServerClosed
+	switch {
+	case ctx.Err() != nil:
+		reason = errors.New("recorder stopped")
+	case readErr != nil:
+		reason = fmt.Errorf("%s stream: read: %w", s.ep.srv.Endpoint(), readErr)
+	}
+	sess.End, sess.Open, sess.Reason = max(s.c.Now().UnixMilli(), sess.Start), false, reason.Error()
+	s.c.emit(store.Batch{Sessions: []store.Session{sess}})
+	s.flushMalformed()
+	return int(sess.Events), reason
+}
+
+// seed reads get_power for the stream's devices.
+func (s *stream) seed(ctx context.Context) ([]store.Reading, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.c.RequestTimeout)
+	defer cancel()
+	resp, err := s.ep.conn.get(ctx, s.seedPath, true)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read: %w", s.ep.srv.Endpoint(), s.seedPath, err)
+	}
+	// get_power answers in the snapshot format.
+	vals, err := s.decode(nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s.ep.srv.Endpoint(), s.seedPath, err)
+	}
+	return s.readings(vals, true), nil
+}
+
+// readings corrects vals with the offset in force now.
+func (s *stream) readings(vals []Value, seed bool) []store.Reading {
+	off := s.ep.offsetUs.Load()
+	rs := make([]store.Reading, len(vals))
+	for i, v := range vals {
+		rs[i] = store.Reading{Endpoint: s.ep.srv.Endpoint(), Kind: v.Kind, Device: v.Device,
+			TimeMs: Correct(v.DaemonMs, off), DaemonMs: v.DaemonMs, MilliWatts: v.MilliWatts, Seed: seed}
+	}
+	return rs
+}
+
+// malformed counts a bad event and logs at most once per malformedLogEvery.
+func (s *stream) malformed(err error) {
+	s.malformedSince++
+	if now := s.c.Now(); now.Sub(s.malformedLogged) >= malformedLogEvery {
+		s.log.Warn("skipping malformed events", "count", s.malformedSince, "last_err", err)
+		s.malformedSince, s.malformedLogged = 0, now
+	}
+}
+
+func (s *stream) flushMalformed() {
+	if s.malformedSince > 0 {
+		s.log.Warn("skipped malformed events", "count", s.malformedSince)
+		s.malformedSince = 0
+	}
+}
