@@ -62,7 +62,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Commands:                  []*cli.Command{recordCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
-		DisableSliceFlagSeparator: true, // specs like ?gpus=0,1 contain commas
+		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
 	}
