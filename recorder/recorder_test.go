@@ -1,0 +1,617 @@
+package recorder_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+var _ recorder.Appender = (*store.DB)(nil)
+
+// MustOpenDB opens a fresh store in a temp dir; on cleanup it checks the
+// B+tree and closes the file.
+func MustOpenDB(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(filepath.Join(tb.TempDir(), "w.db"), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			tb.Errorf("consistency check: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return db
+}
+
+func testLogger(tb testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ tb testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) { w.tb.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+// sentLog collects what a simulator wrote to its streams, decoded.
+type sentLog struct {
+	mu     sync.Mutex
+	values []recorder.Value
+	events atomic.Int64
+	notify chan struct{}
+}
+
+func newSentLog() *sentLog { return &sentLog{notify: make(chan struct{}, 1)} }
+
+func (l *sentLog) onEvent(tb testing.TB) func(simulator.Event) {
+	return func(ev simulator.Event) {
+		decode := recorder.DecodeGPU
+		if ev.Stream == "cpu" {
+			decode = recorder.DecodeCPU
+		}
+		vals, err := decode(nil, ev.Data)
+		if err != nil {
+			tb.Errorf("simulator sent an event the decoder rejects: %s: %v", ev.Data, err)
+		}
+		l.mu.Lock()
+		l.values = append(l.values, vals...)
+		l.mu.Unlock()
+		l.events.Add(1)
+		select {
+		case l.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitEvents blocks until at least n events were sent.
+func (l *sentLog) waitEvents(tb testing.TB, n int64) {
+	tb.Helper()
+	deadline := time.After(30 * time.Second)
+	for l.events.Load() < n {
+		select {
+		case <-l.notify:
+		case <-deadline:
+			tb.Fatalf("simulator sent %d events, want %d", l.events.Load(), n)
+		}
+	}
+}
+
+type valueKey struct {
+	kind     store.Kind
+	device   int32
+	daemonMs int64
+	mw       int64
+}
+
+func (l *sentLog) multiset() map[valueKey]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := map[valueKey]int{}
+	for _, v := range l.values {
+		m[valueKey{v.Kind, v.Device, v.DaemonMs, v.MilliWatts}]++
+	}
+	return m
+}
+
+// sim runs a simulator on network ("tcp" or "unix") until the returned
+// stop function is called (also on cleanup).
+func sim(t *testing.T, cfg simulator.Config, network string) (*simulator.Server, recorder.Server, func()) {
+	t.Helper()
+	s, err := simulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	if network == "unix" {
+		ln, err = net.Listen("unix", filepath.Join(t.TempDir(), "zeusd.sock"))
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := recorder.Server{Network: network, Address: ln.Addr().String()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("simulator: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return s, srv, stop
+}
+
+// running is a recorder in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	client *recorder.Client
+}
+
+func startRecorder(t *testing.T, db *store.DB, servers ...recorder.Server) *running {
+	t.Helper()
+	client := recorder.NewClient(servers)
+	client.Logger = testLogger(t)
+	client.MaxBackoff = 200 * time.Millisecond
+	rec := recorder.New(client, db)
+	rec.FlushInterval = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), client: client}
+	go func() { r.done <- rec.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // later calls see the same result
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("recorder did not stop")
+		return nil
+	}
+}
+
+// stored returns the multiset of non-seed readings and the seed count.
+func stored(t *testing.T, db *store.DB) (map[valueKey]int, int) {
+	t.Helper()
+	ctx := context.Background()
+	series, err := db.Series(ctx, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, seeds := map[valueKey]int{}, 0
+	for _, s := range series {
+		err := db.Scan(ctx, s.SeriesKey, -1<<62, 1<<62, func(r *store.Reading) error {
+			if r.Seed {
+				seeds++
+			} else {
+				m[valueKey{r.Kind, r.Device, r.DaemonMs, r.MilliWatts}]++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m, seeds
+}
+
+func count(m map[valueKey]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+// waitStored polls the store until it holds want non-seed readings.
+func waitStored(t *testing.T, db *store.DB, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, _ := stored(t, db)
+		if count(got) >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store holds %d readings, want %d", count(got), want)
+		}
+		pollPause()
+	}
+}
+
+func diff(t *testing.T, got, want map[valueKey]int) {
+	t.Helper()
+	var missing, extra []string
+	for k, n := range want {
+		if got[k] < n {
+			missing = append(missing, fmt.Sprintf("%+v×%d", k, n-got[k]))
+		}
+	}
+	for k, n := range got {
+		if want[k] < n {
+			extra = append(extra, fmt.Sprintf("%+v×%d", k, n-want[k]))
+		}
+	}
+	if len(missing) > 0 || len(extra) > 0 {
+		t.Fatalf("store differs from what the daemon sent: %d missing %v, %d extra %v",
+			len(missing), first(missing), len(extra), first(extra))
+	}
+}
+
+func first(s []string) []string { return s[:min(len(s), 5)] }
+
+func fastConfig(format string) simulator.Config {
+	cfg := simulator.DefaultConfig()
+	cfg.GPUs, cfg.CPUs = 2, 1
+	cfg.GPUPollHz, cfg.CPUPollHz = 200, 100
+	cfg.Format = format
+	cfg.ClockOffset = -5 * time.Second
+	return cfg
+}
+
+// TestRecorder_Simulator records over TCP and a Unix socket, in both wire
+// formats, and checks that the store holds exactly what was sent, with
+// the 5 s clock skew corrected.
+func TestRecorder_Simulator(t *testing.T) {
+	for _, tc := range []struct{ network, format string }{
+		{"tcp", simulator.FormatSample},
+		{"unix", simulator.FormatSnapshot},
+	} {
+		t.Run(tc.network+"/"+tc.format, func(t *testing.T) {
+			sent := newSentLog()
+			cfg := fastConfig(tc.format)
+			cfg.OnEvent = sent.onEvent(t)
+			_, srv, stopSim := sim(t, cfg, tc.network)
+			db := MustOpenDB(t)
+			r := startRecorder(t, db, srv)
+
+			sent.waitEvents(t, 300)
+			// Stop the daemon first: every event it wrote reaches the
+			// recorder before the connection's end.
+			stopSim()
+			want := sent.multiset()
+			waitStored(t, db, count(want))
+			if err := r.stop(t); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			got, seeds := stored(t, db)
+			diff(t, got, want)
+			if seeds == 0 {
+				t.Error("no seed readings stored")
+			}
+
+			// Corrected times: daemon time + ~5 s.
+			ctx := context.Background()
+			clocks, err := db.ClockEstimates(ctx, srv.Endpoint())
+			if err != nil || len(clocks) == 0 {
+				t.Fatalf("clock estimates: %v, %v", clocks, err)
+			}
+			if off := clocks[0].OffsetUs; off < 4_998_000 || off > 5_002_000 {
+				t.Errorf("offset %d µs, want 5 s ± 2 ms", off)
+			}
+			err = db.Scan(ctx, store.SeriesKey{Endpoint: srv.Endpoint(), Kind: store.KindGPU, Device: 1}, -1<<62, 1<<62, func(r *store.Reading) error {
+				if d := r.TimeMs - r.DaemonMs; d < 4998 || d > 5002 {
+					return fmt.Errorf("reading corrected by %d ms, want ~5000", d)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// Sessions: one per stream, closed because the daemon went away
+			// (later reconnects fail and open none).
+			sessions, err := db.Sessions(ctx, srv.Endpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range sessions {
+				if s.Open || s.Reason == "" || s.End < s.Start {
+					t.Errorf("session %+v: want closed with a reason", s)
+				}
+			}
+			eps, err := db.Endpoints(ctx)
+			if err != nil || len(eps) != 1 || !slices.Equal(eps[0].GPUs, []int{0, 1}) || len(eps[0].Discover) == 0 {
+				t.Errorf("endpoint info = %+v, %v", eps, err)
+			}
+		})
+	}
+}
+
+// TestRecorder_Reconnect drops the streams mid-way, again and again: the
+// recorder reconnects, records a session gap each time and loses nothing.
+func TestRecorder_Reconnect(t *testing.T) {
+	sent := newSentLog()
+	cfg := fastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.onEvent(t)
+	s, srv, stopSim := sim(t, cfg, "tcp")
+	db := MustOpenDB(t)
+	r := startRecorder(t, db, srv)
+
+	drops := 0
+	for target := int64(100); drops < 4; target += 100 {
+		sent.waitEvents(t, target)
+		// Drop only once both streams are up, so each drop is a gap.
+		waitFor(t, func() bool { g, c := s.Subscribers(); return g == 1 && c == 1 })
+		drops += min(1, s.DropStreams())
+	}
+	sent.waitEvents(t, sent.events.Load()+50)
+	stopSim()
+	want := sent.multiset()
+	waitStored(t, db, count(want))
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got, _ := stored(t, db)
+	diff(t, got, want)
+
+	sessions, err := db.Sessions(context.Background(), srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	perStream := map[store.Stream]int{}
+	for _, s := range sessions {
+		perStream[s.Stream]++
+		if s.Open {
+			t.Errorf("session %+v still open", s)
+		}
+	}
+	if perStream[store.StreamGPU] < 5 || perStream[store.StreamCPU] < 5 {
+		t.Errorf("sessions per stream = %v, want ≥ 5 each after 4 drops", perStream)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 30 s")
+		}
+		pollPause()
+	}
+}
+
+// fakeZeusd serves /discover and /time, and answers everything else with
+// status, counting stream requests.
+func fakeZeusd(t *testing.T, discover string, status int) (*httptest.Server, *atomic.Int64) {
+	var streams atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/discover":
+			fmt.Fprint(w, discover)
+		case "/time":
+			fmt.Fprintf(w, `{"timestamp_ms":%d}`, time.Now().UnixMilli())
+		default:
+			if strings.Contains(r.URL.Path, "stream") {
+				streams.Add(1)
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="zeusd"`)
+			w.WriteHeader(status)
+			fmt.Fprint(w, `{"error":"token expired"}`)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	return ts, &streams
+}
+
+// TestRecorder_TerminalStatus: 401 and 403 on the stream stop it with one
+// clear error instead of a retry storm.
+func TestRecorder_TerminalStatus(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, status)
+			db := MustOpenDB(t)
+			r := startRecorder(t, db, recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")})
+			var err error
+			select {
+			case err = <-r.done:
+				r.done <- err // for the cleanup's stop
+			case <-time.After(30 * time.Second):
+				t.Fatal("recorder kept going after the only stream was refused")
+			}
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", status)) || !strings.Contains(err.Error(), "token expired") {
+				t.Fatalf("err = %v, want the HTTP %d and the daemon's message", err, status)
+			}
+			if got := streams.Load(); got != 1 {
+				t.Errorf("stream requests = %d, want 1 (no retries)", got)
+			}
+		})
+	}
+}
+
+// TestRecorder_ServerErrorRetries: 5xx is transient, so the stream retries.
+func TestRecorder_ServerErrorRetries(t *testing.T) {
+	ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, http.StatusServiceUnavailable)
+	db := MustOpenDB(t)
+	r := startRecorder(t, db, recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")})
+	waitFor(t, func() bool { return streams.Load() >= 3 })
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+}
+
+// TestClient_StartChecks covers the startup refusals.
+func TestClient_StartChecks(t *testing.T) {
+	cfg := fastConfig(simulator.FormatSample)
+	_, srv, _ := sim(t, cfg, "unix")
+
+	secretCfg := fastConfig(simulator.FormatSample)
+	secretCfg.AuthSecret = []byte("s3cret")
+	_, authSrv, _ := sim(t, secretCfg, "tcp")
+	gpuOnly, err := simulator.MintToken(secretCfg.AuthSecret, "alice", []string{"gpu-read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	with := func(s recorder.Server, gpus, cpus recorder.Selection) recorder.Server {
+		s.GPUs, s.CPUs = gpus, cpus
+		return s
+	}
+	for _, tc := range []struct {
+		name    string
+		server  recorder.Server
+		token   string
+		wantErr []string // substrings; empty: Start succeeds
+	}{
+		{"MissingGPUIndices", with(srv, recorder.Only(0, 7), recorder.All()), "", []string{srv.Endpoint(), "GPU indices [7]", "[0, 1]"}},
+		{"MissingCPUIndices", with(srv, recorder.All(), recorder.Only(3)), "", []string{"CPU indices [3]", "[0]"}},
+		{"NothingSelected", with(srv, recorder.None(), recorder.None()), "", []string{"nothing to record"}},
+		{"Unreachable", recorder.Server{Network: "tcp", Address: deadAddr}, "", []string{"cannot reach zeusd at " + deadAddr}},
+		{"NoTokenExplicit", with(authSrv, recorder.Only(0), recorder.All()), "", []string{"requires a token", "gpu-read"}},
+		{"NoTokenUnset", authSrv, "", []string{"nothing to record"}},
+		{"ScopeMissingExplicit", with(authSrv, recorder.All(), recorder.Only(0)), gpuOnly, []string{"lacks scope", "cpu-read"}},
+		{"ScopeMissingUnsetSkips", authSrv, gpuOnly, nil},
+		{"BadToken", authSrv, "not-a-jwt", []string{"checking the token", "HTTP 401"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := recorder.NewClient([]recorder.Server{tc.server})
+			c.Token = tc.token
+			c.Logger = testLogger(t)
+			err := c.Start(context.Background())
+			defer c.Stop()
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Start: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestClient_KeepTrying: an endpoint that comes up late is recorded.
+func TestClient_KeepTrying(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens yet
+
+	client := recorder.NewClient([]recorder.Server{{Network: "tcp", Address: addr}})
+	client.KeepTrying = true
+	client.MaxBackoff = 100 * time.Millisecond
+	client.Logger = testLogger(t)
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatalf("Start with KeepTrying: %v", err)
+	}
+	defer client.Stop()
+
+	s, err := simulator.New(fastConfig(simulator.FormatSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s was taken meanwhile: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	for snap := range client.Updates(ctx2) {
+		if pr, ok := snap[addr]; ok && len(pr.GPUWatts) == 2 && len(pr.CPUs) == 1 {
+			return
+		}
+	}
+	t.Fatal("no readings from the late endpoint")
+}
+
+// TestClient_Snapshot checks the library view: deep copies, an Updates
+// iterator that ends on Stop, and Stop twice.
+func TestClient_Snapshot(t *testing.T) {
+	_, srv, _ := sim(t, fastConfig(simulator.FormatSample), "tcp")
+	client := recorder.NewClient([]recorder.Server{srv})
+	client.Logger = testLogger(t)
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	updates := 0
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for snap := range client.Updates(context.Background()) {
+			updates++
+			if updates == 20 {
+				pr := snap[srv.Endpoint()]
+				pr.GPUWatts[0] = -1 // must not leak into the client
+				if got := client.Snapshot()[srv.Endpoint()].GPUWatts[0]; got == -1 {
+					t.Error("Snapshot is not a deep copy")
+				}
+				client.Stop()
+			}
+		}
+	}()
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Updates did not end after Stop")
+	}
+	client.Stop() // idempotent
+	snap := client.Snapshot()[srv.Endpoint()]
+	if len(snap.GPUWatts) != 2 || len(snap.CPUs) != 1 || !snap.CPUs[0].HasDRAM || snap.Time.IsZero() {
+		t.Errorf("snapshot = %+v, want 2 GPUs and a CPU with DRAM", snap)
+	}
+	if updates < 20 {
+		t.Errorf("updates = %d", updates)
+	}
+}
+
+// TestRecorder_StoreFailure: when the store fails, Run stops with an error
+// that says how much was not stored instead of hanging.
+func TestRecorder_StoreFailure(t *testing.T) {
+	_, srv, _ := sim(t, fastConfig(simulator.FormatSample), "tcp")
+	client := recorder.NewClient([]recorder.Server{srv})
+	client.Logger = testLogger(t)
+	rec := recorder.New(client, failingStore{})
+	rec.FlushInterval = 10 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "not stored") {
+			t.Fatalf("Run = %v, want the store error and a count of lost readings", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after the store failed")
+	}
+}
+
+type failingStore struct{}
+
+func (failingStore) Write(context.Context, *store.Batch) error { return errors.New("disk full") }
+
+// pollPause spaces out the checks of a poll loop that has a deadline.
+func pollPause() { <-time.After(5 * time.Millisecond) }
