@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
@@ -54,101 +54,6 @@ type tWriter struct{ tb testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) { w.tb.Log(strings.TrimSpace(string(p))); return len(p), nil }
 
-// sentLog collects what a simulator wrote to its streams, decoded.
-type sentLog struct {
-	mu     sync.Mutex
-	values []recorder.Value
-	events atomic.Int64
-	notify chan struct{}
-}
-
-func newSentLog() *sentLog { return &sentLog{notify: make(chan struct{}, 1)} }
-
-func (l *sentLog) onEvent(tb testing.TB) func(simulator.Event) {
-	return func(ev simulator.Event) {
-		decode := recorder.DecodeGPU
-		if ev.Stream == "cpu" {
-			decode = recorder.DecodeCPU
-		}
-		vals, err := decode(nil, ev.Data)
-		if err != nil {
-			tb.Errorf("simulator sent an event the decoder rejects: %s: %v", ev.Data, err)
-		}
-		l.mu.Lock()
-		l.values = append(l.values, vals...)
-		l.mu.Unlock()
-		l.events.Add(1)
-		select {
-		case l.notify <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// waitEvents blocks until at least n events were sent.
-func (l *sentLog) waitEvents(tb testing.TB, n int64) {
-	tb.Helper()
-	deadline := time.After(30 * time.Second)
-	for l.events.Load() < n {
-		select {
-		case <-l.notify:
-		case <-deadline:
-			tb.Fatalf("simulator sent %d events, want %d", l.events.Load(), n)
-		}
-	}
-}
-
-type valueKey struct {
-	kind     store.Kind
-	device   int32
-	daemonMs int64
-	mw       int64
-}
-
-func (l *sentLog) multiset() map[valueKey]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	m := map[valueKey]int{}
-	for _, v := range l.values {
-		m[valueKey{v.Kind, v.Device, v.DaemonMs, v.MilliWatts}]++
-	}
-	return m
-}
-
-// sim runs a simulator on network ("tcp" or "unix") until the returned
-// stop function is called (also on cleanup).
-func sim(t *testing.T, cfg simulator.Config, network string) (*simulator.Server, recorder.Server, func()) {
-	t.Helper()
-	s, err := simulator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	if network == "unix" {
-		ln, err = net.Listen("unix", filepath.Join(t.TempDir(), "zeusd.sock"))
-	} else {
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := recorder.Server{Network: network, Address: ln.Addr().String()}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("simulator: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return s, srv, stop
-}
-
 // running is a recorder in the background.
 type running struct {
 	cancel context.CancelFunc
@@ -183,85 +88,6 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-// stored returns the multiset of non-seed readings and the seed count.
-func stored(t *testing.T, db *store.DB) (map[valueKey]int, int) {
-	t.Helper()
-	ctx := context.Background()
-	series, err := db.Series(ctx, "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, seeds := map[valueKey]int{}, 0
-	for _, s := range series {
-		err := db.Scan(ctx, s.SeriesKey, -1<<62, 1<<62, func(r *store.Reading) error {
-			if r.Seed {
-				seeds++
-			} else {
-				m[valueKey{r.Kind, r.Device, r.DaemonMs, r.MilliWatts}]++
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return m, seeds
-}
-
-func count(m map[valueKey]int) int {
-	n := 0
-	for _, c := range m {
-		n += c
-	}
-	return n
-}
-
-// waitStored polls the store until it holds want non-seed readings.
-func waitStored(t *testing.T, db *store.DB, want int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, _ := stored(t, db)
-		if count(got) >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store holds %d readings, want %d", count(got), want)
-		}
-		pollPause()
-	}
-}
-
-func diff(t *testing.T, got, want map[valueKey]int) {
-	t.Helper()
-	var missing, extra []string
-	for k, n := range want {
-		if got[k] < n {
-			missing = append(missing, fmt.Sprintf("%+v×%d", k, n-got[k]))
-		}
-	}
-	for k, n := range got {
-		if want[k] < n {
-			extra = append(extra, fmt.Sprintf("%+v×%d", k, n-want[k]))
-		}
-	}
-	if len(missing) > 0 || len(extra) > 0 {
-		t.Fatalf("store differs from what the daemon sent: %d missing %v, %d extra %v",
-			len(missing), first(missing), len(extra), first(extra))
-	}
-}
-
-func first(s []string) []string { return s[:min(len(s), 5)] }
-
-func fastConfig(format string) simulator.Config {
-	cfg := simulator.DefaultConfig()
-	cfg.GPUs, cfg.CPUs = 2, 1
-	cfg.GPUPollHz, cfg.CPUPollHz = 200, 100
-	cfg.Format = format
-	cfg.ClockOffset = -5 * time.Second
-	return cfg
-}
-
 // TestRecorder_Simulator records over TCP and a Unix socket, in both wire
 // formats, and checks that the store holds exactly what was sent, with
 // the 5 s clock skew corrected.
@@ -271,24 +97,24 @@ func TestRecorder_Simulator(t *testing.T) {
 		{"unix", simulator.FormatSnapshot},
 	} {
 		t.Run(tc.network+"/"+tc.format, func(t *testing.T) {
-			sent := newSentLog()
-			cfg := fastConfig(tc.format)
-			cfg.OnEvent = sent.onEvent(t)
-			_, srv, stopSim := sim(t, cfg, tc.network)
+			sent := simtest.NewLedger()
+			cfg := simtest.FastConfig(tc.format)
+			cfg.OnEvent = sent.OnEvent(t)
+			_, srv, stopSim := simtest.Start(t, cfg, tc.network)
 			db := MustOpenDB(t)
 			r := startRecorder(t, db, srv)
 
-			sent.waitEvents(t, 300)
+			sent.WaitEvents(t, 300)
 			// Stop the daemon first: every event it wrote reaches the
 			// recorder before the connection's end.
 			stopSim()
-			want := sent.multiset()
-			waitStored(t, db, count(want))
+			want := sent.Values()
+			simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Count(got) >= simtest.Count(want) })
 			if err := r.stop(t); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			got, seeds := stored(t, db)
-			diff(t, got, want)
+			got, seeds := simtest.Stored(t, db)
+			simtest.Diff(t, got, want)
 			if seeds == 0 {
 				t.Error("no seed readings stored")
 			}
@@ -334,29 +160,29 @@ func TestRecorder_Simulator(t *testing.T) {
 // TestRecorder_Reconnect drops the streams mid-way, again and again: the
 // recorder reconnects, records a session gap each time and loses nothing.
 func TestRecorder_Reconnect(t *testing.T) {
-	sent := newSentLog()
-	cfg := fastConfig(simulator.FormatSample)
-	cfg.OnEvent = sent.onEvent(t)
-	s, srv, stopSim := sim(t, cfg, "tcp")
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	s, srv, stopSim := simtest.Start(t, cfg, "tcp")
 	db := MustOpenDB(t)
 	r := startRecorder(t, db, srv)
 
 	drops := 0
 	for target := int64(100); drops < 4; target += 100 {
-		sent.waitEvents(t, target)
+		sent.WaitEvents(t, target)
 		// Drop only once both streams are up, so each drop is a gap.
-		waitFor(t, func() bool { g, c := s.Subscribers(); return g == 1 && c == 1 })
+		simtest.WaitFor(t, func() bool { g, c := s.Subscribers(); return g == 1 && c == 1 })
 		drops += min(1, s.DropStreams())
 	}
-	sent.waitEvents(t, sent.events.Load()+50)
+	sent.WaitEvents(t, sent.Events()+50)
 	stopSim()
-	want := sent.multiset()
-	waitStored(t, db, count(want))
+	want := sent.Values()
+	simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Count(got) >= simtest.Count(want) })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	got, _ := stored(t, db)
-	diff(t, got, want)
+	got, _ := simtest.Stored(t, db)
+	simtest.Diff(t, got, want)
 
 	sessions, err := db.Sessions(context.Background(), srv.Endpoint())
 	if err != nil {
@@ -371,17 +197,6 @@ func TestRecorder_Reconnect(t *testing.T) {
 	}
 	if perStream[store.StreamGPU] < 5 || perStream[store.StreamCPU] < 5 {
 		t.Errorf("sessions per stream = %v, want ≥ 5 each after 4 drops", perStream)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 30 s")
-		}
-		pollPause()
 	}
 }
 
@@ -438,7 +253,7 @@ func TestRecorder_ServerErrorRetries(t *testing.T) {
 	ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, http.StatusServiceUnavailable)
 	db := MustOpenDB(t)
 	r := startRecorder(t, db, recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")})
-	waitFor(t, func() bool { return streams.Load() >= 3 })
+	simtest.WaitFor(t, func() bool { return streams.Load() >= 3 })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
@@ -446,12 +261,12 @@ func TestRecorder_ServerErrorRetries(t *testing.T) {
 
 // TestClient_StartChecks covers the startup refusals.
 func TestClient_StartChecks(t *testing.T) {
-	cfg := fastConfig(simulator.FormatSample)
-	_, srv, _ := sim(t, cfg, "unix")
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	_, srv, _ := simtest.Start(t, cfg, "unix")
 
-	secretCfg := fastConfig(simulator.FormatSample)
+	secretCfg := simtest.FastConfig(simulator.FormatSample)
 	secretCfg.AuthSecret = []byte("s3cret")
-	_, authSrv, _ := sim(t, secretCfg, "tcp")
+	_, authSrv, _ := simtest.Start(t, secretCfg, "tcp")
 	gpuOnly, err := simulator.MintToken(secretCfg.AuthSecret, "alice", []string{"gpu-read"}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -526,7 +341,7 @@ func TestClient_KeepTrying(t *testing.T) {
 	}
 	defer client.Stop()
 
-	s, err := simulator.New(fastConfig(simulator.FormatSample))
+	s, err := simulator.New(simtest.FastConfig(simulator.FormatSample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +367,7 @@ func TestClient_KeepTrying(t *testing.T) {
 // TestClient_Snapshot checks the library view: deep copies, an Updates
 // iterator that ends on Stop, and Stop twice.
 func TestClient_Snapshot(t *testing.T) {
-	_, srv, _ := sim(t, fastConfig(simulator.FormatSample), "tcp")
+	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "tcp")
 	client := recorder.NewClient([]recorder.Server{srv})
 	client.Logger = testLogger(t)
 	if err := client.Start(context.Background()); err != nil {
@@ -592,7 +407,7 @@ func TestClient_Snapshot(t *testing.T) {
 // TestRecorder_StoreFailure: when the store fails, Run stops with an error
 // that says how much was not stored instead of hanging.
 func TestRecorder_StoreFailure(t *testing.T) {
-	_, srv, _ := sim(t, fastConfig(simulator.FormatSample), "tcp")
+	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "tcp")
 	client := recorder.NewClient([]recorder.Server{srv})
 	client.Logger = testLogger(t)
 	rec := recorder.New(client, failingStore{})
@@ -613,5 +428,3 @@ type failingStore struct{}
 
 func (failingStore) Write(context.Context, *store.Batch) error { return errors.New("disk full") }
 
-// pollPause spaces out the checks of a poll loop that has a deadline.
-func pollPause() { <-time.After(5 * time.Millisecond) }

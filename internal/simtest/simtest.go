@@ -1,0 +1,206 @@
+// Package simtest runs wattrec's zeusd simulator for tests and keeps a
+// ledger of every value it sent, to compare with what a store holds.
+package simtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+// Value identifies one device value as the daemon sent it.
+type Value struct {
+	Kind     store.Kind
+	Device   int32
+	DaemonMs int64
+	MW       int64
+}
+
+// Ledger records what a simulator wrote to its streams. Hook it up with
+// Config.OnEvent = ledger.OnEvent(t).
+type Ledger struct {
+	mu     sync.Mutex
+	values map[Value]int
+	events atomic.Int64
+	notify chan struct{}
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger {
+	return &Ledger{values: map[Value]int{}, notify: make(chan struct{}, 1)}
+}
+
+// OnEvent returns a simulator.Config.OnEvent hook that decodes each event
+// with the recorder's decoders and counts its values.
+func (l *Ledger) OnEvent(tb testing.TB) func(simulator.Event) {
+	return func(ev simulator.Event) {
+		decode := recorder.DecodeGPU
+		if ev.Stream == "cpu" {
+			decode = recorder.DecodeCPU
+		}
+		vals, err := decode(nil, ev.Data)
+		if err != nil {
+			tb.Errorf("simulator sent an event the decoder rejects: %s: %v", ev.Data, err)
+		}
+		l.mu.Lock()
+		for _, v := range vals {
+			l.values[Value{v.Kind, v.Device, v.DaemonMs, v.MilliWatts}]++
+		}
+		l.mu.Unlock()
+		l.events.Add(1)
+		select {
+		case l.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Events is the number of events sent so far.
+func (l *Ledger) Events() int64 { return l.events.Load() }
+
+// WaitEvents blocks until at least n events were sent, or fails tb after
+// 30 s.
+func (l *Ledger) WaitEvents(tb testing.TB, n int64) {
+	tb.Helper()
+	deadline := time.After(30 * time.Second)
+	for l.events.Load() < n {
+		select {
+		case <-l.notify:
+		case <-deadline:
+			tb.Fatalf("simulator sent %d events, want %d", l.events.Load(), n)
+		}
+	}
+}
+
+// Values returns a copy of the multiset of values sent.
+func (l *Ledger) Values() map[Value]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[Value]int, len(l.values))
+	for k, n := range l.values {
+		out[k] = n
+	}
+	return out
+}
+
+// Stored returns the multiset of streamed (non-seed) readings in db and
+// the number of seed readings.
+func Stored(tb testing.TB, db *store.DB) (map[Value]int, int) {
+	tb.Helper()
+	ctx := context.Background()
+	series, err := db.Series(ctx, "", false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, seeds := map[Value]int{}, 0
+	for _, s := range series {
+		err := db.Scan(ctx, s.SeriesKey, -1<<62, 1<<62, func(r *store.Reading) error {
+			if r.Seed {
+				seeds++
+			} else {
+				m[Value{r.Kind, r.Device, r.DaemonMs, r.MilliWatts}]++
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return m, seeds
+}
+
+// Count is the size of a multiset.
+func Count(m map[Value]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+// Diff fails tb unless got and want are the same multiset.
+func Diff(tb testing.TB, got, want map[Value]int) {
+	tb.Helper()
+	var missing, extra []string
+	for k, n := range want {
+		if got[k] < n {
+			missing = append(missing, fmt.Sprintf("%+v×%d", k, n-got[k]))
+		}
+	}
+	for k, n := range got {
+		if want[k] < n {
+			extra = append(extra, fmt.Sprintf("%+v×%d", k, n-want[k]))
+		}
+	}
+	if len(missing) > 0 || len(extra) > 0 {
+		tb.Fatalf("store differs from what the daemon sent (%d values): %d missing %v, %d extra %v",
+			Count(want), len(missing), missing[:min(len(missing), 5)], len(extra), extra[:min(len(extra), 5)])
+	}
+}
+
+// Start serves a simulator on network ("tcp" on 127.0.0.1, or "unix" in
+// a temp dir) and returns it, the recorder.Server that reaches it, and a
+// stop function that shuts it down and waits (also run on cleanup).
+func Start(tb testing.TB, cfg simulator.Config, network string) (*simulator.Server, recorder.Server, func()) {
+	tb.Helper()
+	s, err := simulator.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ln net.Listener
+	if network == "unix" {
+		ln, err = net.Listen("unix", filepath.Join(tb.TempDir(), "zeusd.sock"))
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := recorder.Server{Network: network, Address: ln.Addr().String()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("simulator: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return s, srv, stop
+}
+
+// FastConfig is a small, quick node: 2 GPUs at 200 Hz, 1 CPU with DRAM at
+// 100 Hz, the daemon clock 5 s behind.
+func FastConfig(format string) simulator.Config {
+	cfg := simulator.DefaultConfig()
+	cfg.GPUs, cfg.CPUs = 2, 1
+	cfg.GPUPollHz, cfg.CPUPollHz = 200, 100
+	cfg.Format = format
+	cfg.ClockOffset = -5 * time.Second
+	return cfg
+}
+
+// WaitFor polls cond until it holds, failing tb after 30 s.
+func WaitFor(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal("condition not met in 30 s")
+		}
+		<-time.After(5 * time.Millisecond) // poll spacing, not synchronisation
+	}
+}

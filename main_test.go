@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wattrec/wattrec/internal/simtest"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+// TestMain lets a test run this binary as `wattrec`, with real signals:
+// with WATTREC_TEST_MAIN=1 it runs main() instead of the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("WATTREC_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// run runs the CLI in process and returns what it wrote.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &out
+	err := app.RunContext(context.Background(), append([]string{"wattrec"}, args...))
+	return out.String(), err
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's writer and a test reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// child starts this test binary as `wattrec args...`.
+func child(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "WATTREC_TEST_MAIN=1"), env...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &out
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("wattrec did not exit within 30 s")
+		return nil
+	}
+}
+
+func hashFile(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestCLI_Help(t *testing.T) {
+	out, err := run(t, "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Example: wattrec record") {
+		t.Errorf("--help has no example:\n%s", out)
+	}
+	for _, cmd := range []string{"record", "info", "export", "simulate", "demo"} {
+		out, err := run(t, cmd, "--help")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "wattrec "+cmd+" --") {
+			t.Errorf("%s --help has no one-line example:\n%s", cmd, out)
+		}
+	}
+}
+
+func TestCLI_RecordRefuses(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "w.db")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"BadScheme", []string{"--server", "http://node1:4938"}, `unknown scheme "http"`},
+		{"BadPort", []string{"--server", "node1:99999"}, "port"},
+		{"RelativeSocket", []string{"--server", "unix://zeusd.sock"}, "not absolute"},
+		{"BadSelection", []string{"--server", "node1:4938?gpus=0,x"}, `"x" is not a device index`},
+		{"UnknownOption", []string{"--server", "node1:4938?gpu=0"}, `unknown option "gpu"`},
+		{"Duplicate", []string{"--server", "node1:4938", "--server", "tcp://node1:4938"}, "node1:4938 is given more than once"},
+		{"MissingServersFile", []string{"--servers-file", "/nonexistent/servers"}, "--servers-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := run(t, append([]string{"record", "--db", db}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("NoServer", func(t *testing.T) {
+		t.Setenv("ZEUSD_SOCK_PATH", "")
+		t.Setenv("ZEUSD_HOST_PORT", "")
+		_, err := run(t, "record", "--db", db)
+		if err == nil || !strings.Contains(err.Error(), "no zeusd server given") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("ServersFileLine", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "servers")
+		os.WriteFile(f, []byte("# cluster\nnode1:4938\n\nnode2:notaport # typo\n"), 0o644)
+		_, err := run(t, "record", "--db", db, "--servers-file", f)
+		if err == nil || !strings.Contains(err.Error(), f+":4:") {
+			t.Fatalf("err = %v, want it to name %s:4", err, f)
+		}
+	})
+}
+
+// TestRecord_SIGTERM records from a simulator in a child process, stops
+// the daemon, then sends SIGTERM: the child exits 0 and the file holds
+// every value the daemon sent.
+func TestRecord_SIGTERM(t *testing.T) {
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, srv, stopSim := simtest.Start(t, cfg, "unix")
+	db := filepath.Join(t.TempDir(), "run.db")
+	cmd, out := child(t, nil, "record", "--db", db, "--server", "unix://"+srv.Address, "--flush-interval", "5s", "--max-backoff", "100ms")
+
+	sent.WaitEvents(t, 300)
+	stopSim()
+	// Both streams reached the end of what was sent once the recorder
+	// tries to reconnect them.
+	simtest.WaitFor(t, func() bool {
+		log := out.String()
+		return strings.Contains(log, "stream=gpu") && strings.Contains(log, "stream=cpu") &&
+			strings.Count(log, "stream ended, reconnecting") >= 2
+	})
+	// The flush interval is 5 s: what is stored now was flushed by SIGTERM.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	d, err := store.Open(db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	got, _ := simtest.Stored(t, d)
+	simtest.Diff(t, got, sent.Values())
+	sessions, err := d.Sessions(context.Background(), srv.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		if s.Open {
+			t.Errorf("session %+v left open after SIGTERM", s)
+		}
+	}
+}
+
+// TestRecord_Kill9: a recorder killed with -9 leaves a file that reopens,
+// passes bbolt's check, and holds what was committed, with its sessions
+// open up to the last commit.
+func TestRecord_Kill9(t *testing.T) {
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSnapshot)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, srv, _ := simtest.Start(t, cfg, "tcp")
+	db := filepath.Join(t.TempDir(), "run.db")
+	cmd, out := child(t, nil, "record", "--db", db, "--server", srv.Address, "--flush-interval", "20ms")
+	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "msg=recording") })
+	sent.WaitEvents(t, 500)
+
+	// Read-only commands never hang on the held file.
+	start := time.Now()
+	_, err := run(t, "info", "--db", db)
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "database is in use by a running recorder") {
+		t.Errorf("info on a held file: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("info took %v on a held file", d)
+	}
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, cmd)
+
+	d, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatalf("reopen after kill -9: %v", err)
+	}
+	defer d.Close()
+	if err := d.Check(); err != nil {
+		t.Fatalf("check after kill -9: %v", err)
+	}
+	got, _ := simtest.Stored(t, d)
+	if simtest.Count(got) == 0 {
+		t.Fatal("nothing committed before kill -9")
+	}
+	for v, n := range got {
+		if sent.Values()[v] < n {
+			t.Fatalf("stored value %+v was never sent", v)
+		}
+	}
+	sessions, err := d.Sessions(context.Background(), srv.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, s := range sessions {
+		if s.Open {
+			open++
+			if s.End <= s.Start {
+				t.Errorf("open session %+v has no extent", s)
+			}
+		}
+	}
+	if open != 2 {
+		t.Errorf("open sessions = %d, want 2 (gpu and cpu, cut by kill -9)", open)
+	}
+}
+
+// TestExport_JSONL: golden output from a hand-built store, filters, the
+// atomic -o, and the file stays unchanged.
+func TestExport_JSONL(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "w.db")
+	d, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := int64(1_795_881_600_000) // 2026-11-28T16:00:00Z
+	var b store.Batch
+	for i := int64(0); i < 3; i++ {
+		b.Readings = append(b.Readings,
+			store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, Device: 1, TimeMs: base + i*50, DaemonMs: base + i*50 - 5000, MilliWatts: 75000 + i, Seed: i == 0},
+			store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, Device: 0, TimeMs: base + i*50, DaemonMs: base + i*50 - 5000, MilliWatts: 120000 - i},
+			store.Reading{Endpoint: "/run/zeusd.sock", Kind: store.KindDRAM, Device: 0, TimeMs: base + i*100, DaemonMs: base + i*100, MilliWatts: 12000},
+			store.Reading{Endpoint: "/run/zeusd.sock", Kind: store.KindCPU, Device: 0, TimeMs: base + i*100, DaemonMs: base + i*100, MilliWatts: 85000},
+		)
+	}
+	if err := d.Write(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	before := hashFile(t, db)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"All", nil},
+		{"Filtered", []string{"--endpoint", "n1:4938", "--device", "gpu:1", "--from", "2026-11-28T16:00:00.050Z", "--to", "1795881600150"}},
+		{"CPUIncludesDRAM", []string{"--device", "cpu:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, append([]string{"export", "--db", db, "--format", "jsonl"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, out)
+		})
+	}
+	t.Run("OutputFile", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "out.jsonl")
+		if _, err := run(t, "export", "--db", db, "-o", path); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := run(t, "export", "--db", db)
+		got, _ := os.ReadFile(path)
+		if string(got) != want {
+			t.Errorf("-o wrote %d bytes, stdout had %d", len(got), len(want))
+		}
+		if _, err := run(t, "export", "--db", db, "-o", path); err == nil || !strings.Contains(err.Error(), "--force") {
+			t.Errorf("existing output replaced without --force: %v", err)
+		}
+		if _, err := run(t, "export", "--db", db, "-o", path, "--force"); err != nil {
+			t.Error(err)
+		}
+		entries, _ := os.ReadDir(filepath.Dir(path))
+		if len(entries) != 1 {
+			t.Errorf("temp files left behind: %v", entries)
+		}
+	})
+	t.Run("Errors", func(t *testing.T) {
+		for args, want := range map[string]string{
+			"--endpoint nope:1":                       `endpoint "nope:1" is not in`,
+			"--device tpu:0":                          `unknown kind "tpu"`,
+			"--from 2026-13-01T00:00:00Z --to now":    "--from",
+			"--from 1795881600150 --to 1795881600000": "is not after",
+			"--format parquet":                        "only jsonl",
+		} {
+			_, err := run(t, append([]string{"export", "--db", db}, strings.Fields(args)...)...)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("export %s: err = %v, want %q", args, err, want)
+			}
+		}
+	})
+	if _, err := run(t, "info", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	if hashFile(t, db) != before {
+		t.Fatal("a read-only command changed the database file")
+	}
+}
+
+func golden(t *testing.T, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", strings.ReplaceAll(t.Name(), "/", "_")+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s:\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// TestDemo runs the README's demo briefly.
+func TestDemo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	out, err := run(t, "demo", "--db", db, "--duration", "1s", "--gpu-hz", "100")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"endpoint ", "gpu:3", "dram:1", `"kind":"gpu"`, "1 sessions"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
