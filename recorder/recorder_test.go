@@ -52,7 +52,10 @@ func testLogger(tb testing.TB) *slog.Logger {
 
 type tWriter struct{ tb testing.TB }
 
-func (w tWriter) Write(p []byte) (int, error) { w.tb.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // running is a recorder in the background.
 type running struct {
@@ -427,4 +430,3 @@ func TestRecorder_StoreFailure(t *testing.T) {
 type failingStore struct{}
 
 func (failingStore) Write(context.Context, *store.Batch) error { return errors.New("disk full") }
-

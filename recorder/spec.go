@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -122,12 +123,18 @@ func parseServer(spec string) (Server, error) {
 	default:
 		srv.Network, srv.Address = "tcp", rest
 	}
+	if strings.TrimSpace(srv.Address) != srv.Address {
+		return Server{}, fmt.Errorf("address %q has surrounding spaces", srv.Address)
+	}
 	switch srv.Network {
 	case "unix":
 		if !filepath.IsAbs(srv.Address) {
 			return Server{}, fmt.Errorf("socket path %q is not absolute (write unix:///abs/path.sock)", srv.Address)
 		}
 		srv.Address = filepath.Clean(srv.Address)
+		if strings.TrimSpace(srv.Address) != srv.Address || srv.Address == "/" {
+			return Server{}, fmt.Errorf("socket path %q is not a file path", srv.Address)
+		}
 	case "tcp":
 		if err := checkHostPort(srv.Address); err != nil {
 			return Server{}, err
@@ -140,7 +147,14 @@ func parseServer(spec string) (Server, error) {
 	if err != nil {
 		return Server{}, fmt.Errorf("device selection %q: %w", query, err)
 	}
-	for key, vs := range values {
+	keys := slices.Sorted(maps.Keys(values)) // the same spec always names the same error
+	for _, key := range keys {
+		if key != "gpus" && key != "cpus" {
+			return Server{}, fmt.Errorf("unknown option %q (want gpus= or cpus=)", key)
+		}
+	}
+	for _, key := range keys {
+		vs := values[key]
 		if len(vs) != 1 {
 			return Server{}, fmt.Errorf("%s given %d times", key, len(vs))
 		}
@@ -148,13 +162,10 @@ func parseServer(spec string) (Server, error) {
 		if err != nil {
 			return Server{}, fmt.Errorf("%s=%s: %w", key, vs[0], err)
 		}
-		switch key {
-		case "gpus":
+		if key == "gpus" {
 			srv.GPUs = sel
-		case "cpus":
+		} else {
 			srv.CPUs = sel
-		default:
-			return Server{}, fmt.Errorf("unknown option %q (want gpus= or cpus=)", key)
 		}
 	}
 	return srv, nil
@@ -172,7 +183,7 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("address %q: invalid host %q", addr, host)
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
+	if err != nil || !isCanonical(port) || n < 1 || n > 65535 {
 		return fmt.Errorf("address %q: port %q is not a number in 1-65535", addr, port)
 	}
 	return nil
@@ -191,8 +202,9 @@ func ParseSelection(s string) (Selection, error) {
 	}
 	sel := Selection{Set: true}
 	for _, part := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || n < 0 || n >= maxDeviceIndex {
+		part = strings.TrimSpace(part)
+		n, err := strconv.Atoi(part)
+		if err != nil || !isCanonical(part) || n < 0 || n >= maxDeviceIndex {
 			return Selection{}, fmt.Errorf("%q is not a device index", part)
 		}
 		if slices.Contains(sel.IDs, n) {
@@ -204,11 +216,26 @@ func ParseSelection(s string) (Selection, error) {
 	return sel, nil
 }
 
+// isCanonical reports whether s is a plain decimal: digits only, no sign,
+// no leading zero. "04938" and "4938" must not name two endpoints.
+func isCanonical(s string) bool {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseServersFile reads one spec a line; blank lines and text after '#'
 // are ignored. name is used in error messages.
 func ParseServersFile(r io.Reader, name string) ([]Server, error) {
 	var out []Server
 	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		text, _, _ := strings.Cut(sc.Text(), "#")
 		if text = strings.TrimSpace(text); text == "" {

@@ -209,3 +209,33 @@ func (db *DB) Runs(ctx context.Context) ([]Run, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedMs < out[j].StartedMs })
 	return out, err
 }
+
+// Before returns the last reading of series k with TimeMs < t (the latest
+// one stored, if several share that millisecond), and whether there is
+// one.
+func (db *DB) Before(ctx context.Context, k SeriesKey, t int64) (Reading, bool, error) {
+	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
+	found := false
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := seriesBucketOf(tx, k)
+		if b == nil {
+			return fmt.Errorf("series %s: %w", k, ErrNotFound)
+		}
+		c := b.Cursor()
+		key, v := c.Seek(putInt64(nil, t))
+		if key == nil {
+			key, v = c.Last()
+		} else {
+			key, v = c.Prev()
+		}
+		if key == nil {
+			return nil
+		}
+		found = true
+		if err := decodeReading(&r, key, v); err != nil {
+			return fmt.Errorf("series %s key %x: %w", k, key, err)
+		}
+		return ctx.Err()
+	})
+	return r, found, err
+}
