@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,7 +63,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
-		Commands:                  []*cli.Command{recordCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
+		Commands:                  []*cli.Command{recordCommand(), queryCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
@@ -278,6 +280,89 @@ func filterFromFlags(c *cli.Context) (query.Filter, error) {
 		}
 	}
 	return f, nil
+}
+
+func queryCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "query",
+		Usage:     "exact joules between two times, per device, endpoint, kind or in total, with coverage",
+		UsageText: "wattrec query --db run.db --from 2026-11-27T16:00:00Z --to 2026-11-27T17:00:00Z --by device --every 10m",
+		Description: `Integration rules (integer mW x ms, converted to joules once at the end):
+  GPU       zeusd sends a value only when it changes: it holds from its time until the
+            next reading of that device, starting with the last value before --from.
+  CPU/DRAM  a value is the average over the poll period that ended at its time: it
+            covers (t - period, t] and holds until the next reading's period begins.
+            The period is inferred from the spacing of readings (or --cpu-period).
+  Both      a value holds only inside the live stream session it arrived in: a
+            disconnection is a gap with no energy, and so is the start of a session
+            before its first reading.
+coverage = the fraction of the window (device-time) inside a live session with a
+known value; gaps = stretches without one. DRAM is its own series, apart from the
+CPU package. avg W = joules / observed seconds; peak W = the largest single-device value.
+--from/--to: RFC 3339 (zone optional, default local), Unix s or ms, now, -15m,
+start or end (of the recording). Default: the whole recording.`,
+		Flags: append(filterFlags(),
+			&cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true},
+			&cli.StringFlag{Name: "by", Value: query.ByDevice, Usage: "group rows by device, endpoint, kind or total (a total row follows the groups)"},
+			&cli.DurationFlag{Name: "every", Usage: "split the window into buckets of this width, aligned to the clock (e.g. 1m)"},
+			&cli.StringFlag{Name: "method", Value: "hold", Usage: "hold (the rules above), trapezoid (linear interpolation, for comparison) or compare (both, with their relative difference)"},
+			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period (default: inferred per series)"},
+			&cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: "table, json or csv"},
+		),
+		Action: func(c *cli.Context) error {
+			method := c.String("method")
+			if !slices.Contains([]string{"hold", "trapezoid", "compare"}, method) {
+				return fmt.Errorf("--method %q: want hold, trapezoid or compare", method)
+			}
+			format := c.String("format")
+			if !slices.Contains([]string{query.FormatTable, query.FormatJSON, query.FormatCSV}, format) {
+				return fmt.Errorf("--format %q: want table, json or csv", format)
+			}
+			if c.Duration("every") < 0 || (c.IsSet("every") && c.Duration("every") < time.Millisecond) {
+				return fmt.Errorf("--every %v: want a width of at least 1ms", c.Duration("every"))
+			}
+			db, err := openReadOnly(c.Path("db"))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			filter, err := filterWithSpan(c, db)
+			if err != nil {
+				return err
+			}
+			rep, err := query.Energy(c.Context, db, query.Options{Filter: filter, By: c.String("by"),
+				EveryMs: c.Duration("every").Milliseconds(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()})
+			if err != nil {
+				return err
+			}
+			if method == "trapezoid" {
+				rep.UseTrapezoid()
+			}
+			return rep.Write(c.App.Writer, format, method == "compare")
+		},
+	}
+}
+
+// filterWithSpan is filterFromFlags with "start" and "end" standing for
+// the ends of the recording.
+func filterWithSpan(c *cli.Context, db *store.DB) (query.Filter, error) {
+	from, to := c.String("from"), c.String("to")
+	if from != "start" && from != "end" && to != "start" && to != "end" {
+		return filterFromFlags(c)
+	}
+	first, last, err := query.Span(c.Context, db)
+	if err != nil {
+		return query.Filter{}, err
+	}
+	for _, name := range []string{"from", "to"} {
+		switch c.String(name) {
+		case "start":
+			c.Set(name, strconv.FormatInt(first, 10))
+		case "end":
+			c.Set(name, strconv.FormatInt(last, 10))
+		}
+	}
+	return filterFromFlags(c)
 }
 
 func exportCommand() *cli.Command {

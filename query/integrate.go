@@ -51,6 +51,10 @@ type Result struct {
 	LiveMs       int64 // inside a live session
 	PeakMW       int64 // largest value that held for a while inside the window
 	Samples      int   // readings whose own time lies in the window
+	// TrapezoidUJ is the same integral with linear interpolation between
+	// consecutive readings of a session (the last one still holds to the
+	// session's end): for comparison only, not exact.
+	TrapezoidUJ float64
 	Gaps         int   // stretches of the window without a value
 	LongestGapMs int64
 }
@@ -123,24 +127,33 @@ func (it *Integrator) Add(p Point) {
 	sess := it.sessionOf(p.T)
 	eff := Point{T: p.T - it.shift, MW: p.MW}
 	if it.have {
-		end := eff.T
-		if sess != it.sess {
-			end = it.s.Sessions[it.sess].To // the value holds to the end of its session
+		if sess == it.sess {
+			it.emit(eff.T, &eff)
+		} else {
+			it.emit(it.s.Sessions[it.sess].To, nil) // the value holds to the end of its session
 		}
-		it.emit(end)
 	}
 	it.cur, it.have, it.sess = eff, sess >= 0, sess
 }
 
 // emit integrates the current value from its time to end, inside its
-// session and the window.
-func (it *Integrator) emit(end int64) {
+// session and the window. next is the following reading of the same
+// session, if any, for the trapezoid comparison.
+func (it *Integrator) emit(end int64, next *Point) {
 	ses := it.s.Sessions[it.sess]
 	seg := clip(clip(Interval{it.cur.T, end}, ses), it.window)
 	if seg.Len() == 0 {
 		return
 	}
 	it.res.EnergyUJ += seg.Len() * it.cur.MW
+	if next != nil && next.T > it.cur.T {
+		at := func(t int64) float64 {
+			return float64(it.cur.MW) + float64(next.MW-it.cur.MW)*float64(t-it.cur.T)/float64(next.T-it.cur.T)
+		}
+		it.res.TrapezoidUJ += (at(seg.From) + at(seg.To)) / 2 * float64(seg.Len())
+	} else {
+		it.res.TrapezoidUJ += float64(seg.Len() * it.cur.MW)
+	}
 	it.res.ValuedMs += seg.Len()
 	it.res.PeakMW = max(it.res.PeakMW, it.cur.MW)
 	if n := len(it.valued); n > 0 && it.valued[n-1].To == seg.From {
@@ -154,7 +167,7 @@ func (it *Integrator) emit(end int64) {
 // integral.
 func (it *Integrator) Result() Result {
 	if it.have {
-		it.emit(it.s.Sessions[it.sess].To)
+		it.emit(it.s.Sessions[it.sess].To, nil)
 		it.have = false
 	}
 	res := it.res
