@@ -356,6 +356,90 @@ func TestExport_JSONL(t *testing.T) {
 	}
 }
 
+// TestQuery_Golden: the DESIGN.md worked examples as a store, queried in
+// every output format.
+func TestQuery_Golden(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "w.db")
+	d, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := int64(1_795_881_600_000) // 2026-11-28T16:00:00Z
+	at := func(s float64) int64 { return base + int64(s*1000) }
+	gpu := func(s float64, w int64, seed bool) store.Reading {
+		return store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: at(s), DaemonMs: at(s) - 5000, MilliWatts: w * 1000, Seed: seed}
+	}
+	b := store.Batch{
+		// GPU 0: 100 W at 0 s, 300 W at 2 s, disconnect at 6 s, reconnect
+		// at 8 s with a 200 W seed, 250 W at 9 s: 1,750 J over [1 s, 10 s).
+		Readings: []store.Reading{gpu(0, 100, true), gpu(2, 300, false), gpu(8, 200, true), gpu(9, 250, false)},
+		Sessions: []store.Session{
+			{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: at(-1), End: at(6), Reason: "server closed the stream"},
+			{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: at(8), End: at(12), Reason: "recorder stopped"},
+			{Endpoint: "n1:4938", Stream: store.StreamCPU, Start: at(-1), End: at(12), Reason: "recorder stopped"},
+		},
+	}
+	// CPU 0 at 10 Hz: 50 W until 5 s, then 60 W; DRAM 0 a flat 10 W.
+	for i := int64(0); i <= 110; i++ {
+		w := int64(50)
+		if i > 50 {
+			w = 60
+		}
+		ms := at(float64(i) / 10)
+		b.Readings = append(b.Readings,
+			store.Reading{Endpoint: "n1:4938", Kind: store.KindCPU, TimeMs: ms, DaemonMs: ms - 5000, MilliWatts: w * 1000},
+			store.Reading{Endpoint: "n1:4938", Kind: store.KindDRAM, TimeMs: ms, DaemonMs: ms - 5000, MilliWatts: 10_000})
+	}
+	if err := d.Write(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	before := hashFile(t, db)
+	window := []string{"--from", "2026-11-28T16:00:01Z", "--to", "1795881610000"}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"Table", nil},
+		{"JSON", []string{"--format", "json", "--by", "kind"}},
+		{"CSV", []string{"--format", "csv", "--every", "3s", "--by", "total"}},
+		{"Compare", []string{"--method", "compare", "--device", "cpu:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, append(append([]string{"query", "--db", db}, window...), tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, out)
+		})
+	}
+	t.Run("WorkedExample", func(t *testing.T) {
+		out, err := run(t, append(append([]string{"query", "--db", db, "--format", "csv", "--device", "gpu:0"}, window...))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, ",n1:4938 gpu:0,1750.000000,") || !strings.Contains(out, ",0.777778,1,2000") {
+			t.Errorf("worked example: want 1750 J, coverage 7/9, one 2 s gap:\n%s", out)
+		}
+	})
+	t.Run("Errors", func(t *testing.T) {
+		for args, want := range map[string]string{
+			"--by node":        `group by "node"`,
+			"--method simpson": `--method "simpson"`,
+			"--format xml":     `--format "xml"`,
+			"--device tpu:1":   `unknown kind "tpu"`,
+		} {
+			_, err := run(t, append([]string{"query", "--db", db}, strings.Fields(args)...)...)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("query %s: err = %v, want %q", args, err, want)
+			}
+		}
+	})
+	if hashFile(t, db) != before {
+		t.Fatal("query changed the database file")
+	}
+}
+
 func golden(t *testing.T, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", strings.ReplaceAll(t.Name(), "/", "_")+".golden")
