@@ -558,6 +558,15 @@ func demoCommand() *cli.Command {
 				db.Close()
 				return err
 			}
+			fmt.Fprintln(c.App.Writer, "\nenergy by kind (wattrec query --by kind):")
+			rep, err := query.Energy(c.Context, db, query.Options{By: query.ByKind})
+			if err == nil {
+				err = rep.Write(c.App.Writer, query.FormatTable, false)
+			}
+			if err != nil {
+				db.Close()
+				return err
+			}
 			fmt.Fprintln(c.App.Writer, "\nfirst readings of gpu:0 (wattrec export --format jsonl):")
 			var buf strings.Builder
 			if _, err := export.JSONL(c.Context, &buf, db, query.Filter{Devices: []query.DeviceFilter{{Kind: store.KindGPU}}}); err != nil {
