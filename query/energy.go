@@ -292,7 +292,9 @@ func buckets(from, to, every int64) []Interval {
 	return out
 }
 
-func seriesName(k store.SeriesKey) string { return fmt.Sprintf("%s %s:%d", k.Endpoint, k.Kind, k.Device) }
+func seriesName(k store.SeriesKey) string {
+	return fmt.Sprintf("%s %s:%d", k.Endpoint, k.Kind, k.Device)
+}
 
 func groupKey(k store.SeriesKey, by string) string {
 	switch by {

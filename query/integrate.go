@@ -45,17 +45,17 @@ type Series struct {
 // Result is the integral of one series over a window. Energy is exact:
 // integer mW × ms (= µJ).
 type Result struct {
-	EnergyUJ     int64 // mW·ms
-	WindowMs     int64
-	ValuedMs     int64 // inside a live session, with a value
-	LiveMs       int64 // inside a live session
-	PeakMW       int64 // largest value that held for a while inside the window
-	Samples      int   // readings whose own time lies in the window
+	EnergyUJ int64 // mW·ms
+	WindowMs int64
+	ValuedMs int64 // inside a live session, with a value
+	LiveMs   int64 // inside a live session
+	PeakMW   int64 // largest value that held for a while inside the window
+	Samples  int   // readings whose own time lies in the window
 	// TrapezoidUJ is the same integral with linear interpolation between
 	// consecutive readings of a session (the last one still holds to the
 	// session's end): for comparison only, not exact.
-	TrapezoidUJ float64
-	Gaps         int   // stretches of the window without a value
+	TrapezoidUJ  float64
+	Gaps         int // stretches of the window without a value
 	LongestGapMs int64
 }
 
