@@ -414,7 +414,7 @@ func TestQuery_Golden(t *testing.T) {
 		})
 	}
 	t.Run("WorkedExample", func(t *testing.T) {
-		out, err := run(t, append(append([]string{"query", "--db", db, "--format", "csv", "--device", "gpu:0"}, window...))...)
+		out, err := run(t, append([]string{"query", "--db", db, "--format", "csv", "--device", "gpu:0"}, window...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
