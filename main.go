@@ -15,13 +15,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
@@ -230,12 +230,9 @@ func infoCommand() *cli.Command {
 			&cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true},
 		},
 		Action: func(c *cli.Context) error {
-			db, err := openReadOnly(c.Path("db"))
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			return query.Info(c.Context, c.App.Writer, db)
+			return withData(c,
+				func(rc *control.Client) error { return rc.Info(c.Context, c.App.Writer) },
+				func(db *store.DB) error { return query.Info(c.Context, c.App.Writer, db) })
 		},
 	}
 }
@@ -249,37 +246,67 @@ func filterFlags() []cli.Flag {
 	}
 }
 
-// filterFromFlags builds a query.Filter; from and to must come together.
+// filterFromFlags builds a query.Filter. "start" and "end" stand for the
+// ends of the recording, which is also what an omitted bound means; with
+// neither bound the filter covers all time.
 func filterFromFlags(c *cli.Context) (query.Filter, error) {
 	f := query.Filter{Endpoints: c.StringSlice("endpoint")}
-	now := time.Now()
-	from, to := c.String("from"), c.String("to")
-	if (from == "") != (to == "") {
-		if from == "" {
-			from = "0"
-		} else {
-			to = "now"
-		}
-	}
-	if from != "" {
-		var err error
-		if f.FromMs, err = query.ParseTime(from, now, time.Local); err != nil {
-			return f, fmt.Errorf("--from: %w", err)
-		}
-		if f.ToMs, err = query.ParseTime(to, now, time.Local); err != nil {
-			return f, fmt.Errorf("--to: %w", err)
-		}
-		if f.ToMs <= f.FromMs {
-			return f, fmt.Errorf("--to %s is not after --from %s", query.FormatTime(f.ToMs), query.FormatTime(f.FromMs))
-		}
-	}
 	if d := c.String("device"); d != "" {
 		var err error
 		if f.Devices, err = query.ParseDevices(d); err != nil {
 			return f, fmt.Errorf("--device: %w", err)
 		}
 	}
+	from, to := c.String("from"), c.String("to")
+	if from == "" && to == "" {
+		return f, nil
+	}
+	now := time.Now()
+	var err error
+	switch from {
+	case "", "start":
+		f.FromStart = true
+	case "end":
+		return f, errors.New("--from end: the window would be empty")
+	default:
+		if f.FromMs, err = query.ParseTime(from, now, time.Local); err != nil {
+			return f, fmt.Errorf("--from: %w", err)
+		}
+	}
+	switch to {
+	case "", "end":
+		f.ToEnd = true
+	case "start":
+		return f, errors.New("--to start: the window would be empty")
+	default:
+		if f.ToMs, err = query.ParseTime(to, now, time.Local); err != nil {
+			return f, fmt.Errorf("--to: %w", err)
+		}
+	}
+	if !f.FromStart && !f.ToEnd && f.ToMs <= f.FromMs {
+		return f, fmt.Errorf("--to %s is not after --from %s", query.FormatTime(f.ToMs), query.FormatTime(f.FromMs))
+	}
 	return f, nil
+}
+
+// withData runs a read command through the running recorder's control
+// socket when there is one, or on the file opened read-only otherwise.
+func withData(c *cli.Context, remote func(*control.Client) error, local func(*store.DB) error) error {
+	path := c.Path("db")
+	client, err := control.Dial(c.Context, path)
+	switch {
+	case err == nil:
+		defer client.Close()
+		return remote(client)
+	case !errors.Is(err, control.ErrNoRecorder):
+		return err
+	}
+	db, err := openReadOnly(path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return local(db)
 }
 
 func queryCommand() *cli.Command {
@@ -321,48 +348,17 @@ start or end (of the recording). Default: the whole recording.`,
 			if c.Duration("every") < 0 || (c.IsSet("every") && c.Duration("every") < time.Millisecond) {
 				return fmt.Errorf("--every %v: want a width of at least 1ms", c.Duration("every"))
 			}
-			db, err := openReadOnly(c.Path("db"))
+			filter, err := filterFromFlags(c)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			filter, err := filterWithSpan(c, db)
-			if err != nil {
-				return err
-			}
-			rep, err := query.Energy(c.Context, db, query.Options{Filter: filter, By: c.String("by"),
-				EveryMs: c.Duration("every").Milliseconds(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()})
-			if err != nil {
-				return err
-			}
-			if method == "trapezoid" {
-				rep.UseTrapezoid()
-			}
-			return rep.Write(c.App.Writer, format, method == "compare")
+			req := control.QueryRequest{Method: method, Format: format, Options: query.Options{Filter: filter, By: c.String("by"),
+				EveryMs: c.Duration("every").Milliseconds(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()}}
+			return withData(c,
+				func(rc *control.Client) error { return rc.Query(c.Context, c.App.Writer, req) },
+				func(db *store.DB) error { return control.Query(c.Context, c.App.Writer, db, req) })
 		},
 	}
-}
-
-// filterWithSpan is filterFromFlags with "start" and "end" standing for
-// the ends of the recording.
-func filterWithSpan(c *cli.Context, db *store.DB) (query.Filter, error) {
-	from, to := c.String("from"), c.String("to")
-	if from != "start" && from != "end" && to != "start" && to != "end" {
-		return filterFromFlags(c)
-	}
-	first, last, err := query.Span(c.Context, db)
-	if err != nil {
-		return query.Filter{}, err
-	}
-	for _, name := range []string{"from", "to"} {
-		switch c.String(name) {
-		case "start":
-			c.Set(name, strconv.FormatInt(first, 10))
-		case "end":
-			c.Set(name, strconv.FormatInt(last, 10))
-		}
-	}
-	return filterFromFlags(c)
 }
 
 func exportCommand() *cli.Command {
@@ -389,14 +385,11 @@ values read with get_power at a (re)connect. The output file is written atomical
 			if err != nil {
 				return err
 			}
-			db, err := openReadOnly(c.Path("db"))
-			if err != nil {
-				return err
-			}
-			defer db.Close()
+			req := control.ExportRequest{Filter: filter, Format: c.String("format")}
 			write := func(w io.Writer) error {
-				_, err := export.JSONL(c.Context, w, db, filter)
-				return err
+				return withData(c,
+					func(rc *control.Client) error { return rc.Export(c.Context, w, req) },
+					func(db *store.DB) error { return control.Export(c.Context, w, db, req) })
 			}
 			out := c.Path("output")
 			if out == "" || out == "-" {

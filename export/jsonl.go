@@ -18,6 +18,10 @@ import (
 //
 // It returns the number of lines written.
 func JSONL(ctx context.Context, w io.Writer, db *store.DB, f query.Filter) (int, error) {
+	f, err := f.Resolve(ctx, db)
+	if err != nil {
+		return 0, err
+	}
 	series, err := f.Series(ctx, db)
 	if err != nil {
 		return 0, err

@@ -52,7 +52,7 @@ type Report struct {
 
 // Energy integrates every series that passes opt.Filter over the window
 // (or each bucket of it) by the integration rules (see Integrator).
-func Energy(ctx context.Context, db *store.DB, opt Options) (*Report, error) {
+func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err error) {
 	if opt.By == "" {
 		opt.By = ByDevice
 	}
@@ -61,6 +61,9 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (*Report, error) {
 	}
 	if opt.EveryMs < 0 || opt.CPUPeriodMs < 0 {
 		return nil, errors.New("bucket width and CPU period must be positive")
+	}
+	if opt.Filter, err = opt.Filter.Resolve(ctx, db); err != nil {
+		return nil, err
 	}
 	series, err := opt.Filter.Series(ctx, db)
 	if err != nil {
@@ -91,7 +94,7 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (*Report, error) {
 		sessions[s.Endpoint] = byStream
 	}
 
-	rep := &Report{By: opt.By, Periods: map[string]int64{}, Inferred: map[string]bool{}}
+	rep = &Report{By: opt.By, Periods: map[string]int64{}, Inferred: map[string]bool{}}
 	rep.FromMs, rep.ToMs = opt.Filter.FromMs, opt.Filter.ToMs
 	if rep.FromMs == 0 && rep.ToMs == 0 {
 		rep.FromMs, rep.ToMs = recordingSpan(series, sessions)

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -51,8 +52,32 @@ func (f DeviceFilter) match(k store.SeriesKey) bool {
 // Filter narrows what a read covers. The zero value covers everything.
 type Filter struct {
 	FromMs, ToMs int64 // half-open [FromMs, ToMs); both zero = all time
-	Endpoints    []string
-	Devices      []DeviceFilter
+	// FromStart and ToEnd stand for the first and last millisecond of the
+	// recording; Resolve replaces them with times.
+	FromStart, ToEnd bool
+	Endpoints        []string
+	Devices          []DeviceFilter
+}
+
+// Resolve replaces FromStart and ToEnd with the recording's span.
+func (f Filter) Resolve(ctx context.Context, db *store.DB) (Filter, error) {
+	if !f.FromStart && !f.ToEnd {
+		return f, nil
+	}
+	from, to, err := Span(ctx, db)
+	if err != nil {
+		return f, err
+	}
+	if f.FromStart {
+		f.FromMs, f.FromStart = from, false
+	}
+	if f.ToEnd {
+		f.ToMs, f.ToEnd = to, false
+	}
+	if f.ToMs <= f.FromMs {
+		return f, fmt.Errorf("empty time range: %s → %s", FormatTime(f.FromMs), FormatTime(f.ToMs))
+	}
+	return f, nil
 }
 
 // Range returns the filter's time range, all time when unset.
@@ -78,6 +103,9 @@ func (f Filter) Match(k store.SeriesKey) bool {
 // device. An endpoint filter naming an endpoint the file lacks is an error
 // that lists the ones it has.
 func (f Filter) Series(ctx context.Context, db *store.DB) ([]store.SeriesStats, error) {
+	if f.FromStart || f.ToEnd {
+		return nil, errors.New("filter: resolve start/end first")
+	}
 	if f.FromMs != 0 || f.ToMs != 0 {
 		if f.ToMs <= f.FromMs {
 			return nil, fmt.Errorf("empty time range: --to %s is not after --from %s", FormatTime(f.ToMs), FormatTime(f.FromMs))

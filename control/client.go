@@ -1,0 +1,105 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Client talks to a running recorder's control socket.
+type Client struct {
+	path string
+	http *http.Client
+}
+
+// Dial connects to the recorder that holds db, if any. It returns
+// ErrNoRecorder when the socket is missing or nobody answers on it (a
+// recorder killed with -9 leaves a stale socket file).
+func Dial(ctx context.Context, db string) (*Client, error) {
+	path := SocketPath(db)
+	if _, err := os.Lstat(path); err != nil {
+		return nil, ErrNoRecorder
+	}
+	c := &Client{path: path, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		ResponseHeaderTimeout: 30 * time.Second,
+	}}}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://recorder/v1/ping", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return nil, ErrNoRecorder
+		}
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("control socket %s: ping: HTTP %d", path, resp.StatusCode)
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Query runs req in the recorder and copies the report to w.
+func (c *Client) Query(ctx context.Context, w io.Writer, req QueryRequest) error {
+	return c.post(ctx, w, "/v1/query", req)
+}
+
+// Export runs req in the recorder and copies the export to w.
+func (c *Client) Export(ctx context.Context, w io.Writer, req ExportRequest) error {
+	return c.post(ctx, w, "/v1/export", req)
+}
+
+// Info copies the recorder's info summary to w.
+func (c *Client) Info(ctx context.Context, w io.Writer) error {
+	return c.post(ctx, w, "/v1/info", struct{}{})
+}
+
+func (c *Client) post(ctx context.Context, w io.Writer, path string, body any) error {
+	js, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://recorder"+path, bytes.NewReader(js))
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("recorder at %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &msg) == nil && msg.Error != "" {
+			return errors.New(msg.Error)
+		}
+		return fmt.Errorf("recorder at %s: HTTP %d: %s", c.path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("recorder at %s: %w", c.path, err)
+	}
+	if msg := resp.Trailer.Get(errorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
