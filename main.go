@@ -197,12 +197,29 @@ func record(c *cli.Context, ctx context.Context) error {
 	for _, s := range servers {
 		rec.Servers = append(rec.Servers, s.String())
 	}
-	runErr := rec.Run(ctx)
+	runErr := recordWithControl(ctx, rec, db, log)
 	if err := db.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("close %s: %w", c.Path("db"), err))
 	}
 	if runErr == nil {
 		log.Info("recording stopped; everything received is stored", "db", c.Path("db"))
+	}
+	return runErr
+}
+
+// recordWithControl runs rec and, beside it, the control socket that lets
+// query, export, info and mark reach the file while it is held.
+func recordWithControl(ctx context.Context, rec *recorder.Recorder, db *store.DB, log *slog.Logger) error {
+	ctlCtx, stopCtl := context.WithCancel(context.WithoutCancel(ctx))
+	ctl := &control.Server{DB: db, Flush: rec.Flush, Logger: log}
+	path := control.SocketPath(db.Path())
+	ctlDone := make(chan error, 1)
+	go func() { ctlDone <- ctl.Serve(ctlCtx, path) }()
+
+	runErr := rec.Run(ctx)
+	stopCtl()
+	if err := <-ctlDone; err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("control socket: %w", err))
 	}
 	return runErr
 }
