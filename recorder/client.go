@@ -17,11 +17,16 @@ import (
 
 // Default client settings.
 const (
-	DefaultClockSamples   = 8
-	DefaultClockInterval  = time.Minute
-	DefaultMaxBackoff     = 30 * time.Second
-	DefaultRequestTimeout = 10 * time.Second
+	DefaultClockSamples    = 8
+	DefaultClockInterval   = time.Minute
+	DefaultCounterInterval = 10 * time.Second // CPU counters wrap: read every ≤ 10 s
+	DefaultMaxBackoff      = 30 * time.Second
+	DefaultRequestTimeout  = 10 * time.Second
 )
+
+// ErrNotRunning is returned by ReadCounters before Start has succeeded and
+// once the client is stopping.
+var ErrNotRunning = errors.New("client is not running")
 
 // minClockSamples is the fewest GET /time round trips an estimate uses.
 const minClockSamples = 5
@@ -31,7 +36,8 @@ const minClockSamples = 5
 // CPU stream per endpoint, corrects every timestamp for the daemon's clock
 // offset, and keeps the latest readings for Snapshot and Updates. With a
 // Sink it also hands every observation (readings, stream sessions, clock
-// estimates, endpoint info) to the caller; Recorder stores them.
+// estimates, energy counter readings, endpoint info) to the caller;
+// Recorder stores them.
 //
 // Set the exported fields before Start; they must not change afterwards.
 type Client struct {
@@ -44,6 +50,10 @@ type Client struct {
 	// ClockInterval is how often the offset is re-estimated, to follow
 	// drift. Zero or negative disables re-estimation.
 	ClockInterval time.Duration
+	// CounterInterval is how often the hardware energy counters are read,
+	// besides the reads at start and at stop. Zero or negative disables
+	// the periodic reads.
+	CounterInterval time.Duration
 	// KeepTrying makes an unreachable endpoint retry in the background
 	// instead of failing Start.
 	KeepTrying bool
@@ -69,6 +79,10 @@ type Client struct {
 	failures []error       // streams that stopped for good
 	running  int           // endpoints starting plus streams running
 	idle     chan struct{} // closed when running drops to zero after Start
+	eps      []*endpoint   // set once Start's checks passed
+	runCtx   context.Context
+	closing  bool           // Stop was called: ReadCounters refuses
+	reads    sync.WaitGroup // ReadCounters calls in flight
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -79,17 +93,18 @@ type Client struct {
 // NewClient returns a Client for servers with default settings.
 func NewClient(servers []Server) *Client {
 	return &Client{
-		servers:        servers,
-		ClockSamples:   DefaultClockSamples,
-		ClockInterval:  DefaultClockInterval,
-		MaxBackoff:     DefaultMaxBackoff,
-		RequestTimeout: DefaultRequestTimeout,
-		Logger:         slog.Default(),
-		Now:            time.Now,
-		latest:         map[string]*PowerReadings{},
-		changed:        make(chan struct{}),
-		idle:           make(chan struct{}),
-		stopped:        make(chan struct{}),
+		servers:         servers,
+		ClockSamples:    DefaultClockSamples,
+		ClockInterval:   DefaultClockInterval,
+		CounterInterval: DefaultCounterInterval,
+		MaxBackoff:      DefaultMaxBackoff,
+		RequestTimeout:  DefaultRequestTimeout,
+		Logger:          slog.Default(),
+		Now:             time.Now,
+		latest:          map[string]*PowerReadings{},
+		changed:         make(chan struct{}),
+		idle:            make(chan struct{}),
+		stopped:         make(chan struct{}),
 	}
 }
 
@@ -118,6 +133,8 @@ type endpoint struct {
 	gpus     []int // resolved devices; nil: the kind is not streamed
 	cpus     []int
 	offsetUs atomic.Int64
+	ctr      counters
+	ready    atomic.Bool // prepared and running: ReadCounters may read it
 }
 
 // Start checks every endpoint (GET /discover, /auth/whoami when the daemon
@@ -164,6 +181,7 @@ func (c *Client) Start(ctx context.Context) error {
 
 	c.mu.Lock()
 	c.running = len(eps)
+	c.eps, c.runCtx = eps, ctx
 	c.mu.Unlock()
 	for i, ep := range eps {
 		c.wg.Add(1)
@@ -190,13 +208,18 @@ func (c *Client) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends every stream, waits for the client's goroutines to exit and
-// ends Updates iterators. It is safe to call more than once.
+// Stop ends every stream, reads the energy counters a last time, waits
+// for the client's goroutines and ReadCounters calls to exit and ends
+// Updates iterators. It is safe to call more than once.
 func (c *Client) Stop() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
 	if c.cancel != nil {
 		c.cancel()
 	}
 	c.wg.Wait()
+	c.reads.Wait()
 	c.stopOnce.Do(func() { close(c.stopped) })
 }
 
@@ -398,8 +421,12 @@ func (c *Client) estimateClock(ctx context.Context, ep *endpoint) (store.ClockEs
 		OffsetUs: est.OffsetUs, RTTUs: est.RTTUs, Samples: len(samples)}, nil
 }
 
-// run streams one prepared endpoint until ctx ends.
+// run streams one prepared endpoint until ctx ends, and follows its clock
+// and its energy counters.
 func (c *Client) run(ctx context.Context, ep *endpoint) {
+	c.initCounters(ep)
+	hasCounters := ep.ctr.any() // before ReadCounters may change the lists
+	ep.ready.Store(true)
 	var wg sync.WaitGroup
 	var streams []*stream
 	if ep.gpus != nil {
@@ -424,6 +451,13 @@ func (c *Client) run(ctx context.Context, ep *endpoint) {
 		go func() {
 			defer wg.Done()
 			c.followClock(ctx, ep)
+		}()
+	}
+	if hasCounters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.followCounters(ctx, ep)
 		}()
 	}
 	wg.Wait()

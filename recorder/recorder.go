@@ -139,6 +139,7 @@ func (r *Recorder) write(in <-chan store.Batch, failed chan<- struct{}) error {
 			pending.Clocks = append(pending.Clocks, b.Clocks...)
 			pending.Endpoints = append(pending.Endpoints, b.Endpoints...)
 			pending.Runs = append(pending.Runs, b.Runs...)
+			pending.Counters = append(pending.Counters, b.Counters...)
 			for _, s := range b.Sessions {
 				id := sessionID{s.Endpoint, s.Stream, s.Start}
 				if s.Open {

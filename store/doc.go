@@ -1,14 +1,16 @@
 // Package store keeps everything wattrec records in one bbolt file: power
-// readings per series, stream sessions, clock estimates and per-endpoint
-// metadata. It imports only bbolt and the standard library and does not log.
+// readings per series, hardware energy counter readings, stream sessions,
+// clock estimates and per-endpoint metadata. It imports only bbolt and the
+// standard library and does not log.
 //
 // # Basics
 //
 // A series is (endpoint, kind, device); kind is gpu, cpu or dram. One
 // writer (the recorder) calls [DB.Write] once per batch: one bbolt
 // transaction, fsynced on commit. Readers scan one series in corrected-time
-// order with [DB.Scan]. Every value starts with a version byte; a format
-// change bumps it and old bytes are never reinterpreted.
+// order with [DB.Scan], and a series' energy counter readings with
+// [DB.Counters] and [DB.CounterBracket]. Every value starts with a version
+// byte; a format change bumps it and old bytes are never reinterpreted.
 //
 // # Bucket tree
 //
@@ -24,6 +26,8 @@
 //	                              value: v1 | Session (below)
 //	    clock/                    key: taken ms (8, sign-flipped BE) | seq (8 BE)
 //	                              value: v1 | ClockEstimate (below)
+//	    counters/                 key: kind (1) | device (4 BE) | taken ms (8, sign-flipped BE) | dup (2 BE)
+//	                              value: v1 | CounterReading (below)
 //
 // Kind bytes: 1 gpu, 2 cpu, 3 dram. Stream bytes: 1 gpu, 2 cpu.
 // "Sign-flipped BE" is the int64 as big-endian bytes with bit 63 flipped,
@@ -53,6 +57,38 @@
 // flags bit 0: open (the stream was live at the last commit; end is the
 // time of that commit). A recorder killed with -9 leaves the session open
 // with end = its last flush, which is as far as anyone knows it was live.
+//
+// # Counter readings
+//
+//	key   = kind (1) | device (4 BE) | taken ms (8, sign-flipped BE) | dup (2 BE)
+//	value = 0x01 | trigger (1) | energy µJ (uvarint) | rtt µs (uvarint)
+//
+// One flat bucket per endpoint holds the readings of zeusd's
+// get_cumulative_energy for all its series: the key starts with the
+// series, so one series is one contiguous key range in time order, and
+// "the last reading at or before t" and "the first at or after t" are one
+// cursor seek each ([DB.CounterBracket]). Counter readings are few (one
+// per device every few seconds), so they do not get a bucket per series.
+//
+// Taken ms is the recorder's clock, the clock of corrected reading times,
+// at the midpoint of the request's send and receive; rtt bounds the error
+// to ±rtt/2. The daemon's answer carries no timestamp, so there is no
+// daemon time to keep beside it. Energy is µJ from the counter's own
+// origin: a GPU's energy_mj × 1000 (1 mJ resolution), a CPU package's
+// cpu_energy_uj, a DRAM domain's dram_energy_uj. Only the difference of
+// two readings of one series is meaningful, and only while the counter
+// did not restart (driver reload, daemon restart): a decrease means it
+// did.
+//
+// Trigger bytes: 1 start, 2 periodic, 3 mark, 4 stop.
+//
+// The bucket is an addition to format 1, not a change: files without it
+// read as having no counter readings, and builds that predate it never
+// look at it.
+//
+// Duplicate policy: as for readings, per series and millisecond. An
+// identical value under the same 13-byte prefix is a replay and is
+// skipped; a different one gets the next dup index, in arrival order.
 //
 // # Clock estimate values
 //

@@ -43,6 +43,7 @@ var (
 	seriesBucket    = []byte("series")
 	sessionsBucket  = []byte("sessions")
 	clockBucket     = []byte("clock")
+	countersBucket  = []byte("counters")
 	infoKey         = []byte("info")
 	formatKey       = []byte("format")
 	createdKey      = []byte("created")
@@ -184,17 +185,18 @@ type Batch struct {
 	Clocks    []ClockEstimate
 	Endpoints []EndpointInfo // replaces the endpoint's info
 	Runs      []Run
+	Counters  []CounterReading
 }
 
 // Len is the number of records in b.
 func (b *Batch) Len() int {
-	return len(b.Readings) + len(b.Sessions) + len(b.Clocks) + len(b.Endpoints) + len(b.Runs)
+	return len(b.Readings) + len(b.Sessions) + len(b.Clocks) + len(b.Endpoints) + len(b.Runs) + len(b.Counters)
 }
 
 // Reset empties b, keeping its capacity.
 func (b *Batch) Reset() {
 	b.Readings, b.Sessions, b.Clocks = b.Readings[:0], b.Sessions[:0], b.Clocks[:0]
-	b.Endpoints, b.Runs = b.Endpoints[:0], b.Runs[:0]
+	b.Endpoints, b.Runs, b.Counters = b.Endpoints[:0], b.Runs[:0], b.Counters[:0]
 }
 
 // Append writes rs in one transaction. It does not retain rs.
@@ -203,8 +205,9 @@ func (db *DB) Append(ctx context.Context, rs []Reading) error {
 }
 
 // Write commits b in one transaction: all of it or, on error, none of it.
-// Identical replays of stored readings are skipped (see the package
-// documentation for the duplicate policy). It does not retain b.
+// Identical replays of stored readings and counter readings are skipped
+// (see the package documentation for the duplicate policy). It does not
+// retain b.
 func (db *DB) Write(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -235,6 +238,12 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 			if err := w.putReading(&b.Readings[i]); err != nil {
 				r := &b.Readings[i]
 				return fmt.Errorf("put %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TimeMs, err)
+			}
+		}
+		for i := range b.Counters {
+			if err := w.putCounter(&b.Counters[i]); err != nil {
+				r := &b.Counters[i]
+				return fmt.Errorf("put counter %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TakenMs, err)
 			}
 		}
 		return nil
@@ -366,6 +375,42 @@ func (w *writer) putReading(r *Reading) error {
 		dup = binary.BigEndian.Uint16(k[8:]) + 1
 		if dup == 0 {
 			return errors.New("more than 65536 different readings at one millisecond")
+		}
+	}
+	return b.Put(binary.BigEndian.AppendUint16(prefix, dup), val)
+}
+
+func (w *writer) putCounter(r *CounterReading) error {
+	switch {
+	case !r.Kind.Valid():
+		return fmt.Errorf("invalid kind %d", r.Kind)
+	case r.Device < 0:
+		return fmt.Errorf("negative device %d", r.Device)
+	case !r.Trigger.Valid():
+		return fmt.Errorf("invalid trigger %d", r.Trigger)
+	case r.EnergyUJ < 0:
+		return fmt.Errorf("negative energy %d µJ", r.EnergyUJ)
+	case r.RTTUs < 0:
+		return fmt.Errorf("negative round trip %d µs", r.RTTUs)
+	}
+	b, err := w.sub(r.Endpoint, countersBucket)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = 0.9 // each series only appends at its end: pack pages tightly
+	// Same duplicate policy as readings: skip an identical replay, keep a
+	// different reading of the same millisecond under the next dup index.
+	val := encodeCounter(make([]byte, 0, 24), r)
+	prefix := counterKey(make([]byte, 0, counterKeyLen), r.Kind, r.Device, r.TakenMs)
+	c := b.Cursor()
+	var dup uint16
+	for k, v := c.Seek(prefix); k != nil && len(k) == counterKeyLen && string(k[:counterPrefixLen]) == string(prefix); k, v = c.Next() {
+		if string(v) == string(val) {
+			return nil // identical replay
+		}
+		dup = binary.BigEndian.Uint16(k[counterPrefixLen:]) + 1
+		if dup == 0 {
+			return errors.New("more than 65536 different counter readings at one millisecond")
 		}
 	}
 	return b.Put(binary.BigEndian.AppendUint16(prefix, dup), val)

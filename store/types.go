@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 )
 
 // Kind is what a series measures.
@@ -233,5 +234,94 @@ func decodeClock(c *ClockEstimate, key, v []byte) error {
 		return ErrCorrupt
 	}
 	c.OffsetUs, c.RTTUs, c.Samples = off, int64(rtt), int(samples)
+	return nil
+}
+
+// CounterTrigger says why a counter reading was taken.
+type CounterTrigger uint8
+
+// The reasons for a counter reading.
+const (
+	TriggerStart    CounterTrigger = 1 // when an endpoint's recording started
+	TriggerPeriodic CounterTrigger = 2 // every counter interval
+	TriggerMark     CounterTrigger = 3 // on request, e.g. for a mark
+	TriggerStop     CounterTrigger = 4 // when the recorder stopped
+)
+
+// Valid reports whether t is one of the defined triggers.
+func (t CounterTrigger) Valid() bool { return t >= TriggerStart && t <= TriggerStop }
+
+func (t CounterTrigger) String() string {
+	switch t {
+	case TriggerStart:
+		return "start"
+	case TriggerPeriodic:
+		return "periodic"
+	case TriggerMark:
+		return "mark"
+	case TriggerStop:
+		return "stop"
+	}
+	return fmt.Sprintf("trigger(%d)", uint8(t))
+}
+
+// CounterReading is one reading of a device's hardware energy counter
+// (zeusd's get_cumulative_energy). Counters count from an arbitrary origin:
+// only the difference of two readings of one series means something.
+type CounterReading struct {
+	Endpoint string
+	Kind     Kind
+	Device   int32
+	// TakenMs is the recorder's clock (the clock of corrected reading
+	// times) at the midpoint of the request's send and receive. The
+	// counter was read within RTTUs/2 of it.
+	TakenMs int64
+	RTTUs   int64 // the request's round trip, µs
+	// EnergyUJ is the counter in µJ: a GPU's energy_mj × 1000 (so a GPU
+	// counter has 1 mJ resolution), a CPU's cpu_energy_uj, a DRAM domain's
+	// dram_energy_uj.
+	EnergyUJ int64
+	Trigger  CounterTrigger
+}
+
+// Series returns the series r measures.
+func (r *CounterReading) Series() SeriesKey { return SeriesKey{r.Endpoint, r.Kind, r.Device} }
+
+func encodeCounter(dst []byte, r *CounterReading) []byte {
+	dst = append(dst, valueV1, byte(r.Trigger))
+	dst = binary.AppendUvarint(dst, uint64(r.EnergyUJ))
+	return binary.AppendUvarint(dst, uint64(r.RTTUs))
+}
+
+// counterKey is kind (1) | device (4 BE) | taken ms (8, sign-flipped BE),
+// the 13-byte prefix of a counter key; the dup index (2 BE) follows.
+func counterKey(dst []byte, k Kind, device int32, takenMs int64) []byte {
+	dst = append(dst, byte(k))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(device))
+	return putInt64(dst, takenMs)
+}
+
+const (
+	counterPrefixLen = 13
+	counterKeyLen    = 15
+)
+
+// decodeCounter fills r's series, time and value from key and v; the
+// endpoint is the caller's.
+func decodeCounter(r *CounterReading, key, v []byte) error {
+	if len(key) != counterKeyLen || !Kind(key[0]).Valid() || len(v) < 4 || v[0] != valueV1 || !CounterTrigger(v[1]).Valid() {
+		return ErrCorrupt
+	}
+	e, n := binary.Uvarint(v[2:])
+	if n <= 0 || e > math.MaxInt64 {
+		return ErrCorrupt
+	}
+	rtt, m := binary.Uvarint(v[2+n:])
+	if m <= 0 || rtt > math.MaxInt64 || 2+n+m != len(v) {
+		return ErrCorrupt
+	}
+	r.Kind, r.Device = Kind(key[0]), int32(binary.BigEndian.Uint32(key[1:5]))
+	r.TakenMs = getInt64(key[5:13])
+	r.Trigger, r.EnergyUJ, r.RTTUs = CounterTrigger(v[1]), int64(e), int64(rtt)
 	return nil
 }

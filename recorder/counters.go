@@ -1,0 +1,322 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wattrec/wattrec/store"
+)
+
+// stopCounterTimeout bounds the last counter read, which runs after the
+// client's context was cancelled.
+const stopCounterTimeout = 2 * time.Second
+
+// counters is one endpoint's hardware energy counter state. mu serialises
+// the endpoint's counter reads, so the device lists need no other lock.
+type counters struct {
+	mu   sync.Mutex
+	gpus []int // streamed GPUs with a counter that the daemon did not refuse
+	cpus []int // streamed CPU packages
+}
+
+// any reports whether the endpoint has a counter to read. It is called
+// before the endpoint's counter goroutine starts.
+func (ct *counters) any() bool { return len(ct.gpus) > 0 || len(ct.cpus) > 0 }
+
+// initCounters picks the devices whose counters are read: the streamed
+// GPUs that /discover says have one, and the streamed CPU packages.
+func (c *Client) initCounters(ep *endpoint) {
+	has := map[int]bool{}
+	for _, g := range ep.disc.GPUs {
+		has[g.ID] = g.CumulativeEnergyAvailable
+	}
+	ep.ctr.gpus = nil
+	for _, id := range ep.gpus {
+		if has[id] {
+			ep.ctr.gpus = append(ep.ctr.gpus, id)
+		} else {
+			c.Logger.Info("GPU has no energy counter; not reading it", "endpoint", ep.srv.Endpoint(), "gpu", id)
+		}
+	}
+	ep.ctr.cpus = slices.Clone(ep.cpus)
+}
+
+// ReadCounters reads the hardware energy counters of every running
+// endpoint now and hands the readings, marked with trigger, to the Sink
+// before it returns. Endpoints are read at once; the error joins the
+// failures of each. It returns ErrNotRunning before Start has succeeded
+// and once Stop was called; Stop cancels a read in flight and waits for
+// it.
+func (c *Client) ReadCounters(ctx context.Context, trigger store.CounterTrigger) error {
+	if !trigger.Valid() {
+		return fmt.Errorf("invalid counter trigger %d", trigger)
+	}
+	c.mu.Lock()
+	if c.eps == nil || c.closing || c.runCtx.Err() != nil {
+		c.mu.Unlock()
+		return ErrNotRunning
+	}
+	c.reads.Add(1) // before Stop's Wait: closing is false under the same lock
+	eps, runCtx := c.eps, c.runCtx
+	c.mu.Unlock()
+	defer c.reads.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(runCtx, cancel)()
+
+	errs := make([]error, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		if !ep.ready.Load() {
+			continue // still being retried (KeepTrying)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.readCounters(ctx, ep, trigger)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// followCounters reads ep's counters once at start, every CounterInterval
+// and a last time when ctx ends. A failed read is logged when its error
+// differs from the last one logged, and the loop goes on.
+func (c *Client) followCounters(ctx context.Context, ep *endpoint) {
+	log := c.Logger.With("endpoint", ep.srv.Endpoint())
+	var lastErr string
+	failures := 0
+	read := func(ctx context.Context, trigger store.CounterTrigger) {
+		err := c.readCounters(ctx, ep, trigger)
+		switch {
+		case err == nil:
+			if failures > 0 {
+				log.Info("energy counter reads recovered", "failures", failures)
+			}
+			lastErr, failures = "", 0
+		case ctx.Err() != nil:
+			// Cancelled mid-read: the stop read follows.
+		default:
+			failures++
+			if msg := err.Error(); msg != lastErr {
+				log.Warn("energy counter read failed", "trigger", trigger.String(), "err", err)
+				lastErr = msg
+			}
+		}
+	}
+
+	read(ctx, store.TriggerStart)
+	var tick <-chan time.Time
+	if c.CounterInterval > 0 {
+		t := time.NewTicker(c.CounterInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+			read(ctx, store.TriggerPeriodic)
+		case <-ctx.Done():
+			// ctx is already cancelled, but the stop reading closes the
+			// recording's last counter interval: read it with a short
+			// detached context. Stop waits for this goroutine, so the
+			// reading reaches the Sink before Stop returns.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopCounterTimeout)
+			read(sctx, store.TriggerStop)
+			cancel()
+			return
+		}
+	}
+}
+
+// readCounters reads ep's GPU and CPU counters, emits what it got and
+// returns the failures.
+func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger) error {
+	ep.ctr.mu.Lock()
+	defer ep.ctr.mu.Unlock()
+	var out []store.CounterReading
+	var gerr, cerr error
+	if len(ep.ctr.gpus) > 0 {
+		out, gerr = c.readGPUCounters(ctx, ep, trigger, out)
+	}
+	if len(ep.ctr.cpus) > 0 {
+		path := "/cpu/get_cumulative_energy?cpu=true&dram=true&cpu_ids=" + joinIDs(ep.ctr.cpus)
+		out, cerr = c.sampleCounters(ctx, ep, path, trigger, out, func(body []byte) ([]counterValue, error) {
+			return decodeCPUEnergy(body, ep.ctr.cpus)
+		})
+	}
+	if len(out) > 0 {
+		c.emit(store.Batch{Counters: out})
+	}
+	return errors.Join(gerr, cerr)
+}
+
+// readGPUCounters reads the GPU counters. zeusd answers 400 for a whole
+// request when one of its GPUs has no counter, though /discover said it
+// has: then each GPU is asked alone, and those refused are dropped for
+// good.
+func (c *Client) readGPUCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger, out []store.CounterReading) ([]store.CounterReading, error) {
+	read := func(ids []int) ([]store.CounterReading, error) {
+		return c.sampleCounters(ctx, ep, "/gpu/get_cumulative_energy?gpu_ids="+joinIDs(ids), trigger, out, func(body []byte) ([]counterValue, error) {
+			return decodeGPUEnergy(body, ids)
+		})
+	}
+	got, err := read(ep.ctr.gpus)
+	if !isBadRequest(err) {
+		return got, err
+	}
+	var keep []int
+	var errs []error
+	for _, id := range ep.ctr.gpus {
+		if len(ep.ctr.gpus) > 1 {
+			got, err = read([]int{id})
+		}
+		if isBadRequest(err) {
+			c.Logger.Info("GPU energy counter refused by the daemon; not asking for it again", "endpoint", ep.srv.Endpoint(), "gpu", id, "err", err)
+			continue
+		}
+		keep, out, errs = append(keep, id), got, append(errs, err)
+	}
+	ep.ctr.gpus = keep
+	return out, errors.Join(errs...)
+}
+
+// sampleCounters does one get_cumulative_energy request, decodes the
+// answer with decode and appends the readings to out. A reading's time is
+// the midpoint of the request's send and receive on the recorder's clock.
+func (c *Client) sampleCounters(ctx context.Context, ep *endpoint, path string, trigger store.CounterTrigger,
+	out []store.CounterReading, decode func([]byte) ([]counterValue, error)) ([]store.CounterReading, error) {
+	var body json.RawMessage
+	sent := c.Now()
+	if _, err := ep.conn.getJSON(ctx, path, true, &body); err != nil {
+		return out, err
+	}
+	rtt := c.Now().Sub(sent)
+	if rtt < 0 {
+		return out, fmt.Errorf("%s %s: negative round trip %v: the local clock stepped", ep.srv.Endpoint(), path, rtt)
+	}
+	vals, err := decode(body)
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w", ep.srv.Endpoint(), path, err)
+	}
+	taken := roundMs(sent.UnixMicro() + rtt.Microseconds()/2)
+	for _, v := range vals {
+		out = append(out, store.CounterReading{Endpoint: ep.srv.Endpoint(), Kind: v.Kind, Device: v.Device,
+			TakenMs: taken, RTTUs: rtt.Microseconds(), EnergyUJ: v.EnergyUJ, Trigger: trigger})
+	}
+	return out, err
+}
+
+// counterValue is one counter from a get_cumulative_energy answer, in µJ.
+type counterValue struct {
+	Kind     store.Kind
+	Device   int32
+	EnergyUJ int64
+}
+
+// decodeGPUEnergy decodes {"0":{"energy_mj":123456},...} for the GPUs ids,
+// in µJ. A GPU whose energy_mj is null gives no value; one missing from
+// the answer is an error, but the others still count. Devices not asked
+// for are ignored.
+func decodeGPUEnergy(body []byte, ids []int) ([]counterValue, error) {
+	var ans map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return nil, fmt.Errorf("decode answer: %v", err)
+	}
+	var out []counterValue
+	var errs []error
+	for _, id := range ids {
+		dev, ok := ans[strconv.Itoa(id)]
+		if !ok || dev == nil {
+			errs = append(errs, fmt.Errorf("answer has no GPU %d", id))
+			continue
+		}
+		raw := dev["energy_mj"]
+		if raw != nil && isNull(raw) {
+			continue
+		}
+		mj, err := integer(fmt.Sprintf("GPU %d energy_mj", id), raw, 0, math.MaxInt64/1000)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, counterValue{store.KindGPU, int32(id), mj * 1000})
+	}
+	return out, errors.Join(errs...)
+}
+
+// decodeCPUEnergy decodes
+// {"0":{"cpu_energy_uj":123456,"dram_energy_uj":78901},...} for the CPU
+// packages ids: a store.KindCPU and a store.KindDRAM value per package,
+// each only where its field is not null. A package missing from the answer
+// is an error, but the others still count. Packages not asked for are
+// ignored.
+func decodeCPUEnergy(body []byte, ids []int) ([]counterValue, error) {
+	var ans map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return nil, fmt.Errorf("decode answer: %v", err)
+	}
+	var out []counterValue
+	var errs []error
+	for _, id := range ids {
+		dev, ok := ans[strconv.Itoa(id)]
+		if !ok || dev == nil {
+			errs = append(errs, fmt.Errorf("answer has no CPU %d", id))
+			continue
+		}
+		for _, f := range []struct {
+			kind  store.Kind
+			field string
+		}{{store.KindCPU, "cpu_energy_uj"}, {store.KindDRAM, "dram_energy_uj"}} {
+			raw := dev[f.field]
+			if raw == nil || isNull(raw) {
+				continue // the domain is absent, or was not asked for
+			}
+			uj, err := integer(fmt.Sprintf("CPU %d %s", id, f.field), raw, 0, math.MaxInt64)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, counterValue{f.kind, int32(id), uj})
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// isBadRequest reports whether err is zeusd's 400 answer.
+func isBadRequest(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusBadRequest
+}
+
+// joinIDs formats ids as zeusd's comma-separated id list.
+func joinIDs(ids []int) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, ",")
+}
+
+// roundMs rounds µs to the nearest ms, halves away from zero.
+func roundMs(us int64) int64 {
+	ms, r := us/1000, us%1000
+	switch {
+	case r >= 500:
+		ms++
+	case r <= -500:
+		ms--
+	}
+	return ms
+}
