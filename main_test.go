@@ -223,14 +223,11 @@ func TestRecord_Kill9(t *testing.T) {
 	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "msg=recording") })
 	sent.WaitEvents(t, 500)
 
-	// Read-only commands never hang on the held file.
-	start := time.Now()
-	_, err := run(t, "info", "--db", db)
-	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "database is in use by a running recorder") {
-		t.Errorf("info on a held file: %v", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("info took %v on a held file", d)
+	// While the recorder holds the file, info goes through its control
+	// socket.
+	out2, err := run(t, "info", "--db", db)
+	if err != nil || !strings.Contains(out2, srv.Address) {
+		t.Errorf("live info: %v\n%s", err, out2)
 	}
 
 	if err := cmd.Process.Kill(); err != nil {
@@ -238,6 +235,14 @@ func TestRecord_Kill9(t *testing.T) {
 	}
 	waitExit(t, cmd)
 
+	// The killed recorder left a stale control socket: read commands fall
+	// back to the file.
+	if _, err := os.Stat(db + ".sock"); err != nil {
+		t.Errorf("expected a stale control socket after kill -9: %v", err)
+	}
+	if out, err := run(t, "info", "--db", db); err != nil || !strings.Contains(out, "still open") {
+		t.Errorf("info after kill -9: %v\n%s", err, out)
+	}
 	d, err := store.Open(db, store.Options{})
 	if err != nil {
 		t.Fatalf("reopen after kill -9: %v", err)
@@ -275,6 +280,25 @@ func TestRecord_Kill9(t *testing.T) {
 
 // TestExport_JSONL: golden output from a hand-built store, filters, the
 // atomic -o, and the file stays unchanged.
+// TestInfo_Locked: a file held by another process with no control socket
+// answering is reported at once, not waited on forever.
+func TestInfo_Locked(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "w.db")
+	holder, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	start := time.Now()
+	_, err = run(t, "info", "--db", db)
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "database is in use by a running recorder") {
+		t.Errorf("info on a held file: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("info took %v on a held file", d)
+	}
+}
+
 func TestExport_JSONL(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "w.db")
 	d, err := store.Open(db, store.Options{})

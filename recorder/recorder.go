@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/wattrec/wattrec/store"
@@ -36,12 +37,41 @@ type Recorder struct {
 	Version       string   // stored with each run
 	Servers       []string // specs as configured, stored with each run
 	Logger        *slog.Logger
+
+	flushReq    chan chan error // to the writer: commit now
+	writerDone  chan struct{}   // closed when the writer has exited
+	started     chan struct{}   // closed once the client has started
+	startedOnce sync.Once
 }
 
 // New returns a Recorder with default settings. It sets client.Sink.
 func New(client *Client, db Appender) *Recorder {
 	return &Recorder{Client: client, DB: db, FlushInterval: DefaultFlushInterval,
-		BatchSize: DefaultBatchSize, Version: "dev", Logger: client.Logger}
+		BatchSize: DefaultBatchSize, Version: "dev", Logger: client.Logger,
+		flushReq: make(chan chan error), writerDone: make(chan struct{}), started: make(chan struct{})}
+}
+
+// Started is closed once every endpoint passed its startup checks and the
+// streams run. It stays open if Run fails before that.
+func (r *Recorder) Started() <-chan struct{} { return r.started }
+
+// Flush commits everything received so far, so that a read sees it. It
+// is safe to call from any goroutine while Run runs.
+func (r *Recorder) Flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case r.flushReq <- reply:
+	case <-r.writerDone:
+		return errors.New("recorder is not running")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Run records until ctx is done, then stops the streams, commits every
@@ -53,7 +83,10 @@ func (r *Recorder) Run(ctx context.Context) error {
 	failed := make(chan struct{})
 	r.Client.Sink = func(b store.Batch) { in <- b }
 	writeErr := make(chan error, 1)
-	go func() { writeErr <- r.write(in, failed) }()
+	go func() {
+		defer close(r.writerDone)
+		writeErr <- r.write(in, failed)
+	}()
 
 	host, _ := os.Hostname()
 	in <- store.Batch{Runs: []store.Run{{StartedMs: r.Client.Now().UnixMilli(), Version: r.Version, Host: host, Servers: r.Servers}}}
@@ -63,6 +96,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		runErr = err
 	} else {
 		r.Logger.Info("recording", "flush_interval", r.FlushInterval)
+		r.startedOnce.Do(func() { close(r.started) })
 		select {
 		case <-ctx.Done():
 		case <-failed:
@@ -125,6 +159,23 @@ func (r *Recorder) write(in <-chan store.Batch, failed chan<- struct{}) error {
 		pending.Reset()
 	}
 
+	merge := func(b store.Batch) {
+		pending.Readings = append(pending.Readings, b.Readings...)
+		pending.Clocks = append(pending.Clocks, b.Clocks...)
+		pending.Endpoints = append(pending.Endpoints, b.Endpoints...)
+		pending.Runs = append(pending.Runs, b.Runs...)
+		pending.Counters = append(pending.Counters, b.Counters...)
+		for _, s := range b.Sessions {
+			id := sessionID{s.Endpoint, s.Stream, s.Start}
+			if s.Open {
+				open[id] = s
+			} else {
+				delete(open, id)
+			}
+			pending.Sessions = append(pending.Sessions, s)
+		}
+	}
+
 	for {
 		select {
 		case b, ok := <-in:
@@ -135,25 +186,22 @@ func (r *Recorder) write(in <-chan store.Batch, failed chan<- struct{}) error {
 				}
 				return nil
 			}
-			pending.Readings = append(pending.Readings, b.Readings...)
-			pending.Clocks = append(pending.Clocks, b.Clocks...)
-			pending.Endpoints = append(pending.Endpoints, b.Endpoints...)
-			pending.Runs = append(pending.Runs, b.Runs...)
-			pending.Counters = append(pending.Counters, b.Counters...)
-			for _, s := range b.Sessions {
-				id := sessionID{s.Endpoint, s.Stream, s.Start}
-				if s.Open {
-					open[id] = s
-				} else {
-					delete(open, id)
-				}
-				pending.Sessions = append(pending.Sessions, s)
-			}
+			merge(b)
 			if len(pending.Readings) >= r.BatchSize {
 				flush()
 			}
 		case <-ticker.C:
 			flush()
+		case reply := <-r.flushReq:
+			// Take in what is already queued, so the commit covers
+			// everything received until now.
+			for queued := len(in); queued > 0; queued-- {
+				if b, ok := <-in; ok {
+					merge(b)
+				}
+			}
+			flush()
+			reply <- writeErr
 		}
 	}
 }
