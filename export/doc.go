@@ -1,4 +1,7 @@
-// Package export writes stored readings out for other tools: JSON Lines
-// now, Parquet and CSV later. It reads the store through its scan API and
-// never writes to it.
+// Package export writes stored readings out for other tools: Parquet (for
+// pandas, polars, DuckDB and Arrow), CSV and JSON Lines, one row per
+// stored device value, and an energy-conserving grid of per-bin energy
+// integrated by the query rules. It reads the store through its scan API,
+// one series at a time, and never writes to it; memory stays bounded by a
+// row group, whatever the size of the recording. It does not log.
 package export

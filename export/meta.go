@@ -1,0 +1,197 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/store"
+)
+
+// Parquet key-value metadata keys. Values are JSON unless noted.
+const (
+	MetaVersion    = "wattrec.version"     // text: the wattrec version that wrote the file
+	MetaTable      = "wattrec.table"       // text: TableReadings or TableGrid
+	MetaColumns    = "wattrec.columns"     // {column: description with unit}
+	MetaFilter     = "wattrec.filter"      // the export's filters: {"from","to","from_ms","to_ms","endpoints","devices"}
+	MetaWindow     = "wattrec.window"      // the integration window: {"from","to","from_ms","to_ms"} (+ "bin_ms" for a grid)
+	MetaRules      = "wattrec.rules"       // text: the integration rules, as query prints them
+	MetaCPUPeriods = "wattrec.cpu_periods" // {"endpoint kind:device": {"period_ms","inferred"}}
+	MetaEndpoints  = "wattrec.endpoints"   // {endpoint: {"network","discover" (the /discover answer),"gpus","cpus",...}}
+	MetaClock      = "wattrec.clock"       // {endpoint: [{"taken_ms","offset_us","rtt_us","samples"}]}, oldest first
+	MetaSessions   = "wattrec.sessions"    // {endpoint: [{"stream","start_ms","end_ms","open","events","malformed","reason"}]}
+	MetaGaps       = "wattrec.gaps"        // {endpoint: [{"stream","from_ms","to_ms","reason","recorder"}]}
+)
+
+// Values of MetaTable.
+const (
+	TableReadings = "readings"
+	TableGrid     = "grid"
+)
+
+var readingColumns = map[string]string{
+	"time":           "clock-corrected time of the reading (UTC, ms): the daemon's time + its clock offset",
+	"daemon_time_ms": "the daemon's own timestamp, Unix ms, as sent",
+	"endpoint":       "the zeusd endpoint (host:port or socket path)",
+	"kind":           "gpu, cpu (package) or dram",
+	"device":         "device index on the endpoint",
+	"power_w":        "power in watts (zeusd's milliwatts / 1000); gpu: holds until the next reading; cpu/dram: average over the poll period that ended at time",
+	"seed":           "true for values read with get_power at a (re)connect rather than streamed",
+}
+
+var gridColumns = map[string]string{
+	"time":        "bin start (UTC, ms); bins are aligned to multiples of bin_ms since the Unix epoch, clipped to the window",
+	"bin_ms":      "bin length in ms (shorter for a bin clipped by the window's edges)",
+	"endpoint":    "the zeusd endpoint (host:port or socket path)",
+	"kind":        "gpu, cpu (package) or dram",
+	"device":      "device index on the endpoint",
+	"energy_j":    "energy in the bin, joules: the exact integral by the integration rules (wattrec.rules); the bins of a window sum to wattrec query's joules",
+	"avg_power_w": "average power while observed (energy_j / observed time); null when nothing was observed",
+	"coverage":    "fraction of the bin with a known value (inside a live stream session, after its first reading)",
+	"samples":     "readings stamped inside the bin",
+}
+
+// metadata gathers the key-value metadata of an export of series under
+// filter f. plan is nil when no series matched.
+func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, series []store.SeriesStats, plan *query.Plan, opt Options, binMs int64) (map[string]string, error) {
+	m := map[string]string{MetaTable: table}
+	if opt.Version != "" {
+		m[MetaVersion] = opt.Version
+	}
+	put := func(key string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("metadata %s: %w", key, err)
+		}
+		m[key] = string(b)
+		return nil
+	}
+	cols := readingColumns
+	if table == TableGrid {
+		cols = gridColumns
+	}
+	if err := put(MetaColumns, cols); err != nil {
+		return nil, err
+	}
+	if err := put(MetaFilter, filterJSON(f)); err != nil {
+		return nil, err
+	}
+	if plan != nil {
+		w := map[string]any{"from_ms": plan.FromMs, "to_ms": plan.ToMs, "from": query.FormatTime(plan.FromMs), "to": query.FormatTime(plan.ToMs)}
+		if binMs > 0 {
+			w["bin_ms"] = binMs
+		}
+		if err := put(MetaWindow, w); err != nil {
+			return nil, err
+		}
+		m[MetaRules] = plan.Rules()
+		type period struct {
+			PeriodMs int64 `json:"period_ms"`
+			Inferred bool  `json:"inferred"`
+		}
+		periods := map[string]period{}
+		for name, p := range plan.Periods {
+			periods[name] = period{p, plan.Inferred[name]}
+		}
+		if err := put(MetaCPUPeriods, periods); err != nil {
+			return nil, err
+		}
+	}
+
+	// Per endpoint: its info, clock estimates, sessions and gaps.
+	type clock struct {
+		TakenMs  int64 `json:"taken_ms"`
+		OffsetUs int64 `json:"offset_us"`
+		RTTUs    int64 `json:"rtt_us"`
+		Samples  int   `json:"samples"`
+	}
+	type session struct {
+		Stream    string `json:"stream"`
+		StartMs   int64  `json:"start_ms"`
+		EndMs     int64  `json:"end_ms"`
+		Open      bool   `json:"open,omitempty"`
+		Events    uint64 `json:"events"`
+		Malformed uint64 `json:"malformed"`
+		Reason    string `json:"reason,omitempty"`
+	}
+	type gap struct {
+		Stream   string `json:"stream"`
+		FromMs   int64  `json:"from_ms"`
+		ToMs     int64  `json:"to_ms"`
+		Reason   string `json:"reason,omitempty"`
+		Recorder bool   `json:"recorder"`
+	}
+	endpoints := map[string]store.EndpointInfo{}
+	clocks := map[string][]clock{}
+	sessions := map[string][]session{}
+	gaps := map[string][]gap{}
+	infos, err := db.Endpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wanted := map[string]bool{}
+	for _, s := range series {
+		wanted[s.Endpoint] = true
+	}
+	for _, info := range infos {
+		ep := info.Endpoint
+		if !wanted[ep] {
+			continue
+		}
+		endpoints[ep] = info
+		ces, err := db.ClockEstimates(ctx, ep)
+		if err != nil {
+			return nil, err
+		}
+		clocks[ep] = []clock{}
+		for _, c := range ces {
+			clocks[ep] = append(clocks[ep], clock{c.TakenMs, c.OffsetUs, c.RTTUs, c.Samples})
+		}
+		ss, err := db.Sessions(ctx, ep)
+		if err != nil {
+			return nil, err
+		}
+		sessions[ep] = []session{}
+		for _, s := range ss {
+			sessions[ep] = append(sessions[ep], session{s.Stream.String(), s.Start, s.End, s.Open, s.Events, s.Malformed, s.Reason})
+		}
+		gaps[ep] = []gap{}
+		for _, g := range query.Gaps(ss) {
+			gaps[ep] = append(gaps[ep], gap{g.Stream.String(), g.FromMs, g.ToMs, g.Reason, g.Recorder})
+		}
+	}
+	for key, v := range map[string]any{MetaEndpoints: endpoints, MetaClock: clocks, MetaSessions: sessions, MetaGaps: gaps} {
+		if err := put(key, v); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// filterJSON is the JSON form of the export's filters; unset parts are
+// left out.
+func filterJSON(f query.Filter) map[string]any {
+	out := map[string]any{}
+	if from, to := f.Range(); from != math.MinInt64 || to != math.MaxInt64 {
+		out["from_ms"], out["to_ms"] = from, to
+		out["from"], out["to"] = query.FormatTime(from), query.FormatTime(to)
+	}
+	if len(f.Endpoints) > 0 {
+		out["endpoints"] = f.Endpoints
+	}
+	if len(f.Devices) > 0 {
+		var devs []string
+		for _, d := range f.Devices {
+			s := d.Kind.String()
+			if !d.AnyDevice {
+				s += ":" + strconv.Itoa(int(d.Device))
+			}
+			devs = append(devs, s)
+		}
+		out["devices"] = devs
+	}
+	return out
+}

@@ -1,0 +1,203 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/store"
+)
+
+// chunkRows is how many rows are buffered before they go to the Parquet
+// writer.
+const chunkRows = 4096
+
+// readingRow is one row of the raw table. The struct tags are the file's
+// schema (see Parquet).
+type readingRow struct {
+	Time         int64   `parquet:"time,timestamp(millisecond:utc)"`
+	DaemonTimeMs int64   `parquet:"daemon_time_ms"`
+	Endpoint     string  `parquet:"endpoint,dict"`
+	Kind         string  `parquet:"kind,dict"`
+	Device       int32   `parquet:"device"`
+	PowerW       float64 `parquet:"power_w"`
+	Seed         bool    `parquet:"seed"`
+}
+
+// gridRow is one row of the grid table (see GridParquet).
+type gridRow struct {
+	Time      int64    `parquet:"time,timestamp(millisecond:utc)"`
+	BinMs     int64    `parquet:"bin_ms"`
+	Endpoint  string   `parquet:"endpoint,dict"`
+	Kind      string   `parquet:"kind,dict"`
+	Device    int32    `parquet:"device"`
+	EnergyJ   float64  `parquet:"energy_j"`
+	AvgPowerW *float64 `parquet:"avg_power_w,optional"`
+	Coverage  float64  `parquet:"coverage"`
+	Samples   int32    `parquet:"samples"`
+}
+
+// newWriter returns a Parquet writer for rows of T: zstd, data pages v1
+// (read by every Parquet reader), row groups of opt's size and the
+// key-value metadata meta.
+func newWriter[T any](w io.Writer, opt Options, meta map[string]string) *parquet.GenericWriter[T] {
+	options := []parquet.WriterOption{
+		parquet.Compression(&parquet.Zstd),
+		parquet.DataPageVersion(1),
+		parquet.MaxRowsPerRowGroup(opt.rowGroupRows()),
+		parquet.CreatedBy("wattrec", opt.Version, ""),
+	}
+	for k, v := range meta {
+		options = append(options, parquet.KeyValueMetadata(k, v))
+	}
+	return parquet.NewGenericWriter[T](w, options...)
+}
+
+// Parquet writes every stored reading that passes f to w as a Parquet
+// file, one row per device value, ordered by endpoint, kind, device and
+// corrected time (ties in arrival order). The schema:
+//
+//	time            TIMESTAMP(MILLIS, isAdjustedToUTC=true)  clock-corrected
+//	daemon_time_ms  INT64                                     the daemon's own stamp
+//	endpoint        STRING, dictionary-encoded
+//	kind            STRING, dictionary-encoded: gpu, cpu or dram
+//	device          INT32
+//	power_w         DOUBLE                                    milliwatts / 1000
+//	seed            BOOLEAN                                   read with get_power at a (re)connect
+//
+// All columns are required and zstd-compressed. The key-value metadata
+// (keys Meta*) holds the integration rules, each endpoint's /discover
+// answer, clock estimates, sessions and gaps, the filters and
+// opt.Version. Rows are read one series at a time and written in chunks,
+// so memory is bounded by one row group. On error (ctx cancelled
+// included) it returns without writing the footer: what reached w is not
+// a valid Parquet file, and WriteFile removes it. It returns the number
+// of rows written.
+func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Options) (int64, error) {
+	f, series, err := resolve(ctx, db, f)
+	if err != nil {
+		return 0, err
+	}
+	var plan *query.Plan
+	if len(series) > 0 {
+		if plan, err = query.NewPlan(ctx, db, query.Options{Filter: f, CPUPeriodMs: opt.CPUPeriodMs, LiveUntilMs: opt.LiveUntilMs}); err != nil {
+			return 0, err
+		}
+	}
+	meta, err := metadata(ctx, db, TableReadings, f, series, plan, opt, 0)
+	if err != nil {
+		return 0, err
+	}
+	pw := newWriter[readingRow](w, opt, meta)
+	from, to := f.Range()
+	prog := newProgress(opt.Progress, estimateRows(series, from, to))
+	buf := make([]readingRow, 0, chunkRows)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := pw.Write(buf); err != nil {
+			return fmt.Errorf("write parquet: %w", err)
+		}
+		prog.add(int64(len(buf)))
+		buf = buf[:0]
+		return nil
+	}
+	for _, s := range series {
+		endpoint, kind, device := s.Endpoint, s.Kind.String(), s.Device
+		err := db.Scan(ctx, s.SeriesKey, from, to, func(r *store.Reading) error {
+			buf = append(buf, readingRow{
+				Time: r.TimeMs, DaemonTimeMs: r.DaemonMs, Endpoint: endpoint, Kind: kind, Device: device,
+				PowerW: float64(r.MilliWatts) / 1000, Seed: r.Seed,
+			})
+			if len(buf) == cap(buf) {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return prog.done, err
+		}
+	}
+	if err := flush(); err != nil {
+		return prog.done, err
+	}
+	if err := ctx.Err(); err != nil {
+		return prog.done, err
+	}
+	// Close writes the last row group and the footer.
+	if err := pw.Close(); err != nil {
+		return prog.done, fmt.Errorf("write parquet footer: %w", err)
+	}
+	prog.finish()
+	return prog.done, nil
+}
+
+// GridParquet writes the energy grid of the series that pass f to w as a
+// Parquet file: per series and bin of binMs (see Grid), one row,
+// ordered by endpoint, kind, device and time. The schema:
+//
+//	time         TIMESTAMP(MILLIS, isAdjustedToUTC=true)  bin start
+//	bin_ms       INT64                                     bin length (shorter where the window clips it)
+//	endpoint     STRING, dictionary-encoded
+//	kind         STRING, dictionary-encoded: gpu, cpu or dram
+//	device       INT32
+//	energy_j     DOUBLE                                    the exact integral over the bin
+//	avg_power_w  DOUBLE, optional                          energy / observed time; null when unobserved
+//	coverage     DOUBLE                                    observed fraction of the bin
+//	samples      INT32                                     readings stamped in the bin
+//
+// The metadata is Parquet's, with MetaTable = TableGrid and MetaWindow
+// carrying bin_ms. It returns the number of rows written; on error it
+// leaves the file without a footer, like Parquet.
+func GridParquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, binMs int64, opt Options) (int64, error) {
+	plan, err := gridPlan(ctx, db, f, binMs, opt)
+	if err != nil {
+		return 0, err
+	}
+	meta, err := metadata(ctx, db, TableGrid, plan.filter, plan.Series, plan.Plan, opt, binMs)
+	if err != nil {
+		return 0, err
+	}
+	pw := newWriter[gridRow](w, opt, meta)
+	buf := make([]gridRow, 0, chunkRows)
+	avgs := make([]float64, chunkRows) // backing store for AvgPowerW
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := pw.Write(buf); err != nil {
+			return fmt.Errorf("write parquet: %w", err)
+		}
+		buf = buf[:0]
+		return nil
+	}
+	n, err := plan.run(ctx, db, opt.Progress, func(b *GridBin) error {
+		row := gridRow{
+			Time: b.FromMs, BinMs: b.ToMs - b.FromMs, Endpoint: b.endpoint, Kind: b.kind, Device: b.Series.Device,
+			EnergyJ: b.Joules(), Coverage: b.Coverage(), Samples: int32(min(b.Samples, 1<<31-1)),
+		}
+		if avg, ok := b.AvgW(); ok {
+			avgs[len(buf)] = avg
+			row.AvgPowerW = &avgs[len(buf)]
+		}
+		buf = append(buf, row)
+		if len(buf) == cap(buf) {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	if err := pw.Close(); err != nil {
+		return n, fmt.Errorf("write parquet footer: %w", err)
+	}
+	return n, nil
+}
