@@ -17,6 +17,7 @@
 //	meta/                         format  -> [1]byte{formatVersion}
 //	                              created -> 8-byte BE Unix ms
 //	runs/                         8-byte BE sequence -> v1 | JSON(Run)
+//	marks/                        8-byte BE mark id -> v1 | JSON(Mark)   (named windows)
 //	endpoints/
 //	  <endpoint identity>/        "host:port" or the socket path, as typed
 //	    info                      -> v1 | JSON(EndpointInfo)    (latest /discover etc.)

@@ -186,17 +186,18 @@ type Batch struct {
 	Endpoints []EndpointInfo // replaces the endpoint's info
 	Runs      []Run
 	Counters  []CounterReading
+	Marks     []Mark // upserted by ID; ID 0 adds a new mark
 }
 
 // Len is the number of records in b.
 func (b *Batch) Len() int {
-	return len(b.Readings) + len(b.Sessions) + len(b.Clocks) + len(b.Endpoints) + len(b.Runs) + len(b.Counters)
+	return len(b.Readings) + len(b.Sessions) + len(b.Clocks) + len(b.Endpoints) + len(b.Runs) + len(b.Counters) + len(b.Marks)
 }
 
 // Reset empties b, keeping its capacity.
 func (b *Batch) Reset() {
 	b.Readings, b.Sessions, b.Clocks = b.Readings[:0], b.Sessions[:0], b.Clocks[:0]
-	b.Endpoints, b.Runs, b.Counters = b.Endpoints[:0], b.Runs[:0], b.Counters[:0]
+	b.Endpoints, b.Runs, b.Counters, b.Marks = b.Endpoints[:0], b.Runs[:0], b.Counters[:0], b.Marks[:0]
 }
 
 // Append writes rs in one transaction. It does not retain rs.
@@ -238,6 +239,11 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 			if err := w.putReading(&b.Readings[i]); err != nil {
 				r := &b.Readings[i]
 				return fmt.Errorf("put %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TimeMs, err)
+			}
+		}
+		for i := range b.Marks {
+			if err := w.putMark(b.Marks[i]); err != nil {
+				return fmt.Errorf("mark %q: %w", b.Marks[i].Name, err)
 			}
 		}
 		for i := range b.Counters {

@@ -227,3 +227,43 @@ func TestOpen(t *testing.T) {
 		}
 	})
 }
+
+func TestDB_Marks(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	if ms, err := db.Marks(ctx, ""); err != nil || len(ms) != 0 {
+		t.Fatalf("marks of a new file = %v, %v", ms, err)
+	}
+	b := store.Batch{Marks: []store.Mark{
+		{Name: "epoch", BeginMs: 200, EndMs: 300},
+		{Name: "run", BeginMs: 100, Open: true},
+		{Name: "epoch", BeginMs: 100, EndMs: 200},
+	}}
+	if err := db.Write(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	epochs, err := db.Marks(ctx, "epoch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(epochs) != 2 || epochs[0].BeginMs != 100 || epochs[1].BeginMs != 200 || epochs[0].ID == epochs[1].ID {
+		t.Fatalf("epochs = %+v, want two, ordered by begin, distinct ids", epochs)
+	}
+	// End the open mark: an upsert by ID.
+	runs, _ := db.Marks(ctx, "run")
+	run := runs[0]
+	run.Open, run.EndMs = false, 400
+	if err := db.Write(ctx, &store.Batch{Marks: []store.Mark{run}}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := db.Marks(ctx, "")
+	if len(all) != 3 {
+		t.Fatalf("marks = %+v, want 3", all)
+	}
+	if got, _ := db.Marks(ctx, "run"); got[0] != run {
+		t.Fatalf("ended mark = %+v, want %+v", got[0], run)
+	}
+	if err := db.Write(ctx, &store.Batch{Marks: []store.Mark{{Name: "bad", BeginMs: 10, EndMs: 5}}}); err == nil {
+		t.Fatal("a mark that ends before it begins was stored")
+	}
+}

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// marksBucket holds named windows: key = id (8 BE), value = v1 | JSON(Mark).
+var marksBucket = []byte("marks")
+
+// Mark is a named window of the recording. Windows may overlap, nest and
+// repeat: "epoch" can have a hundred instances.
+type Mark struct {
+	ID        uint64 `json:"id"` // 0 in a Batch: a new mark, numbered by the commit
+	Name      string `json:"name"`
+	BeginMs   int64  `json:"begin_ms"` // recorder clock
+	EndMs     int64  `json:"end_ms"`   // meaningful unless Open
+	Open      bool   `json:"open"`     // begun, not yet ended
+	CreatedMs int64  `json:"created_ms"`
+	Source    string `json:"source"` // "mark begin", "mark add", "run", ...
+}
+
+func (w *writer) putMark(m Mark) error {
+	if m.Name == "" {
+		return fmt.Errorf("mark without a name")
+	}
+	if !m.Open && m.EndMs < m.BeginMs {
+		return fmt.Errorf("mark %q ends before it begins", m.Name)
+	}
+	b, err := w.tx.CreateBucketIfNotExists(marksBucket)
+	if err != nil {
+		return err
+	}
+	if m.ID == 0 {
+		if m.ID, err = b.NextSequence(); err != nil {
+			return err
+		}
+	}
+	js, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return b.Put(binary.BigEndian.AppendUint64(nil, m.ID), append([]byte{valueV1}, js...))
+}
+
+// Marks returns the marks named name ("" = all), ordered by begin time.
+func (db *DB) Marks(ctx context.Context, name string) ([]Mark, error) {
+	var out []Mark
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(marksBucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var m Mark
+			if len(v) < 1 || v[0] != valueV1 {
+				return fmt.Errorf("mark %x: %w", k, ErrCorrupt)
+			}
+			if err := json.Unmarshal(v[1:], &m); err != nil {
+				return fmt.Errorf("mark %x: %w: %v", k, ErrCorrupt, err)
+			}
+			if name == "" || m.Name == name {
+				out = append(out, m)
+			}
+			return ctx.Err()
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].BeginMs < out[j].BeginMs })
+	return out, err
+}
