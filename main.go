@@ -348,7 +348,8 @@ start or end (of the recording). Default: the whole recording.`,
 		Flags: append(filterFlags(),
 			&cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true},
 			&cli.StringFlag{Name: "by", Value: query.ByDevice, Usage: "group rows by device, endpoint, kind or total (a total row follows the groups)"},
-			&cli.DurationFlag{Name: "every", Usage: "split the window into buckets of this width, aligned to the clock (e.g. 1m)"},
+			&cli.StringFlag{Name: "every", Usage: "split the window into buckets of this `WIDTH`, aligned to the clock (e.g. 1m); \"window\" (with --window) is one bucket per instance, the default"},
+			&cli.StringFlag{Name: "window", Usage: "report each instance of the mark `NAME` (wattrec mark) and their sum"},
 			&cli.StringFlag{Name: "method", Value: "hold", Usage: "hold (the rules above), trapezoid (linear interpolation, for comparison) or compare (both, with their relative difference)"},
 			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period (default: inferred per series)"},
 			&cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: "table, json or csv"},
@@ -362,15 +363,26 @@ start or end (of the recording). Default: the whole recording.`,
 			if !slices.Contains([]string{query.FormatTable, query.FormatJSON, query.FormatCSV}, format) {
 				return fmt.Errorf("--format %q: want table, json or csv", format)
 			}
-			if c.Duration("every") < 0 || (c.IsSet("every") && c.Duration("every") < time.Millisecond) {
-				return fmt.Errorf("--every %v: want a width of at least 1ms", c.Duration("every"))
+			var everyMs int64
+			switch every := c.String("every"); {
+			case every == "":
+			case every == "window":
+				if c.String("window") == "" {
+					return errors.New("--every window needs --window NAME")
+				}
+			default:
+				d, err := time.ParseDuration(every)
+				if err != nil || d < time.Millisecond {
+					return fmt.Errorf("--every %q: want a width of at least 1ms, like 10s or 1m, or \"window\"", every)
+				}
+				everyMs = d.Milliseconds()
 			}
 			filter, err := filterFromFlags(c)
 			if err != nil {
 				return err
 			}
 			req := control.QueryRequest{Method: method, Format: format, Options: query.Options{Filter: filter, By: c.String("by"),
-				EveryMs: c.Duration("every").Milliseconds(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()}}
+				EveryMs: everyMs, CPUPeriodMs: c.Duration("cpu-period").Milliseconds(), Window: c.String("window")}}
 			return withData(c,
 				func(rc *control.Client) error { return rc.Query(c.Context, c.App.Writer, req) },
 				func(db *store.DB) error { return control.Query(c.Context, c.App.Writer, db, req) })

@@ -403,6 +403,21 @@ func TestQuery_Golden(t *testing.T) {
 			{Endpoint: "n1:4938", Stream: store.StreamCPU, Start: at(-1), End: at(12), Reason: "recorder stopped"},
 		},
 	}
+	// Two instances of "epoch" and a nested "step". Hardware counters: GPU 0
+	// over [0.5 s, 5.5 s) integrates to 100 W × 1.5 s + 300 W × 3.5 s =
+	// 1,200 J but the counter says 1,236 J (3 %: a warning); CPU 0 over
+	// [0.5 s, 10.5 s) is 50 W × 4.5 s + 60 W × 5.5 s = 555 J, as counted.
+	b.Marks = []store.Mark{
+		{Name: "epoch", BeginMs: at(1), EndMs: at(4)},
+		{Name: "epoch", BeginMs: at(4), EndMs: at(10)},
+		{Name: "step", BeginMs: at(2), EndMs: at(3)},
+	}
+	b.Counters = []store.CounterReading{
+		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(0.5), EnergyUJ: 5_000_000_000, Trigger: store.TriggerPeriodic},
+		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(5.5), EnergyUJ: 5_000_000_000 + 1_236_000_000, Trigger: store.TriggerPeriodic},
+		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(0.5), EnergyUJ: 7_000_000, Trigger: store.TriggerStart},
+		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(10.5), EnergyUJ: 7_000_000 + 555_000_000, Trigger: store.TriggerStop},
+	}
 	// CPU 0 at 10 Hz: 50 W until 5 s, then 60 W; DRAM 0 a flat 10 W.
 	for i := int64(0); i <= 110; i++ {
 		w := int64(50)
@@ -428,9 +443,15 @@ func TestQuery_Golden(t *testing.T) {
 		{"JSON", []string{"--format", "json", "--by", "kind"}},
 		{"CSV", []string{"--format", "csv", "--every", "3s", "--by", "total"}},
 		{"Compare", []string{"--method", "compare", "--device", "cpu:0"}},
+		{"Window", []string{"--window", "epoch", "--by", "kind"}},
+		{"Counters", []string{"--device", "gpu:0,cpu:0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := run(t, append(append([]string{"query", "--db", db}, window...), tc.args...)...)
+			args := append([]string{"query", "--db", db}, tc.args...)
+			if tc.name != "Window" {
+				args = append(args, window...)
+			}
+			out, err := run(t, args...)
 			if err != nil {
 				t.Fatal(err)
 			}

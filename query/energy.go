@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/wattrec/wattrec/store"
 )
@@ -31,14 +32,24 @@ type Options struct {
 	// LiveUntilMs, when set, extends open sessions (a recorder still
 	// running) to this time instead of their last commit.
 	LiveUntilMs int64
+	// Window names a mark: the report has one set of rows per instance of
+	// it (clipped to the filter's window, if any) and one for their sum.
+	Window string
 }
 
 // Row is one group in one bucket.
 type Row struct {
 	FromMs, ToMs int64
+	Instance     string // with a Window: "epoch #3", or "sum"
 	Group        string // "n1:4938 gpu:0", "n1:4938", "gpu" or "total"
 	Result              // summed over the group's series
 	Series       int    // series in the group; PeakMW is the largest single-device value
+	// Hardware counters, for the series whose counter was read on both
+	// sides of the window: the counter delta and, for comparison, the
+	// integral over exactly the counter readings' interval.
+	CounterUJ         int64
+	CounterIntegralUJ int64
+	CounterSeries     int
 }
 
 // Report is the answer to an energy query.
@@ -48,7 +59,13 @@ type Report struct {
 	Periods      map[string]int64 // CPU/DRAM series → the poll period used (ms)
 	Inferred     map[string]bool  // whether that period was inferred from the data
 	Rows         []Row            // per bucket: the groups, then a total row (ByDevice, ByEndpoint, ByKind)
+	Window       string           // the mark the buckets are instances of, if any
+	Warnings     []string         // integral and counter disagree, ...
 }
+
+// CounterTolerance is the relative disagreement between integrated energy
+// and a hardware counter delta above which a report warns.
+const CounterTolerance = 0.02
 
 // Energy integrates every series that passes opt.Filter over the window
 // (or each bucket of it) by the integration rules (see Integrator).
@@ -126,33 +143,61 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 		rep.Inferred[seriesName(s.SeriesKey)] = inferred
 	}
 
-	for _, bucket := range buckets(rep.FromMs, rep.ToMs, opt.EveryMs) {
+	windows, labels, err := reportWindows(ctx, db, opt, rep)
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string]*Row{}
+	var sumOrder []string
+	for w, bucket := range windows {
 		groups := map[string]*Row{}
 		var order []string
-		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Group: "total"}
+		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: labels[w], Group: "total"}
 		for i, s := range series {
 			res, err := integrateSeries(ctx, db, s.SeriesKey, specs[i], bucket)
 			if err != nil {
 				return nil, err
 			}
+			cnt, err := counterCheck(ctx, db, s.SeriesKey, specs[i], bucket)
+			if err != nil {
+				return nil, err
+			}
+			if cnt.ok && cnt.disagrees() {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: integral %.3f J vs hardware counter %.3f J over %s → %s (%+.2f%%)",
+					strings.TrimSpace(labels[w]+" "+seriesName(s.SeriesKey)), float64(cnt.integralUJ)/1e6, float64(cnt.counterUJ)/1e6,
+					FormatTime(cnt.from), FormatTime(cnt.to), cnt.diffPct()))
+			}
 			key := groupKey(s.SeriesKey, opt.By)
 			g := groups[key]
 			if g == nil {
-				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Group: key}
+				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: labels[w], Group: key}
 				groups[key] = g
 				order = append(order, key)
 			}
-			g.add(res)
+			g.add(res, cnt)
 			if opt.By != ByTotal {
-				total.add(res)
+				total.add(res, cnt)
 			}
+		}
+		if opt.By != ByTotal {
+			groups["total"], order = total, append(order, "total")
 		}
 		for _, key := range order {
 			rep.Rows = append(rep.Rows, *groups[key])
+			if opt.Window == "" {
+				continue
+			}
+			sum := sums[key]
+			if sum == nil {
+				sum = &Row{FromMs: bucket.From, Instance: "sum", Group: key}
+				sums[key], sumOrder = sum, append(sumOrder, key)
+			}
+			sum.merge(groups[key])
+			sum.ToMs = max(sum.ToMs, bucket.To)
 		}
-		if opt.By != ByTotal {
-			rep.Rows = append(rep.Rows, *total)
-		}
+	}
+	for _, key := range sumOrder {
+		rep.Rows = append(rep.Rows, *sums[key])
 	}
 	return rep, nil
 }
@@ -160,7 +205,12 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 // add sums one series' result into a group row. Window, valued and live
 // time add up across series, so a group's coverage is the fraction of
 // device-time observed.
-func (r *Row) add(res Result) {
+func (r *Row) add(res Result, cnt counterResult) {
+	if cnt.ok {
+		r.CounterUJ += cnt.counterUJ
+		r.CounterIntegralUJ += cnt.integralUJ
+		r.CounterSeries++
+	}
 	r.EnergyUJ += res.EnergyUJ
 	r.TrapezoidUJ += res.TrapezoidUJ
 	r.WindowMs += res.WindowMs
@@ -171,6 +221,117 @@ func (r *Row) add(res Result) {
 	r.Gaps += res.Gaps
 	r.LongestGapMs = max(r.LongestGapMs, res.LongestGapMs)
 	r.Series++
+}
+
+// merge adds another row of the same group (another window instance).
+// Counter comparisons are left out: the counter readings that bracket two
+// instances may be the same, so their deltas do not add up.
+func (r *Row) merge(o *Row) {
+	n := r.Series
+	r.add(o.Result, counterResult{})
+	r.Series = max(n, o.Series) // the same series, observed again
+}
+
+// CounterRatio is integrated energy / counter delta over the counter
+// readings' intervals; NaN without counters.
+func (r Row) CounterRatio() float64 {
+	if r.CounterSeries == 0 || r.CounterUJ == 0 {
+		return math.NaN()
+	}
+	return float64(r.CounterIntegralUJ) / float64(r.CounterUJ)
+}
+
+// reportWindows returns the windows to integrate and their labels: the
+// instances of opt.Window (clipped to the filter's window when it has
+// one), or the buckets of the report's window.
+func reportWindows(ctx context.Context, db *store.DB, opt Options, rep *Report) ([]Interval, []string, error) {
+	if opt.Window == "" {
+		ws := buckets(rep.FromMs, rep.ToMs, opt.EveryMs)
+		return ws, make([]string, len(ws)), nil
+	}
+	if opt.EveryMs != 0 {
+		return nil, nil, errors.New("a window report has one row set per instance: drop the bucket width")
+	}
+	marks, err := db.Marks(ctx, opt.Window)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(marks) == 0 {
+		all, err := db.Marks(ctx, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		names := map[string]bool{}
+		var have []string
+		for _, m := range all {
+			if !names[m.Name] {
+				names[m.Name] = true
+				have = append(have, m.Name)
+			}
+		}
+		if len(have) == 0 {
+			return nil, nil, fmt.Errorf("no window named %q: %s has no marks", opt.Window, db.Path())
+		}
+		return nil, nil, fmt.Errorf("no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
+	}
+	rep.Window = opt.Window
+	clipTo := Interval{math.MinInt64, math.MaxInt64}
+	if opt.Filter.FromMs != 0 || opt.Filter.ToMs != 0 {
+		clipTo = Interval{rep.FromMs, rep.ToMs}
+	}
+	var ws []Interval
+	var labels []string
+	for i, m := range marks {
+		end := m.EndMs
+		if m.Open { // still running: up to the end of the data
+			end = max(rep.ToMs, opt.LiveUntilMs)
+		}
+		w := clip(Interval{m.BeginMs, end}, clipTo)
+		if w.Len() == 0 {
+			continue
+		}
+		ws = append(ws, w)
+		labels = append(labels, fmt.Sprintf("%s #%d", m.Name, i+1))
+	}
+	if len(ws) == 0 {
+		return nil, nil, fmt.Errorf("no instance of window %q overlaps %s → %s", opt.Window, FormatTime(rep.FromMs), FormatTime(rep.ToMs))
+	}
+	rep.FromMs, rep.ToMs = ws[0].From, ws[0].To
+	for _, w := range ws {
+		rep.FromMs, rep.ToMs = min(rep.FromMs, w.From), max(rep.ToMs, w.To)
+	}
+	return ws, labels, nil
+}
+
+// counterResult compares one series' hardware counter with the integral.
+type counterResult struct {
+	ok                    bool
+	from, to              int64 // the counter readings' times
+	counterUJ, integralUJ int64
+}
+
+func (c counterResult) diffPct() float64 {
+	return (float64(c.integralUJ) - float64(c.counterUJ)) / float64(c.counterUJ) * 100
+}
+
+func (c counterResult) disagrees() bool {
+	return c.counterUJ > 0 && math.Abs(c.diffPct()) > CounterTolerance*100
+}
+
+// counterCheck looks for counter readings on both sides of window and, if
+// there are, integrates the series over exactly their interval. A counter
+// that went down (driver reload, daemon restart) gives no comparison.
+func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Series, window Interval) (counterResult, error) {
+	br, err := db.CounterBracket(ctx, k, window.From, window.To)
+	if err != nil || !br.Complete() || br.End.EnergyUJ < br.Start.EnergyUJ || br.End.TakenMs <= br.Start.TakenMs {
+		return counterResult{}, err
+	}
+	span := Interval{br.Start.TakenMs, br.End.TakenMs}
+	res, err := integrateSeries(ctx, db, k, spec, span)
+	if err != nil {
+		return counterResult{}, err
+	}
+	return counterResult{ok: true, from: span.From, to: span.To, counterUJ: br.End.EnergyUJ - br.Start.EnergyUJ, integralUJ: res.EnergyUJ}, nil
 }
 
 // AvgW is the group's average power while observed: energy divided by

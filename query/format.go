@@ -35,6 +35,10 @@ func (rep *Report) Write(w io.Writer, format string, compare bool) error {
 	return fmt.Errorf("format %q: want table, json or csv", format)
 }
 
+func (rep *Report) hasCounters() bool {
+	return slices.ContainsFunc(rep.Rows, func(r Row) bool { return r.CounterSeries > 0 })
+}
+
 func (rep *Report) bucketed() bool {
 	return len(rep.Rows) > 0 && (rep.Rows[0].FromMs != rep.FromMs || rep.Rows[len(rep.Rows)-1].ToMs != rep.ToMs || rep.Rows[0].ToMs != rep.ToMs)
 }
@@ -73,30 +77,55 @@ func diffPct(r Row) float64 {
 }
 
 func (rep *Report) writeTable(w io.Writer, compare bool) error {
-	fmt.Fprintf(w, "window %s → %s (%s)\n", FormatTime(rep.FromMs), FormatTime(rep.ToMs), durationHuman(rep.ToMs-rep.FromMs))
-	fmt.Fprintf(w, "rules  %s\n\n", rep.Rules())
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	bucketed := rep.bucketed()
-	header := []string{"group", "joules", "avg W", "peak W", "duration", "samples", "coverage", "gaps", "longest gap"}
-	if compare {
-		header = append(header[:2], append([]string{"trapezoid J", "diff %"}, header[2:]...)...)
+	fmt.Fprintf(w, "window %s → %s (%s)", FormatTime(rep.FromMs), FormatTime(rep.ToMs), durationHuman(rep.ToMs-rep.FromMs))
+	if rep.Window != "" {
+		fmt.Fprintf(w, ", instances of %q", rep.Window)
 	}
-	if bucketed {
+	fmt.Fprintf(w, "\nrules  %s\n\n", rep.Rules())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	bucketed, counters := rep.bucketed() && rep.Window == "", rep.hasCounters()
+	header := []string{"group", "joules"}
+	if compare {
+		header = append(header, "trapezoid J", "diff %")
+	}
+	if counters {
+		header = append(header, "counter J", "integral/counter")
+	}
+	header = append(header, "avg W", "peak W", "duration", "samples", "coverage", "gaps", "longest gap")
+	if rep.Window != "" {
+		header = append([]string{"window", "from"}, header...)
+	} else if bucketed {
 		header = append([]string{"bucket"}, header...)
 	}
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
 	for _, r := range rep.Rows {
-		cols := []string{r.Group, fmt.Sprintf("%.3f", r.Joules()), fmtFloat(r.AvgW(), 3), fmt.Sprintf("%.3f", float64(r.PeakMW)/1000),
-			durationHuman(r.ToMs - r.FromMs), strconv.Itoa(r.Samples), fmt.Sprintf("%.4f", r.Coverage()), strconv.Itoa(r.Gaps), durationHuman(r.LongestGapMs)}
+		cols := []string{r.Group, fmt.Sprintf("%.3f", r.Joules())}
 		if compare {
-			cols = append(cols[:2], append([]string{fmt.Sprintf("%.3f", r.TrapezoidUJ/1e6), fmtFloat(diffPct(r), 4)}, cols[2:]...)...)
+			cols = append(cols, fmt.Sprintf("%.3f", r.TrapezoidUJ/1e6), fmtFloat(diffPct(r), 4))
 		}
-		if bucketed {
+		if counters {
+			if r.CounterSeries > 0 {
+				cols = append(cols, fmt.Sprintf("%.3f", float64(r.CounterUJ)/1e6), fmtFloat(r.CounterRatio(), 4))
+			} else {
+				cols = append(cols, "-", "-")
+			}
+		}
+		cols = append(cols, fmtFloat(r.AvgW(), 3), fmt.Sprintf("%.3f", float64(r.PeakMW)/1000),
+			durationHuman(r.ToMs-r.FromMs), strconv.Itoa(r.Samples), fmt.Sprintf("%.4f", r.Coverage()), strconv.Itoa(r.Gaps), durationHuman(r.LongestGapMs))
+		if rep.Window != "" {
+			cols = append([]string{r.Instance, FormatTime(r.FromMs)}, cols...)
+		} else if bucketed {
 			cols = append([]string{FormatTime(r.FromMs)}, cols...)
 		}
 		fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	return nil
 }
 
 func fmtFloat(f float64, prec int) string {
@@ -121,6 +150,9 @@ type jsonRow struct {
 	Gaps          int      `json:"gaps"`
 	LongestGapMs  int64    `json:"longest_gap_ms"`
 	Series        int      `json:"series"`
+	Window        string   `json:"window,omitempty"`
+	CounterJ      *float64 `json:"counter_joules,omitempty"`
+	CounterRatio  *float64 `json:"integral_over_counter,omitempty"`
 	TrapezoidJ    *float64 `json:"trapezoid_joules,omitempty"`
 	TrapezoidDiff *float64 `json:"trapezoid_diff_pct,omitempty"`
 }
@@ -138,13 +170,19 @@ func (rep *Report) writeJSON(w io.Writer, compare bool) error {
 		To      string           `json:"to"`
 		By      string           `json:"by"`
 		Rules   string           `json:"rules"`
-		Periods map[string]int64 `json:"cpu_period_ms,omitempty"`
-		Rows    []jsonRow        `json:"rows"`
-	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.Rules(), Periods: rep.Periods}
+		Periods  map[string]int64 `json:"cpu_period_ms,omitempty"`
+		Window   string           `json:"window,omitempty"`
+		Rows     []jsonRow        `json:"rows"`
+		Warnings []string         `json:"warnings,omitempty"`
+	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.Rules(), Periods: rep.Periods,
+		Window: rep.Window, Warnings: rep.Warnings}
 	for _, r := range rep.Rows {
 		jr := jsonRow{From: FormatTime(r.FromMs), To: FormatTime(r.ToMs), Group: r.Group, Joules: r.Joules(), EnergyUJ: r.EnergyUJ,
 			AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000, DurationMs: r.ToMs - r.FromMs, Samples: r.Samples,
-			Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series}
+			Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series, Window: r.Instance}
+		if r.CounterSeries > 0 {
+			jr.CounterJ, jr.CounterRatio = optional(float64(r.CounterUJ)/1e6), optional(r.CounterRatio())
+		}
 		if compare {
 			jr.TrapezoidJ, jr.TrapezoidDiff = optional(r.TrapezoidUJ/1e6), optional(diffPct(r))
 		}
@@ -157,7 +195,8 @@ func (rep *Report) writeJSON(w io.Writer, compare bool) error {
 
 func (rep *Report) writeCSV(w io.Writer, compare bool) error {
 	cw := csv.NewWriter(w)
-	header := []string{"from", "to", "group", "joules", "avg_w", "peak_w", "duration_ms", "samples", "coverage", "gaps", "longest_gap_ms"}
+	header := []string{"from", "to", "window", "group", "joules", "avg_w", "peak_w", "duration_ms", "samples", "coverage", "gaps", "longest_gap_ms",
+		"counter_joules", "integral_over_counter"}
 	if compare {
 		header = append(header, "trapezoid_joules", "trapezoid_diff_pct")
 	}
@@ -165,9 +204,14 @@ func (rep *Report) writeCSV(w io.Writer, compare bool) error {
 		return err
 	}
 	for _, r := range rep.Rows {
-		rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64),
+		counterJ, ratio := "", ""
+		if r.CounterSeries > 0 {
+			counterJ, ratio = strconv.FormatFloat(float64(r.CounterUJ)/1e6, 'f', 6, 64), fmtFloat(r.CounterRatio(), 6)
+		}
+		rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Instance, r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64),
 			fmtFloat(r.AvgW(), 6), strconv.FormatFloat(float64(r.PeakMW)/1000, 'f', 3, 64), strconv.FormatInt(r.ToMs-r.FromMs, 10),
-			strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10)}
+			strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10),
+			counterJ, ratio}
 		if compare {
 			rec = append(rec, strconv.FormatFloat(r.TrapezoidUJ/1e6, 'f', 6, 64), fmtFloat(diffPct(r), 6))
 		}
