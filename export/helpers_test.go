@@ -333,3 +333,73 @@ func recordSimulator(t *testing.T, format string, events int64) *store.DB {
 	simtest.Diff(t, got, want)
 	return db
 }
+
+// MustSyntheticDB fills a fresh store with about n readings over span,
+// the shape of zeusd's streams: one endpoint, 8 GPUs at 20 Hz
+// (change-only: about 3 in 4 polls change), 2 CPU packages and their
+// DRAM at 10 Hz, one session per stream. It writes in batches of 50,000
+// readings, one transaction each, and returns the store (kept open).
+func MustSyntheticDB(tb testing.TB, n int64, span time.Duration) *store.DB {
+	tb.Helper()
+	db := MustOpenDB(tb)
+	if err := fillSynthetic(context.Background(), db, n, span); err != nil {
+		tb.Fatal(err)
+	}
+	return db
+}
+
+// fillSynthetic writes the data set of MustSyntheticDB into db.
+func fillSynthetic(ctx context.Context, db *store.DB, n int64, span time.Duration) error {
+	const ep = "node1:4938"
+	spanMs := span.Milliseconds()
+	// Readings per ms of span: 8 GPUs × 20 Hz × 0.77 + 4 series × 10 Hz.
+	perMs := (8*20*0.77 + 4*10) / 1000.0
+	scale := float64(n) / (perMs * float64(spanMs)) // > 1 packs the polls closer
+	gpuStep := max(1, int64(math.Round(50/scale)))
+	cpuStep := max(1, int64(math.Round(100/scale)))
+	rng := rand.New(rand.NewPCG(7, 7))
+	b := &store.Batch{
+		Endpoints: []store.EndpointInfo{{Endpoint: ep, Network: "tcp", Discover: json.RawMessage(`{"gpu_ids":[0,1,2,3,4,5,6,7],"cpu_ids":[0,1]}`),
+			GPUSelection: "all", CPUSelection: "all", GPUs: []int{0, 1, 2, 3, 4, 5, 6, 7}, CPUs: []int{0, 1}, UpdatedMs: t0}},
+		Sessions: []store.Session{
+			{Endpoint: ep, Stream: store.StreamGPU, Start: t0, End: t0 + spanMs, Reason: "recorder stopped"},
+			{Endpoint: ep, Stream: store.StreamCPU, Start: t0, End: t0 + spanMs, Reason: "recorder stopped"},
+		},
+		Clocks: []store.ClockEstimate{{Endpoint: ep, TakenMs: t0, OffsetUs: 5_000_000, RTTUs: 200, Samples: 8}},
+	}
+	flush := func(force bool) error {
+		if len(b.Readings) < 50_000 && !force {
+			return nil
+		}
+		if err := db.Write(ctx, b); err != nil {
+			return err
+		}
+		b.Reset()
+		return nil
+	}
+	// Series by series, so that each batch appends to few buckets.
+	for dev := range int32(8) {
+		mw := int64(100_000)
+		for t := int64(t0); t < t0+spanMs; t += gpuStep {
+			if t > t0 && rng.IntN(100) >= 77 {
+				continue // unchanged: zeusd sends nothing
+			}
+			mw = min(400_000, max(20_000, mw+rng.Int64N(20_001)-10_000))
+			b.Readings = append(b.Readings, store.Reading{Endpoint: ep, Kind: store.KindGPU, Device: dev, TimeMs: t, DaemonMs: t - 5000, MilliWatts: mw, Seed: t == t0})
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+	}
+	for _, kind := range []store.Kind{store.KindCPU, store.KindDRAM} {
+		for dev := range int32(2) {
+			for t := int64(t0) + cpuStep; t < t0+spanMs; t += cpuStep {
+				b.Readings = append(b.Readings, store.Reading{Endpoint: ep, Kind: kind, Device: dev, TimeMs: t, DaemonMs: t - 5000, MilliWatts: 30_000 + rng.Int64N(90_000)})
+				if err := flush(false); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush(true)
+}
