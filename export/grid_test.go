@@ -13,7 +13,9 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-func seriesName(k store.SeriesKey) string { return fmt.Sprintf("%s %s:%d", k.Endpoint, k.Kind, k.Device) }
+func seriesName(k store.SeriesKey) string {
+	return fmt.Sprintf("%s %s:%d", k.Endpoint, k.Kind, k.Device)
+}
 
 // gridBins collects what Grid calls fn with.
 func gridBins(tb testing.TB, db *store.DB, f query.Filter, binMs int64) []export.GridBin {

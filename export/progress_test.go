@@ -19,13 +19,19 @@ func TestOptions_Progress(t *testing.T) {
 	db := MustSyntheticDB(t, 100_000, 10*time.Minute)
 	ctx := context.Background()
 	for name, run := range map[string]func(opt export.Options) (int64, error){
-		"Parquet": func(opt export.Options) (int64, error) { return export.Parquet(ctx, io.Discard, db, query.Filter{}, opt) },
+		"Parquet": func(opt export.Options) (int64, error) {
+			return export.Parquet(ctx, io.Discard, db, query.Filter{}, opt)
+		},
 		"ParquetWindow": func(opt export.Options) (int64, error) {
 			return export.Parquet(ctx, io.Discard, db, query.Filter{FromMs: t0 + 60_000, ToMs: t0 + 300_000}, opt)
 		},
-		"CSV":         func(opt export.Options) (int64, error) { return export.CSV(ctx, io.Discard, db, query.Filter{}, opt) },
-		"GridParquet": func(opt export.Options) (int64, error) { return export.GridParquet(ctx, io.Discard, db, query.Filter{}, 50, opt) },
-		"GridCSV":     func(opt export.Options) (int64, error) { return export.GridCSV(ctx, io.Discard, db, query.Filter{}, 50, opt) },
+		"CSV": func(opt export.Options) (int64, error) { return export.CSV(ctx, io.Discard, db, query.Filter{}, opt) },
+		"GridParquet": func(opt export.Options) (int64, error) {
+			return export.GridParquet(ctx, io.Discard, db, query.Filter{}, 50, opt)
+		},
+		"GridCSV": func(opt export.Options) (int64, error) {
+			return export.GridCSV(ctx, io.Discard, db, query.Filter{}, 50, opt)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var calls [][2]int64
