@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,6 +40,10 @@ func main() {
 	defer stop()
 
 	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		var code exitCode
+		if errors.As(err, &code) { // wattrec run: the command's own status
+			os.Exit(code.ExitCode())
+		}
 		fmt.Fprintln(os.Stderr, "wattrec:", err)
 		os.Exit(1)
 	}
@@ -63,7 +69,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
-		Commands:                  []*cli.Command{recordCommand(), queryCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
+		Commands:                  []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
@@ -89,8 +95,10 @@ func recordFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "flush-interval", Value: recorder.DefaultFlushInterval, Usage: "commit at least this often; a crash loses at most this much"},
 		&cli.DurationFlag{Name: "clock-interval", Value: recorder.DefaultClockInterval, Usage: "re-estimate each daemon's clock offset this often (0: only at start)"},
 		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: "GET /time round trips per clock estimate (at least 5)"},
+		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those)"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
 		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 	}
 }
 
@@ -164,30 +172,28 @@ func token(c *cli.Context) (string, error) {
 	return strings.TrimSpace(os.Getenv("ZEUSD_TOKEN")), nil
 }
 
-func record(c *cli.Context, ctx context.Context) error {
-	log, err := logger(c)
-	if err != nil {
-		return err
-	}
+// newRecorder builds a recorder from the record flags, on an open file.
+func newRecorder(c *cli.Context, log *slog.Logger) (*recorder.Recorder, *store.DB, error) {
 	servers, err := serversFromFlags(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	tok, err := token(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if c.Duration("flush-interval") <= 0 {
-		return fmt.Errorf("--flush-interval %v: must be positive", c.Duration("flush-interval"))
+		return nil, nil, fmt.Errorf("--flush-interval %v: must be positive", c.Duration("flush-interval"))
 	}
 	db, err := store.Open(c.Path("db"), store.Options{})
 	if err != nil {
-		return explainOpen(err)
+		return nil, nil, explainOpen(err)
 	}
 	client := recorder.NewClient(servers)
 	client.Token = tok
 	client.ClockInterval = c.Duration("clock-interval")
 	client.ClockSamples = c.Int("clock-samples")
+	client.CounterInterval = c.Duration("counter-interval")
 	client.KeepTrying = c.Bool("keep-trying")
 	client.MaxBackoff = c.Duration("max-backoff")
 	client.Logger = log
@@ -196,6 +202,18 @@ func record(c *cli.Context, ctx context.Context) error {
 	rec.Version = wattrecVersion()
 	for _, s := range servers {
 		rec.Servers = append(rec.Servers, s.String())
+	}
+	return rec, db, nil
+}
+
+func record(c *cli.Context, ctx context.Context) error {
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	rec, db, err := newRecorder(c, log)
+	if err != nil {
+		return err
 	}
 	runErr := recordWithControl(ctx, rec, db, log)
 	if err := db.Close(); err != nil {
@@ -211,7 +229,7 @@ func record(c *cli.Context, ctx context.Context) error {
 // query, export, info and mark reach the file while it is held.
 func recordWithControl(ctx context.Context, rec *recorder.Recorder, db *store.DB, log *slog.Logger) error {
 	ctlCtx, stopCtl := context.WithCancel(context.WithoutCancel(ctx))
-	ctl := &control.Server{DB: db, Flush: rec.Flush, Logger: log}
+	ctl := &control.Server{DB: db, Flush: rec.Flush, Mark: markHook(rec, db, log), Logger: log}
 	path := control.SocketPath(db.Path())
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- ctl.Serve(ctlCtx, path) }()
@@ -222,6 +240,22 @@ func recordWithControl(ctx context.Context, rec *recorder.Recorder, db *store.DB
 		runErr = errors.Join(runErr, fmt.Errorf("control socket: %w", err))
 	}
 	return runErr
+}
+
+// markHook stores a mark and reads the hardware counters at it, so that a
+// window's energy can be checked against them.
+func markHook(rec *recorder.Recorder, db *store.DB, log *slog.Logger) func(context.Context, control.MarkRequest) (store.Mark, error) {
+	return func(ctx context.Context, req control.MarkRequest) (store.Mark, error) {
+		m, err := control.ApplyMark(ctx, db, req, rec.Client.Now().UnixMilli())
+		if err != nil {
+			return m, err
+		}
+		if err := rec.Client.ReadCounters(ctx, store.TriggerMark); err != nil {
+			log.Warn("reading counters at a mark", "mark", m.Name, "err", err)
+		}
+		log.Info("mark", "name", m.Name, "action", req.Action, "id", m.ID)
+		return m, nil
+	}
 }
 
 // explainOpen adds a hint to a lock error.
@@ -425,6 +459,218 @@ values read with get_power at a (re)connect. The output file is written atomical
 				return write(c.App.Writer)
 			}
 			return export.WriteFile(out, c.Bool("force"), write)
+		},
+	}
+}
+
+func markCommand() *cli.Command {
+	dbFlag := &cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true}
+	act := func(action string) func(c *cli.Context) error {
+		return func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("mark %s: want exactly one NAME, got %d arguments", action, c.NArg())
+			}
+			req := control.MarkRequest{Action: action, Name: c.Args().First(), Source: "cli"}
+			if action == control.MarkAdd {
+				if !c.IsSet("from") || !c.IsSet("to") {
+					return errors.New("mark add: --from and --to are required")
+				}
+				now := time.Now()
+				var err error
+				if req.FromMs, err = query.ParseTime(c.String("from"), now, time.Local); err != nil {
+					return fmt.Errorf("--from: %w", err)
+				}
+				if req.ToMs, err = query.ParseTime(c.String("to"), now, time.Local); err != nil {
+					return fmt.Errorf("--to: %w", err)
+				}
+			}
+			var m store.Mark
+			err := withRecorder(c, func(rc *control.Client) (err error) {
+				m, err = rc.Mark(c.Context, req)
+				return err
+			}, func() error {
+				if action != control.MarkAdd {
+					return fmt.Errorf("mark %s needs a running recorder on %s (none answers on %s); for a finished recording use: wattrec mark add NAME --from T0 --to T1",
+						action, c.Path("db"), control.SocketPath(c.Path("db")))
+				}
+				// A closed file: write the mark into it directly.
+				db, err := store.Open(c.Path("db"), store.Options{})
+				if err != nil {
+					return explainOpen(err)
+				}
+				m, err = control.ApplyMark(c.Context, db, req, time.Now().UnixMilli())
+				return errors.Join(err, db.Close())
+			})
+			if err != nil {
+				return err
+			}
+			end := "open"
+			if !m.Open {
+				end = query.FormatTime(m.EndMs)
+			}
+			fmt.Fprintf(c.App.Writer, "mark %d %q: %s → %s\n", m.ID, m.Name, query.FormatTime(m.BeginMs), end)
+			return nil
+		}
+	}
+	return &cli.Command{
+		Name:      "mark",
+		Usage:     "name a window of the recording (begin/end while recording, add afterwards), or list them",
+		UsageText: "wattrec mark begin --db run.db epoch",
+		Description: `Windows may overlap, nest and repeat; query --window NAME reports each instance
+and their sum. begin and end go through the running recorder (which also reads the
+hardware counters at each mark); add also works on a closed file. From a script,
+one HTTP call on the control socket FILE.sock does the same:
+  curl --unix-socket run.db.sock -X POST http://localhost/v1/marks -d '{"action":"begin","name":"epoch"}'`,
+		Subcommands: []*cli.Command{
+			{Name: "begin", Usage: "open a window named NAME now", UsageText: "wattrec mark begin --db run.db NAME", Flags: []cli.Flag{dbFlag}, Action: act(control.MarkBegin)},
+			{Name: "end", Usage: "close the latest open window named NAME now", UsageText: "wattrec mark end --db run.db NAME", Flags: []cli.Flag{dbFlag}, Action: act(control.MarkEnd)},
+			{Name: "add", Usage: "add a window NAME from T0 to T1", UsageText: "wattrec mark add --db run.db --from 2026-11-27T16:00:00Z --to 2026-11-27T16:10:00Z NAME",
+				Flags: []cli.Flag{dbFlag, &cli.StringFlag{Name: "from", Usage: "begin `TIME`"}, &cli.StringFlag{Name: "to", Usage: "end `TIME`"}}, Action: act(control.MarkAdd)},
+			{Name: "list", Usage: "list the marks", UsageText: "wattrec mark list --db run.db [NAME]", Flags: []cli.Flag{dbFlag}, Action: func(c *cli.Context) error {
+				var marks []store.Mark
+				err := withData(c, func(rc *control.Client) (err error) {
+					marks, err = rc.Marks(c.Context, c.Args().First())
+					return err
+				}, func(db *store.DB) (err error) {
+					marks, err = db.Marks(c.Context, c.Args().First())
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tBEGIN\tEND\tSOURCE")
+				for _, m := range marks {
+					end := "open"
+					if !m.Open {
+						end = query.FormatTime(m.EndMs)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", m.ID, m.Name, query.FormatTime(m.BeginMs), end, m.Source)
+				}
+				return tw.Flush()
+			}},
+		},
+	}
+}
+
+// withRecorder runs remote when a recorder answers on the file's control
+// socket, and offline otherwise.
+func withRecorder(c *cli.Context, remote func(*control.Client) error, offline func() error) error {
+	client, err := control.Dial(c.Context, c.Path("db"))
+	switch {
+	case err == nil:
+		defer client.Close()
+		return remote(client)
+	case errors.Is(err, control.ErrNoRecorder):
+		return offline()
+	}
+	return err
+}
+
+// exitCode is a command's exit status that main passes on without a
+// message (wattrec run exits with its command's status).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// ExitCode is the status to exit with.
+func (e exitCode) ExitCode() int { return int(e) }
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "record while a command runs, mark its window, and print its energy",
+		UsageText: "wattrec run --db run.db --server node1:4938 -- python train.py --epochs 3",
+		Description: `Starts recording (every record flag works), runs CMD once every endpoint is
+streaming, forwards SIGINT and SIGTERM to it, stops recording after it exits, marks
+its window with the command line, prints an energy summary (per device and total,
+with coverage) on stderr, and exits with the command's status.`,
+		Flags: recordFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return errors.New("run: give the command after --, e.g. wattrec run --db run.db --server node1:4938 -- sleep 5")
+			}
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			rec, db, err := newRecorder(c, log)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+
+			// Signals go to the command; recording stops only after it exits.
+			sigs := make(chan os.Signal, 4)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			recCtx, stopRec := context.WithCancel(context.WithoutCancel(c.Context))
+			defer stopRec()
+			recDone := make(chan error, 1)
+			go func() { recDone <- recordWithControl(recCtx, rec, db, log) }()
+			select {
+			case <-rec.Started():
+			case err := <-recDone:
+				return fmt.Errorf("run: recording did not start: %w", err)
+			}
+
+			// Counter readings just before the command starts and just after
+			// it ends (the mark) bracket its window.
+			if err := rec.Client.ReadCounters(c.Context, store.TriggerMark); err != nil {
+				log.Warn("reading counters before the command", "err", err)
+			}
+			args := c.Args().Slice()
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			begin := rec.Client.Now()
+			if err := cmd.Start(); err != nil {
+				stopRec()
+				return errors.Join(fmt.Errorf("run: %w", err), <-recDone)
+			}
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			var cmdErr error
+		wait:
+			for {
+				select {
+				case sig := <-sigs:
+					cmd.Process.Signal(sig)
+				case cmdErr = <-waited:
+					break wait
+				}
+			}
+			end := rec.Client.Now()
+
+			name := strings.Join(args, " ")
+			if _, err := markHook(rec, db, log)(context.WithoutCancel(c.Context), control.MarkRequest{Action: control.MarkAdd,
+				Name: name, FromMs: begin.UnixMilli(), ToMs: max(end.UnixMilli(), begin.UnixMilli()+1), Source: "run"}); err != nil {
+				log.Error("marking the command's window", "err", err)
+			}
+			stopRec()
+			if err := <-recDone; err != nil {
+				return fmt.Errorf("run: recording: %w", err)
+			}
+
+			fmt.Fprintf(c.App.ErrWriter, "\nwattrec: energy while %q ran (%s):\n", name, end.Sub(begin).Round(time.Millisecond))
+			rep, err := query.Energy(c.Context, db, query.Options{Filter: query.Filter{FromMs: begin.UnixMilli(), ToMs: max(end.UnixMilli(), begin.UnixMilli()+1)}})
+			if err == nil {
+				err = rep.Write(c.App.ErrWriter, query.FormatTable, false)
+			}
+			if err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "wattrec: no energy summary: %v\n", err)
+			}
+
+			var exitErr *exec.ExitError
+			switch {
+			case cmdErr == nil:
+				return nil
+			case errors.As(cmdErr, &exitErr):
+				if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return exitCode(128 + int(ws.Signal()))
+				}
+				return exitCode(exitErr.ExitCode())
+			}
+			return fmt.Errorf("run: %w", cmdErr)
 		},
 	}
 }

@@ -9,10 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wattrec/wattrec/store"
 )
 
 // Client talks to a running recorder's control socket.
@@ -69,6 +72,37 @@ func (c *Client) Export(ctx context.Context, w io.Writer, req ExportRequest) err
 // Info copies the recorder's info summary to w.
 func (c *Client) Info(ctx context.Context, w io.Writer) error {
 	return c.post(ctx, w, "/v1/info", struct{}{})
+}
+
+// Mark asks the recorder to perform req.
+func (c *Client) Mark(ctx context.Context, req MarkRequest) (store.Mark, error) {
+	var buf bytes.Buffer
+	if err := c.post(ctx, &buf, "/v1/marks", req); err != nil {
+		return store.Mark{}, err
+	}
+	var m store.Mark
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		return store.Mark{}, fmt.Errorf("recorder at %s: mark answer: %w", c.path, err)
+	}
+	return m, nil
+}
+
+// Marks lists the recorder's marks named name ("" = all).
+func (c *Client) Marks(ctx context.Context, name string) ([]store.Mark, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://recorder/v1/marks?name="+url.QueryEscape(name), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("recorder at %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	var marks []store.Mark
+	if err := json.NewDecoder(resp.Body).Decode(&marks); err != nil {
+		return nil, fmt.Errorf("recorder at %s: marks answer: %w", c.path, err)
+	}
+	return marks, nil
 }
 
 func (c *Client) post(ctx context.Context, w io.Writer, path string, body any) error {

@@ -75,7 +75,11 @@ type Server struct {
 	DB *store.DB
 	// Flush commits what the recorder has received but not yet committed,
 	// so a read sees everything up to now. Optional.
-	Flush  func(ctx context.Context) error
+	Flush func(ctx context.Context) error
+	// Mark performs a mark request (ApplyMark plus whatever the recorder
+	// does at a mark, such as reading the hardware counters). Optional:
+	// without it marks are refused.
+	Mark   func(ctx context.Context, req MarkRequest) (store.Mark, error)
 	Logger *slog.Logger
 }
 
@@ -111,6 +115,31 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte) error {
 		return query.Info(ctx, w, s.DB)
 	}))
+	mux.HandleFunc("POST /v1/marks", func(w http.ResponseWriter, r *http.Request) {
+		var req MarkRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "mark request: " + err.Error()})
+			return
+		}
+		if s.Mark == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this recorder does not take marks"})
+			return
+		}
+		m, err := s.Mark(r.Context(), req)
+		if err != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, m)
+	})
+	mux.HandleFunc("GET /v1/marks", func(w http.ResponseWriter, r *http.Request) {
+		marks, err := s.DB.Marks(r.Context(), r.URL.Query().Get("name"))
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, marks)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 

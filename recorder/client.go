@@ -184,6 +184,12 @@ func (c *Client) Start(ctx context.Context) error {
 	c.eps, c.runCtx = eps, ctx
 	c.mu.Unlock()
 	for i, ep := range eps {
+		if errs[i] == nil {
+			// Ready for ReadCounters as soon as Start returns, so that a
+			// reading right after Start (wattrec run's) is not skipped.
+			c.initCounters(ep)
+			ep.ready.Store(true)
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -424,9 +430,11 @@ func (c *Client) estimateClock(ctx context.Context, ep *endpoint) (store.ClockEs
 // run streams one prepared endpoint until ctx ends, and follows its clock
 // and its energy counters.
 func (c *Client) run(ctx context.Context, ep *endpoint) {
-	c.initCounters(ep)
-	hasCounters := ep.ctr.any() // before ReadCounters may change the lists
-	ep.ready.Store(true)
+	if !ep.ready.Load() { // prepared late (KeepTrying)
+		c.initCounters(ep)
+		ep.ready.Store(true)
+	}
+	hasCounters := ep.ctr.any()
 	var wg sync.WaitGroup
 	var streams []*stream
 	if ep.gpus != nil {

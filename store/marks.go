@@ -25,27 +25,42 @@ type Mark struct {
 	Source    string `json:"source"` // "mark begin", "mark add", "run", ...
 }
 
-func (w *writer) putMark(m Mark) error {
+// putMark stores m and returns its ID (a new one when m.ID is 0).
+func (w *writer) putMark(m Mark) (uint64, error) {
 	if m.Name == "" {
-		return fmt.Errorf("mark without a name")
+		return 0, fmt.Errorf("mark without a name")
 	}
 	if !m.Open && m.EndMs < m.BeginMs {
-		return fmt.Errorf("mark %q ends before it begins", m.Name)
+		return 0, fmt.Errorf("mark %q ends before it begins", m.Name)
 	}
 	b, err := w.tx.CreateBucketIfNotExists(marksBucket)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if m.ID == 0 {
 		if m.ID, err = b.NextSequence(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	js, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return b.Put(binary.BigEndian.AppendUint64(nil, m.ID), append([]byte{valueV1}, js...))
+	return m.ID, b.Put(binary.BigEndian.AppendUint64(nil, m.ID), append([]byte{valueV1}, js...))
+}
+
+// PutMark stores m in its own transaction (a new mark when m.ID is 0) and
+// returns it as stored, with its ID.
+func (db *DB) PutMark(ctx context.Context, m Mark) (Mark, error) {
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var err error
+		m.ID, err = (&writer{tx: tx}).putMark(m)
+		return err
+	})
+	return m, err
 }
 
 // Marks returns the marks named name ("" = all), ordered by begin time.

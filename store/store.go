@@ -242,7 +242,7 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 			}
 		}
 		for i := range b.Marks {
-			if err := w.putMark(b.Marks[i]); err != nil {
+			if _, err := w.putMark(b.Marks[i]); err != nil {
 				return fmt.Errorf("mark %q: %w", b.Marks[i].Name, err)
 			}
 		}
