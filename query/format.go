@@ -166,10 +166,10 @@ func optional(f float64) *float64 {
 
 func (rep *Report) writeJSON(w io.Writer, compare bool) error {
 	out := struct {
-		From    string           `json:"from"`
-		To      string           `json:"to"`
-		By      string           `json:"by"`
-		Rules   string           `json:"rules"`
+		From     string           `json:"from"`
+		To       string           `json:"to"`
+		By       string           `json:"by"`
+		Rules    string           `json:"rules"`
 		Periods  map[string]int64 `json:"cpu_period_ms,omitempty"`
 		Window   string           `json:"window,omitempty"`
 		Rows     []jsonRow        `json:"rows"`
