@@ -18,8 +18,8 @@ const chunkRows = 4096
 // readingRow is one row of the raw table. The struct tags are the file's
 // schema (see Parquet).
 type readingRow struct {
-	Time         int64   `parquet:"time,timestamp(millisecond:utc)"`
-	DaemonTimeMs int64   `parquet:"daemon_time_ms"`
+	Time         int64   `parquet:"time,timestamp(millisecond:utc),delta"`
+	DaemonTimeMs int64   `parquet:"daemon_time_ms,delta"`
 	Endpoint     string  `parquet:"endpoint,dict"`
 	Kind         string  `parquet:"kind,dict"`
 	Device       int32   `parquet:"device"`
@@ -29,8 +29,8 @@ type readingRow struct {
 
 // gridRow is one row of the grid table (see GridParquet).
 type gridRow struct {
-	Time      int64    `parquet:"time,timestamp(millisecond:utc)"`
-	BinMs     int64    `parquet:"bin_ms"`
+	Time      int64    `parquet:"time,timestamp(millisecond:utc),delta"`
+	BinMs     int64    `parquet:"bin_ms,delta"`
 	Endpoint  string   `parquet:"endpoint,dict"`
 	Kind      string   `parquet:"kind,dict"`
 	Device    int32    `parquet:"device"`
@@ -60,8 +60,8 @@ func newWriter[T any](w io.Writer, opt Options, meta map[string]string) *parquet
 // file, one row per device value, ordered by endpoint, kind, device and
 // corrected time (ties in arrival order). The schema:
 //
-//	time            TIMESTAMP(MILLIS, isAdjustedToUTC=true)  clock-corrected
-//	daemon_time_ms  INT64                                     the daemon's own stamp
+//	time            TIMESTAMP(MILLIS, isAdjustedToUTC=true)  clock-corrected, DELTA_BINARY_PACKED
+//	daemon_time_ms  INT64                                     the daemon's own stamp, DELTA_BINARY_PACKED
 //	endpoint        STRING, dictionary-encoded
 //	kind            STRING, dictionary-encoded: gpu, cpu or dram
 //	device          INT32

@@ -154,6 +154,11 @@ func TestParquet(t *testing.T) {
 					t.Errorf("row group %d column %s: compression %s, want ZSTD", rg, cc.PathInSchema(), cc.Compression())
 				}
 				name := cc.PathInSchema().String()
+				if name == "time" || name == "daemon_time_ms" {
+					if !slices.Contains(cc.Encodings(), parquet.Encodings.DeltaBinaryPacked) {
+						t.Errorf("row group %d column %s: encodings %v, want DELTA_BINARY_PACKED", rg, name, cc.Encodings())
+					}
+				}
 				if name == "endpoint" || name == "kind" {
 					if !cc.HasDictionaryPage() || !slices.Contains(cc.Encodings(), parquet.Encodings.RLEDict) {
 						t.Errorf("row group %d column %s: encodings %v, dictionary page %v; want dictionary-encoded", rg, name, cc.Encodings(), cc.HasDictionaryPage())
