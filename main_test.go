@@ -517,3 +517,103 @@ func TestDemo(t *testing.T) {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// TestLive_MarksAndQuery records from a simulator in a child process and,
+// while it runs, marks windows through its control socket, queries them,
+// then stops it and checks that the same queries on the closed file give
+// the same joules.
+func TestLive_MarksAndQuery(t *testing.T) {
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, srv, _ := simtest.Start(t, cfg, "unix")
+	db := filepath.Join(t.TempDir(), "live.db")
+	cmd, out := child(t, nil, "record", "--db", db, "--server", "unix://"+srv.Address, "--counter-interval", "100ms")
+	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "msg=recording") })
+
+	for i := range 2 {
+		if o, err := run(t, "mark", "begin", "--db", db, "epoch"); err != nil || !strings.Contains(o, `"epoch"`) {
+			t.Fatalf("mark begin: %v %s", err, o)
+		}
+		sent.WaitEvents(t, int64(150*(i+1)))
+		if _, err := run(t, "mark", "end", "--db", db, "epoch"); err != nil {
+			t.Fatalf("mark end: %v", err)
+		}
+	}
+	if _, err := run(t, "mark", "end", "--db", db, "epoch"); err == nil || !strings.Contains(err.Error(), `no open mark named "epoch"`) {
+		t.Errorf("ending a mark that is not open: %v", err)
+	}
+	list, err := run(t, "mark", "list", "--db", db)
+	if err != nil || strings.Count(list, "epoch") != 2 {
+		t.Fatalf("mark list: %v\n%s", err, list)
+	}
+
+	start := time.Now()
+	live, err := run(t, "query", "--db", db, "--window", "epoch", "--format", "csv", "--by", "kind")
+	if err != nil {
+		t.Fatalf("live query: %v", err)
+	}
+	t.Logf("query --window against the running recorder: %v", time.Since(start))
+	if !strings.Contains(live, "epoch #2,gpu,") || !strings.Contains(live, ",sum,total,") {
+		t.Fatalf("live window query lacks instances or the sum:\n%s", live)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	after, err := run(t, "query", "--db", db, "--window", "epoch", "--format", "csv", "--by", "kind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both windows ended before the recorder stopped: every row is the same
+	// (counter columns too, since the counters at each mark were committed).
+	if live != after {
+		t.Errorf("the same windows differ while recording and afterwards:\nlive:\n%s\nafter:\n%s", live, after)
+	}
+	if !strings.Contains(after, "1.0") {
+		t.Errorf("no counter comparison in:\n%s", after)
+	}
+
+	// mark add works on the closed file; begin does not.
+	if _, err := run(t, "mark", "add", "--db", db, "--from", "now", "--to", "now"); err == nil {
+		t.Error("mark add without a name was accepted")
+	}
+	if o, err := run(t, "mark", "add", "--db", db, "--from", "-1h", "--to", "now", "whole"); err != nil || !strings.Contains(o, `"whole"`) {
+		t.Errorf("mark add on a closed file: %v %s", err, o)
+	}
+	if _, err := run(t, "mark", "begin", "--db", db, "late"); err == nil || !strings.Contains(err.Error(), "needs a running recorder") {
+		t.Errorf("mark begin on a closed file: %v", err)
+	}
+}
+
+// TestRun runs commands under `wattrec run` against a simulator.
+func TestRun(t *testing.T) {
+	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSnapshot), "tcp")
+	db := filepath.Join(t.TempDir(), "run.db")
+	out, err := run(t, "run", "--db", db, "--server", srv.Address, "--log-level", "warn", "--", "sh", "-c", "exit 3")
+	var code exitCode
+	if !errors.As(err, &code) || code.ExitCode() != 3 {
+		t.Fatalf("run -- sh -c 'exit 3': err = %v, want exit status 3", err)
+	}
+	for _, want := range []string{`energy while "sh -c exit 3" ran`, "total", "gpu:1", "dram:0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := run(t, "run", "--db", db, "--server", srv.Address, "--", "true"); err != nil {
+		t.Fatalf("run -- true: %v", err)
+	}
+	marks, err := run(t, "mark", "list", "--db", db)
+	if err != nil || !strings.Contains(marks, "sh -c exit 3") || !strings.Contains(marks, "true") {
+		t.Errorf("run windows not marked: %v\n%s", err, marks)
+	}
+	if _, err := run(t, "run", "--db", db, "--server", srv.Address); err == nil || !strings.Contains(err.Error(), "give the command after --") {
+		t.Errorf("run without a command: %v", err)
+	}
+	if _, err := run(t, "run", "--db", db, "--server", srv.Address, "--", "/nonexistent/cmd"); err == nil {
+		t.Error("run of a missing command succeeded")
+	}
+}
