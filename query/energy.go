@@ -79,69 +79,12 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 	if opt.EveryMs < 0 || opt.CPUPeriodMs < 0 {
 		return nil, errors.New("bucket width and CPU period must be positive")
 	}
-	if opt.Filter, err = opt.Filter.Resolve(ctx, db); err != nil {
-		return nil, err
-	}
-	series, err := opt.Filter.Series(ctx, db)
+	plan, err := NewPlan(ctx, db, opt)
 	if err != nil {
 		return nil, err
 	}
-	if len(series) == 0 {
-		return nil, fmt.Errorf("no series in %s match the filters", db.Path())
-	}
-
-	// Sessions per endpoint and stream.
-	sessions := map[string]map[store.Stream][]Interval{}
-	for _, s := range series {
-		if sessions[s.Endpoint] != nil {
-			continue
-		}
-		all, err := db.Sessions(ctx, s.Endpoint)
-		if err != nil {
-			return nil, err
-		}
-		byStream := map[store.Stream][]Interval{}
-		for _, ses := range all {
-			end := ses.End
-			if ses.Open && opt.LiveUntilMs > end {
-				end = opt.LiveUntilMs
-			}
-			byStream[ses.Stream] = append(byStream[ses.Stream], Interval{ses.Start, end})
-		}
-		sessions[s.Endpoint] = byStream
-	}
-
-	rep = &Report{By: opt.By, Periods: map[string]int64{}, Inferred: map[string]bool{}}
-	rep.FromMs, rep.ToMs = opt.Filter.FromMs, opt.Filter.ToMs
-	if rep.FromMs == 0 && rep.ToMs == 0 {
-		rep.FromMs, rep.ToMs = recordingSpan(series, sessions)
-	}
-	if rep.ToMs <= rep.FromMs {
-		return nil, fmt.Errorf("empty window %s → %s", FormatTime(rep.FromMs), FormatTime(rep.ToMs))
-	}
-
-	// Rules per series.
-	specs := make([]Series, len(series))
-	for i, s := range series {
-		specs[i] = Series{Rule: RuleHold, Sessions: sessions[s.Endpoint][store.StreamOf(s.Kind)]}
-		if s.Kind == store.KindGPU {
-			continue
-		}
-		specs[i].Rule = RuleBackward
-		period, inferred := opt.CPUPeriodMs, false
-		if period == 0 {
-			if period, err = inferPeriod(ctx, db, s.SeriesKey, rep.FromMs); err != nil {
-				return nil, err
-			}
-			inferred = period != 0
-			if !inferred {
-				period = DefaultCPUPeriodMs
-			}
-		}
-		specs[i].PeriodMs = period
-		rep.Periods[seriesName(s.SeriesKey)] = period
-		rep.Inferred[seriesName(s.SeriesKey)] = inferred
-	}
+	series, specs := plan.Series, plan.Specs
+	rep = &Report{By: opt.By, FromMs: plan.FromMs, ToMs: plan.ToMs, Periods: plan.Periods, Inferred: plan.Inferred}
 
 	windows, labels, err := reportWindows(ctx, db, opt, rep)
 	if err != nil {
@@ -276,7 +219,7 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, rep *Report) 
 	}
 	rep.Window = opt.Window
 	clipTo := Interval{math.MinInt64, math.MaxInt64}
-	if opt.Filter.FromMs != 0 || opt.Filter.ToMs != 0 {
+	if f := opt.Filter; f.FromMs != 0 || f.ToMs != 0 || f.FromStart || f.ToEnd {
 		clipTo = Interval{rep.FromMs, rep.ToMs}
 	}
 	var ws []Interval
