@@ -102,7 +102,7 @@ func checkDuckDB(t *testing.T, db *store.DB, f query.Filter) {
 	err = duck.QueryRow(`SELECT count(*) FILTER (WHERE compression <> 'ZSTD'),
 		count(*) FILTER (WHERE path_in_schema = 'endpoint' AND encodings LIKE '%RLE_DICTIONARY%'),
 		count(*) FILTER (WHERE path_in_schema = 'endpoint')
-		FROM parquet_metadata(` + file + ")").Scan(&notZstd, &dictEndpoint, &chunks)
+		FROM parquet_metadata(`+file+")").Scan(&notZstd, &dictEndpoint, &chunks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestDuckDB_Grid(t *testing.T) {
 	var rows int64
 	var joules float64
 	var nulls int
-	err = duck.QueryRow("SELECT count(*), sum(energy_j), count(*) FILTER (WHERE avg_power_w IS NULL) FROM read_parquet(" + file + ")").Scan(&rows, &joules, &nulls)
+	err = duck.QueryRow("SELECT count(*), sum(energy_j), count(*) FILTER (WHERE avg_power_w IS NULL) FROM read_parquet("+file+")").Scan(&rows, &joules, &nulls)
 	if err != nil {
 		t.Fatal(err)
 	}

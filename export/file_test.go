@@ -51,17 +51,17 @@ func (f *failAfter) Write(p []byte) (int, error) {
 // checks that neither the output nor a temp file is left, and that an
 // existing output is kept even with force.
 func TestWriteFile_Interrupted(t *testing.T) {
-	db := MustSyntheticDB(t, 200_000, time.Hour)
+	db := MustSyntheticDB(t, 60_000, 10*time.Minute)
 	exporters := map[string]func(ctx context.Context, w io.Writer, opt export.Options) (int64, error){
 		"Parquet": func(ctx context.Context, w io.Writer, opt export.Options) (int64, error) {
-			opt.RowGroupRows = 10_000
+			opt.RowGroupRows = 5_000
 			return export.Parquet(ctx, w, db, query.Filter{}, opt)
 		},
 		"CSV": func(ctx context.Context, w io.Writer, opt export.Options) (int64, error) {
 			return export.CSV(ctx, w, db, query.Filter{}, opt)
 		},
 		"GridParquet": func(ctx context.Context, w io.Writer, opt export.Options) (int64, error) {
-			opt.RowGroupRows = 10_000
+			opt.RowGroupRows = 5_000
 			return export.GridParquet(ctx, w, db, query.Filter{}, 100, opt)
 		},
 		"GridCSV": func(ctx context.Context, w io.Writer, opt export.Options) (int64, error) {

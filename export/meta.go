@@ -11,7 +11,10 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-// Parquet key-value metadata keys. Values are JSON unless noted.
+// Parquet key-value metadata keys. Values are JSON unless noted. Clock
+// estimates, sessions and gaps are those of the endpoints exported that
+// matter to the export's window: estimates taken in it and the one in
+// force at its start, sessions and gaps that overlap it.
 const (
 	MetaVersion    = "wattrec.version"     // text: the wattrec version that wrote the file
 	MetaTable      = "wattrec.table"       // text: TableReadings or TableGrid
@@ -24,7 +27,15 @@ const (
 	MetaClock      = "wattrec.clock"       // {endpoint: [{"taken_ms","offset_us","rtt_us","samples"}]}, oldest first
 	MetaSessions   = "wattrec.sessions"    // {endpoint: [{"stream","start_ms","end_ms","open","events","malformed","reason"}]}
 	MetaGaps       = "wattrec.gaps"        // {endpoint: [{"stream","from_ms","to_ms","reason","recorder"}]}
+	MetaTruncated  = "wattrec.truncated"   // only when a list was thinned: {"clock"|"sessions"|"gaps": {endpoint: entries in the window}}
 )
+
+// metaListBudget bounds the entries of each of MetaClock, MetaSessions and
+// MetaGaps, all endpoints together, so that the footer stays a few MB:
+// readers parse it whole on open, and some refuse huge ones. An endpoint
+// keeps at least 256 of each. Longer lists are thinned evenly (first and
+// last kept), and MetaTruncated says so; `wattrec info` lists them all.
+const metaListBudget = 100_000
 
 // Values of MetaTable.
 const (
@@ -128,6 +139,7 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, s
 	clocks := map[string][]clock{}
 	sessions := map[string][]session{}
 	gaps := map[string][]gap{}
+	truncated := map[string]map[string]int{}
 	infos, err := db.Endpoints(ctx)
 	if err != nil {
 		return nil, err
@@ -135,6 +147,21 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, s
 	wanted := map[string]bool{}
 	for _, s := range series {
 		wanted[s.Endpoint] = true
+	}
+	// What the window needs: estimates taken in it and the one in force
+	// at its start; sessions and gaps that overlap it.
+	from, to := f.Range()
+	if plan != nil {
+		from, to = plan.FromMs, plan.ToMs
+	}
+	limit := max(256, metaListBudget/max(1, len(wanted)))
+	thinned := func(list string, ep string, total int) {
+		if total > limit {
+			if truncated[list] == nil {
+				truncated[list] = map[string]int{}
+			}
+			truncated[list][ep] = total
+		}
 	}
 	for _, info := range infos {
 		ep := info.Endpoint
@@ -146,25 +173,42 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, s
 		if err != nil {
 			return nil, err
 		}
-		clocks[ep] = []clock{}
-		for _, c := range ces {
-			clocks[ep] = append(clocks[ep], clock{c.TakenMs, c.OffsetUs, c.RTTUs, c.Samples})
+		var cs []clock
+		for i, c := range ces {
+			if c.TakenMs < to && (c.TakenMs >= from || i+1 == len(ces) || ces[i+1].TakenMs > from) {
+				cs = append(cs, clock{c.TakenMs, c.OffsetUs, c.RTTUs, c.Samples})
+			}
 		}
+		thinned("clock", ep, len(cs))
+		clocks[ep] = thin(cs, limit)
 		ss, err := db.Sessions(ctx, ep)
 		if err != nil {
 			return nil, err
 		}
-		sessions[ep] = []session{}
+		var sl []session
 		for _, s := range ss {
-			sessions[ep] = append(sessions[ep], session{s.Stream.String(), s.Start, s.End, s.Open, s.Events, s.Malformed, s.Reason})
+			if s.End > from && s.Start < to {
+				sl = append(sl, session{s.Stream.String(), s.Start, s.End, s.Open, s.Events, s.Malformed, s.Reason})
+			}
 		}
-		gaps[ep] = []gap{}
+		thinned("sessions", ep, len(sl))
+		sessions[ep] = thin(sl, limit)
+		var gl []gap
 		for _, g := range query.Gaps(ss) {
-			gaps[ep] = append(gaps[ep], gap{g.Stream.String(), g.FromMs, g.ToMs, g.Reason, g.Recorder})
+			if g.ToMs > from && g.FromMs < to {
+				gl = append(gl, gap{g.Stream.String(), g.FromMs, g.ToMs, g.Reason, g.Recorder})
+			}
 		}
+		thinned("gaps", ep, len(gl))
+		gaps[ep] = thin(gl, limit)
 	}
 	for key, v := range map[string]any{MetaEndpoints: endpoints, MetaClock: clocks, MetaSessions: sessions, MetaGaps: gaps} {
 		if err := put(key, v); err != nil {
+			return nil, err
+		}
+	}
+	if len(truncated) > 0 {
+		if err := put(MetaTruncated, truncated); err != nil {
 			return nil, err
 		}
 	}
@@ -192,6 +236,22 @@ func filterJSON(f query.Filter) map[string]any {
 			devs = append(devs, s)
 		}
 		out["devices"] = devs
+	}
+	return out
+}
+
+// thin returns at most n elements of list, evenly spread, the first and
+// the last included.
+func thin[T any](list []T, n int) []T {
+	if list == nil {
+		return []T{} // JSON [] rather than null
+	}
+	if len(list) <= n || n < 2 {
+		return list
+	}
+	out := make([]T, 0, n)
+	for i := range n {
+		out = append(out, list[i*(len(list)-1)/(n-1)])
 	}
 	return out
 }

@@ -369,3 +369,46 @@ func TestParquet_Simulator(t *testing.T) {
 		})
 	}
 }
+
+// TestParquet_MetadataWindow checks that the metadata of a windowed
+// export holds what matters to the window: the clock estimate in force at
+// its start and those taken in it, the sessions and gaps that overlap it.
+func TestParquet_MetadataWindow(t *testing.T) {
+	db := MustHandDB(t)
+	for _, tc := range []struct {
+		name                    string
+		f                       query.Filter
+		clocks, sessions, nGaps int
+		firstClockMs            int64
+	}{
+		{"AfterTheGap", query.Filter{FromMs: t0 + 25_000, ToMs: t0 + 35_000}, 1, 2, 0, t0 + 20_000},
+		{"OverTheGap", query.Filter{FromMs: t0 + 19_000, ToMs: t0 + 45_000}, 3, 3, 1, t0},
+		{"BeforeTheFirstEstimate", query.Filter{FromMs: t0 - 1_000, ToMs: t0 + 1_000}, 1, 2, 0, t0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, _ := exportParquet(t, db, tc.f, export.Options{})
+			af := readArrow(t, data)
+			var clocks map[string][]struct {
+				TakenMs int64 `json:"taken_ms"`
+			}
+			var sessions, gaps map[string][]json.RawMessage
+			mustJSON(t, af.meta, export.MetaClock, &clocks)
+			mustJSON(t, af.meta, export.MetaSessions, &sessions)
+			mustJSON(t, af.meta, export.MetaGaps, &gaps)
+			for _, ep := range []string{epTCP, epUnix} {
+				if got := len(clocks[ep]); got != tc.clocks || clocks[ep][0].TakenMs != tc.firstClockMs {
+					t.Errorf("%s: clock estimates %v, want %d from %d", ep, clocks[ep], tc.clocks, tc.firstClockMs-t0)
+				}
+				if got := len(sessions[ep]); got != tc.sessions {
+					t.Errorf("%s: %d sessions, want %d", ep, got, tc.sessions)
+				}
+				if got := len(gaps[ep]); got != tc.nGaps || gaps[ep] == nil {
+					t.Errorf("%s: %d gaps (%v), want %d", ep, got, gaps[ep], tc.nGaps)
+				}
+			}
+			if _, ok := af.meta[export.MetaTruncated]; ok {
+				t.Errorf("%s set for a small export", export.MetaTruncated)
+			}
+		})
+	}
+}
