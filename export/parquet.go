@@ -42,10 +42,11 @@ type gridRow struct {
 
 // newWriter returns a Parquet writer for rows of T: zstd, data pages v1
 // (read by every Parquet reader), row groups of opt's size and the
-// key-value metadata meta.
-func newWriter[T any](w io.Writer, opt Options, meta map[string]string) *parquet.GenericWriter[T] {
+// key-value metadata meta. Call release when done with it.
+func newWriter[T any](w io.Writer, opt Options, meta map[string]string) (pw *parquet.GenericWriter[T], release func()) {
+	codec := newZstdCodec()
 	options := []parquet.WriterOption{
-		parquet.Compression(&parquet.Zstd),
+		parquet.Compression(codec),
 		parquet.DataPageVersion(1),
 		parquet.MaxRowsPerRowGroup(opt.rowGroupRows()),
 		parquet.CreatedBy("wattrec", opt.Version, ""),
@@ -53,7 +54,7 @@ func newWriter[T any](w io.Writer, opt Options, meta map[string]string) *parquet
 	for k, v := range meta {
 		options = append(options, parquet.KeyValueMetadata(k, v))
 	}
-	return parquet.NewGenericWriter[T](w, options...)
+	return parquet.NewGenericWriter[T](w, options...), func() { codec.enc.Close() }
 }
 
 // Parquet writes every stored reading that passes f to w as a Parquet
@@ -91,7 +92,8 @@ func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt
 	if err != nil {
 		return 0, err
 	}
-	pw := newWriter[readingRow](w, opt, meta)
+	pw, release := newWriter[readingRow](w, opt, meta)
+	defer release()
 	from, to := f.Range()
 	prog := newProgress(opt.Progress, estimateRows(series, from, to))
 	buf := make([]readingRow, 0, chunkRows)
@@ -162,7 +164,8 @@ func GridParquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter,
 	if err != nil {
 		return 0, err
 	}
-	pw := newWriter[gridRow](w, opt, meta)
+	pw, release := newWriter[gridRow](w, opt, meta)
+	defer release()
 	buf := make([]gridRow, 0, chunkRows)
 	avgs := make([]float64, chunkRows) // backing store for AvgPowerW
 	flush := func() error {
