@@ -427,40 +427,119 @@ start or end (of the recording). Default: the whole recording.`,
 func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
-		Usage:     "write stored readings out, one record per device value",
-		UsageText: "wattrec export --db run.db --format jsonl -o run.jsonl --device gpu:0",
-		Description: `JSON Lines: one object per stored reading, ordered by endpoint, kind, device, time:
-{"endpoint":"node1:4938","kind":"gpu","device":0,"time":"2026-11-27T16:00:00.123Z",
- "time_ms":1795881600123,"daemon_time_ms":1795881595123,"power_mw":75000,"seed":false}
-time/time_ms are clock-corrected; daemon_time_ms is the daemon's own stamp; seed marks
-values read with get_power at a (re)connect. The output file is written atomically.`,
+		Usage:     "write stored readings (and an energy grid) as Parquet, CSV or JSON Lines",
+		UsageText: "wattrec export --db run.db -o run.parquet --grid 1s --device gpu:0",
+		Description: `One row per stored device value, ordered by endpoint, kind, device and time:
+time (clock-corrected, UTC ms), daemon_time_ms, endpoint, kind (gpu, cpu, dram),
+device, power_w, seed (read with get_power at a (re)connect, not streamed).
+Parquet (zstd, dictionary-encoded endpoint and kind) is the default when -o ends in
+.parquet, CSV for .csv, JSON Lines otherwise. The Parquet footer carries the
+integration rules, clock estimates, sessions and gaps, each endpoint's /discover
+answer, the wattrec version and the export's filters.
+--grid WIDTH also writes an energy-conserving grid (RUN.grid.parquet beside -o):
+per bin and device, energy_j (the exact integral over the bin by query's rules),
+avg_power_w and coverage; the bins of a window sum to query's joules.
+Files are written atomically (a temp file renamed into place); an existing file
+is kept unless --force.`,
 		Flags: append(filterFlags(),
 			&cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true},
-			&cli.StringFlag{Name: "format", Value: "jsonl", Usage: "jsonl"},
+			&cli.StringFlag{Name: "format", Usage: "parquet, csv or jsonl (default: from -o's extension, else jsonl)"},
 			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (default: standard output)"},
-			&cli.BoolFlag{Name: "force", Usage: "replace an existing output file"},
+			&cli.DurationFlag{Name: "grid", Usage: "also write the energy grid with bins of this `WIDTH` (e.g. 1s)"},
+			&cli.BoolFlag{Name: "grid-only", Usage: "write only the grid, to -o"},
+			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period for the grid (default: inferred per series)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace existing output files"},
 		),
-		Action: func(c *cli.Context) error {
-			if f := c.String("format"); f != "jsonl" {
-				return fmt.Errorf("--format %q: only jsonl is supported so far", f)
-			}
-			filter, err := filterFromFlags(c)
-			if err != nil {
+		Action: exportAction,
+	}
+}
+
+func exportAction(c *cli.Context) error {
+	filter, err := filterFromFlags(c)
+	if err != nil {
+		return err
+	}
+	out := c.Path("output")
+	if out == "-" {
+		out = ""
+	}
+	format := c.String("format")
+	if format == "" {
+		switch strings.ToLower(filepath.Ext(out)) {
+		case ".parquet", ".pq":
+			format = "parquet"
+		case ".csv":
+			format = "csv"
+		default:
+			format = "jsonl"
+		}
+	}
+	if !slices.Contains([]string{"parquet", "csv", "jsonl"}, format) {
+		return fmt.Errorf("--format %q: want parquet, csv or jsonl", format)
+	}
+	gridMs := c.Duration("grid").Milliseconds()
+	switch {
+	case c.IsSet("grid") && gridMs < 1:
+		return fmt.Errorf("--grid %v: want a bin width of at least 1ms", c.Duration("grid"))
+	case c.Bool("grid-only") && gridMs == 0:
+		return errors.New("--grid-only needs --grid WIDTH")
+	case gridMs > 0 && format == "jsonl":
+		return errors.New("the grid is written as parquet or csv: use -o FILE.parquet or --format csv")
+	case gridMs > 0 && !c.Bool("grid-only") && out == "":
+		return errors.New("--grid writes a second file beside -o: give -o FILE (or --grid-only for standard output)")
+	}
+	opt := export.Options{Version: wattrecVersion(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()}
+
+	type job struct {
+		path   string
+		gridMs int64
+	}
+	var jobs []job
+	if !c.Bool("grid-only") {
+		jobs = append(jobs, job{out, 0})
+	}
+	if gridMs > 0 {
+		path := out
+		if !c.Bool("grid-only") {
+			ext := filepath.Ext(out)
+			path = strings.TrimSuffix(out, ext) + ".grid" + ext
+		}
+		jobs = append(jobs, job{path, gridMs})
+	}
+	// Refuse before writing anything when an output exists.
+	for _, j := range jobs {
+		if _, err := os.Lstat(j.path); j.path != "" && err == nil && !c.Bool("force") {
+			return fmt.Errorf("%s: %w", j.path, export.ErrExists)
+		}
+	}
+	for _, j := range jobs {
+		req := control.ExportRequest{Filter: filter, Format: format, GridMs: j.gridMs, Options: opt}
+		label := "export"
+		if j.gridMs > 0 {
+			label = "grid"
+		}
+		write := func(w io.Writer) error {
+			return withData(c,
+				func(rc *control.Client) error { return rc.Export(c.Context, w, req) },
+				func(db *store.DB) error {
+					bar := export.NewProgressBar(c.App.ErrWriter, label)
+					req.Options.Progress = bar.Update
+					err := control.Export(c.Context, w, db, req)
+					bar.Finish()
+					return err
+				})
+		}
+		if j.path == "" {
+			if err := write(c.App.Writer); err != nil {
 				return err
 			}
-			req := control.ExportRequest{Filter: filter, Format: c.String("format")}
-			write := func(w io.Writer) error {
-				return withData(c,
-					func(rc *control.Client) error { return rc.Export(c.Context, w, req) },
-					func(db *store.DB) error { return control.Export(c.Context, w, db, req) })
-			}
-			out := c.Path("output")
-			if out == "" || out == "-" {
-				return write(c.App.Writer)
-			}
-			return export.WriteFile(out, c.Bool("force"), write)
-		},
+			continue
+		}
+		if err := export.WriteFile(j.path, c.Bool("force"), write); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 func markCommand() *cli.Command {

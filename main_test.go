@@ -4,18 +4,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
@@ -280,6 +286,68 @@ func TestRecord_Kill9(t *testing.T) {
 
 // TestExport_JSONL: golden output from a hand-built store, filters, the
 // atomic -o, and the file stays unchanged.
+// TestExport_ParquetAndGrid: -o FILE.parquet picks Parquet, --grid writes
+// FILE.grid.parquet beside it, outputs are not replaced without --force,
+// and the grid's bins sum to the query's joules.
+func TestExport_ParquetAndGrid(t *testing.T) {
+	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "unix")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "run.db")
+	if _, err := run(t, "run", "--db", db, "--server", "unix://"+srv.Address, "--log-level", "warn", "--", "sleep", "1"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run.parquet")
+	if _, err := run(t, "export", "--db", db, "-o", out, "--grid", "250ms"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{out, filepath.Join(dir, "run.grid.parquet")} {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 8 || string(b[:4]) != "PAR1" || string(b[len(b)-4:]) != "PAR1" {
+			t.Fatalf("%s is not a Parquet file: %v", p, err)
+		}
+	}
+	if _, err := run(t, "export", "--db", db, "-o", out, "--grid", "250ms"); !errors.Is(err, export.ErrExists) {
+		t.Errorf("existing output replaced without --force: %v", err)
+	}
+
+	window := []string{"--from", "start", "--to", "end"}
+	grid, err := run(t, append([]string{"export", "--db", db, "--grid", "250ms", "--grid-only", "--format", "csv"}, window...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(grid)).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("grid CSV: %v\n%s", err, grid)
+	}
+	col := slices.Index(rows[0], "energy_j")
+	if col < 0 {
+		t.Fatalf("grid CSV has no energy_j column: %v", rows[0])
+	}
+	var sum float64
+	for _, r := range rows[1:] {
+		v, err := strconv.ParseFloat(r[col], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	js, err := run(t, append([]string{"query", "--db", db, "--by", "total", "--format", "json"}, window...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Rows []struct {
+			Joules float64 `json:"joules"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(js), &rep); err != nil || len(rep.Rows) != 1 {
+		t.Fatalf("query json: %v\n%s", err, js)
+	}
+	if want := rep.Rows[0].Joules; math.Abs(sum-want) > 1e-9*want {
+		t.Errorf("grid bins sum to %.9f J, query says %.9f J", sum, want)
+	}
+}
+
 // TestInfo_Locked: a file held by another process with no control socket
 // answering is reported at once, not waited on forever.
 func TestInfo_Locked(t *testing.T) {
@@ -364,7 +432,9 @@ func TestExport_JSONL(t *testing.T) {
 			"--device tpu:0":                          `unknown kind "tpu"`,
 			"--from 2026-13-01T00:00:00Z --to now":    "--from",
 			"--from 1795881600150 --to 1795881600000": "is not after",
-			"--format parquet":                        "only jsonl",
+			"--format xml":                            "want parquet, csv or jsonl",
+			"--grid 1s":                               "the grid is written as parquet or csv",
+			"--grid-only":                             "--grid-only needs --grid",
 		} {
 			_, err := run(t, append([]string{"export", "--db", db}, strings.Fields(args)...)...)
 			if err == nil || !strings.Contains(err.Error(), want) {

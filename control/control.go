@@ -37,10 +37,13 @@ type QueryRequest struct {
 	Format  string        `json:"format"` // table, json or csv
 }
 
-// ExportRequest is a raw export.
+// ExportRequest is an export: the raw readings, or with GridMs the
+// energy grid, in Format (parquet, csv or jsonl; the grid has no jsonl).
 type ExportRequest struct {
-	Filter query.Filter `json:"filter"`
-	Format string       `json:"format"` // jsonl
+	Filter  query.Filter   `json:"filter"`
+	Format  string         `json:"format"`
+	GridMs  int64          `json:"grid_ms,omitempty"`
+	Options export.Options `json:"options"`
 }
 
 // Query runs req against db and writes the report to w.
@@ -60,14 +63,26 @@ func Query(ctx context.Context, w io.Writer, db *store.DB, req QueryRequest) err
 	return rep.Write(w, req.Format, req.Method == "compare")
 }
 
-// Export writes db's readings as req asks.
+// Export writes db's readings (or grid) as req asks.
 func Export(ctx context.Context, w io.Writer, db *store.DB, req ExportRequest) error {
-	switch req.Format {
-	case "", "jsonl":
-		_, err := export.JSONL(ctx, w, db, req.Filter)
-		return err
+	var err error
+	switch {
+	case req.GridMs > 0 && req.Format == "parquet":
+		_, err = export.GridParquet(ctx, w, db, req.Filter, req.GridMs, req.Options)
+	case req.GridMs > 0 && req.Format == "csv":
+		_, err = export.GridCSV(ctx, w, db, req.Filter, req.GridMs, req.Options)
+	case req.GridMs > 0:
+		err = fmt.Errorf("format %q: the grid is written as parquet or csv", req.Format)
+	case req.Format == "parquet":
+		_, err = export.Parquet(ctx, w, db, req.Filter, req.Options)
+	case req.Format == "csv":
+		_, err = export.CSV(ctx, w, db, req.Filter, req.Options)
+	case req.Format == "jsonl" || req.Format == "":
+		_, err = export.JSONL(ctx, w, db, req.Filter)
+	default:
+		err = fmt.Errorf("format %q: want parquet, csv or jsonl", req.Format)
 	}
-	return fmt.Errorf("format %q: only jsonl is supported so far", req.Format)
+	return err
 }
 
 // Server serves the control API of a running recorder.
