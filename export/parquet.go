@@ -1,6 +1,7 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -49,7 +50,9 @@ func newWriter[T any](w io.Writer, opt Options, meta map[string]string) (pw *par
 		parquet.Compression(codec),
 		parquet.DataPageVersion(1),
 		parquet.MaxRowsPerRowGroup(opt.rowGroupRows()),
-		parquet.CreatedBy("wattrec", opt.Version, ""),
+		// "application version X" as the spec asks; parquet.CreatedBy
+		// would append an empty "(build )".
+		&parquet.WriterConfig{CreatedBy: "wattrec version " + cmp.Or(opt.Version, "unknown")},
 	}
 	for k, v := range meta {
 		options = append(options, parquet.KeyValueMetadata(k, v))

@@ -179,6 +179,9 @@ func TestParquet(t *testing.T) {
 		if got, want := m[export.MetaVersion], "v9.9.9-test"; got != want {
 			t.Errorf("%s = %q, want %q", export.MetaVersion, got, want)
 		}
+		if got, want := af.pf.MetaData().GetCreatedBy(), "wattrec version v9.9.9-test"; got != want {
+			t.Errorf("created_by = %q, want %q", got, want)
+		}
 		if got, want := m[export.MetaTable], export.TableReadings; got != want {
 			t.Errorf("%s = %q, want %q", export.MetaTable, got, want)
 		}
