@@ -80,6 +80,26 @@ func Info(ctx context.Context, w io.Writer, db *store.DB) error {
 		fmt.Fprintf(w, "readings   %d (%d seed) in %d series\n", total, seeds, len(series))
 	}
 
+	marks, err := db.Marks(ctx, "")
+	if err != nil {
+		return err
+	}
+	if len(marks) > 0 {
+		count := map[string]int{}
+		var names []string
+		for _, m := range marks {
+			if count[m.Name] == 0 {
+				names = append(names, m.Name)
+			}
+			count[m.Name]++
+		}
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = fmt.Sprintf("%q ×%d", n, count[n])
+		}
+		fmt.Fprintf(w, "marks      %d: %s (wattrec mark list)\n", len(marks), strings.Join(parts, ", "))
+	}
+
 	for _, ep := range eps {
 		fmt.Fprintf(w, "\nendpoint %s", ep.Endpoint)
 		if ep.Network != "" {
@@ -94,6 +114,18 @@ func Info(ctx context.Context, w io.Writer, db *store.DB) error {
 		}
 		if err := sessionInfo(ctx, w, db, ep.Endpoint); err != nil {
 			return err
+		}
+		counters, err := db.CounterSeries(ctx, ep.Endpoint)
+		if err != nil {
+			return err
+		}
+		if len(counters) > 0 {
+			n, first, last := 0, int64(math.MaxInt64), int64(math.MinInt64)
+			for _, c := range counters {
+				n += c.Readings
+				first, last = min(first, c.FirstMs), max(last, c.LastMs)
+			}
+			fmt.Fprintf(w, "  counters %d readings of %d hardware energy counters, %s → %s\n", n, len(counters), FormatTime(first), FormatTime(last))
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "  series\treadings\tseed\tfirst\tlast\tmin W\tmax W\t")
