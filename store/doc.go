@@ -8,13 +8,28 @@
 // A series is (endpoint, kind, device); kind is gpu, cpu or dram. One
 // writer (the recorder) calls [DB.Write] once per batch: one bbolt
 // transaction, fsynced on commit. Readers scan one series in corrected-time
-// order with [DB.Scan], and a series' energy counter readings with
-// [DB.Counters] and [DB.CounterBracket]. Every value starts with a version
-// byte; a format change bumps it and old bytes are never reinterpreted.
+// order with [DB.Scan] (or chunk by chunk with [DB.ScanChunks]), and a
+// series' energy counter readings with [DB.Counters] and
+// [DB.CounterBracket]. Every value starts with a version byte; a format
+// change bumps it and old bytes are never reinterpreted.
+//
+// # Formats
+//
+// meta/format says how readings are laid out; everything else is the same
+// in both formats.
+//
+//   - Format 2 (new files): each series' readings in compressed chunks of
+//     up to 2016 bytes (about a thousand readings), described below.
+//   - Format 1 (files of earlier builds): one bbolt key per reading. This
+//     build reads it: Open with ReadOnly, and every read method works. It
+//     refuses to write it, naming the command that converts it
+//     (MigrateCommand, `wattrec migrate --db OLD -o NEW`, which runs
+//     [Migrate]). The format-1 writer is kept only as the baseline of the
+//     benchmarks in bench/ (Options.Format1).
 //
 // # Bucket tree
 //
-//	meta/                         format  -> [1]byte{formatVersion}
+//	meta/                         format  -> [1]byte{2} (or 1)
 //	                              created -> 8-byte BE Unix ms
 //	runs/                         8-byte BE sequence -> v1 | JSON(Run)
 //	marks/                        8-byte BE mark id -> v1 | JSON(Mark)   (named windows)
@@ -22,7 +37,8 @@
 //	  <endpoint identity>/        "host:port" or the socket path, as typed
 //	    info                      -> v1 | JSON(EndpointInfo)    (latest /discover etc.)
 //	    series/
-//	      <kind:1><device:4 BE>/  one bucket per series, readings (below)
+//	      <kind:1><device:4 BE>/  one bucket per series: chunks (format 2) or readings (format 1)
+//	    stats/                    format 2: key <kind:1><device:4 BE> -> series stats (below)
 //	    sessions/                 key: start ms (8, sign-flipped BE) | stream (1)
 //	                              value: v1 | Session (below)
 //	    clock/                    key: taken ms (8, sign-flipped BE) | seq (8 BE)
@@ -33,6 +49,90 @@
 // Kind bytes: 1 gpu, 2 cpu, 3 dram. Stream bytes: 1 gpu, 2 cpu.
 // "Sign-flipped BE" is the int64 as big-endian bytes with bit 63 flipped,
 // so that byte order is numeric order, negative times included.
+//
+// # Reading chunks (format 2)
+//
+// A series bucket holds the series' readings, in corrected-time order (ties
+// in arrival order), cut into chunks:
+//
+//	key   = corrected time of the chunk's first reading (8, sign-flipped BE)
+//	value = header | body
+//
+// Chunks partition the series: a chunk holds the readings from its key up
+// to (not including) the next chunk's key. All readings of one
+// millisecond are in one chunk. A chunk ends before its value would
+// exceed 2016 bytes or 4096 readings (two full chunks and their keys fill
+// a 4 KiB page), except that a run of readings of one millisecond is never
+// cut. The last chunk of a series, the head, is rewritten by every commit
+// that adds to it; the others change only when a reading arrives out of
+// order (it is inserted and the chunk re-encoded, and split if it grew too
+// big).
+//
+// Header, in order (uvarint/varint as in encoding/binary):
+//
+//	0x02                  version
+//	flags (1)             bit 0: parameters fitted to this chunk (a full head is
+//	                      sealed, not refitted); bit 1: time codes are
+//	                      delta-of-delta; bit 2: pair sums present. Others zero.
+//	n (uvarint)           readings, >= 1
+//	span (uvarint)        last corrected time − first (the key)
+//	d0 (varint)           daemon ms − corrected ms of the first reading
+//	firstMW (uvarint)     milliwatts of the first reading
+//	lastMW (uvarint)      milliwatts of the last reading
+//	unit (uvarint)        daemon-time deltas are multiples of unit (>= 1)
+//	mode (varint)         the predicted daemon-time delta, in units
+//	kt (1), kv (1)        Rice parameters of the time and value codes (<= 56)
+//	if bit 2:
+//	  hold (uvarint)      Σ mw_i·(t_{i+1} − t_i) over consecutive readings (mW·ms)
+//	  trap2 (uvarint)     Σ (mw_i + mw_{i+1})·(t_{i+1} − t_i)
+//	  peak+1 (uvarint)    largest mw_i with t_{i+1} > t_i, plus one (0: none)
+//	m (uvarint)           changes of d = daemon − corrected time, then m times:
+//	  index step (uvarint), d step (varint)   (from index 0 and d0)
+//	s (uvarint)           seed readings, then s times:
+//	  index − previous index − 1 (uvarint)    (previous starts at −1)
+//
+// The body is a bit stream, little-endian (the first bit is bit 0 of the
+// first byte), zero-padded to a byte. For each reading i = 1..n−1:
+//
+//	time code:  z = zigzag(x_i − mode), or zigzag(x_i − x_{i−1}) with the
+//	            delta-of-delta flag (x_0 = mode), where
+//	            x_i = (daemon_i − daemon_{i−1}) / unit
+//	value code: z = zigzag(mw_i − mw_{i−1})
+//
+// each Rice-coded: with parameter k, q = z>>k; if q < 6: q one bits, a zero
+// bit, the k low bits of z; else 6 one bits, bitlen(z)−1 in 6 bits, then
+// bitlen(z) bits of z. Arithmetic on times wraps like Go's int64. A reading
+// i's daemon time is daemon_{i−1} + x_i·unit, its d is d0 or the last change
+// at or before i, its corrected time daemon − d, its seed flag whether i
+// is in the seed list.
+//
+// Daemon times sit on the daemon's poll grid, so the unit is the poll
+// period (50 ms at 20 Hz) and a change-only stream's delta is mostly one
+// unit: about one bit. d only changes when the clock offset estimate does.
+// The value code takes the rest, about 12 bits for a GPU's ±1 W jitter.
+// The writer fits unit, mode, the delta-of-delta flag and both Rice
+// parameters to a chunk's readings when it first fills up (then keeps
+// filling it), and starts the next chunk with those parameters.
+//
+// The pair sums let an integral skip decoding a chunk that lies inside its
+// window and one stream session ([DB.ScanChunks], query's fast path).
+//
+// Duplicate policy: a reading equal in all fields (corrected and daemon
+// time, milliwatts, seed flag) to a stored reading of its series is an
+// identical replay and is skipped. A different reading of the same
+// millisecond is kept after the ones already stored, so two different
+// events at the same millisecond are both kept, in arrival order. The
+// writer keeps the head's readings of its last millisecond in memory, so
+// the usual replay (of the newest readings) costs no read; a reading that
+// sorts before the head's last is checked against its chunk, decoded.
+//
+// # Series stats (format 2)
+//
+//	0x02 | n (uvarint) | seeds (uvarint) | first ms (varint) | last − first (uvarint)
+//	     | min mW (uvarint) | max mW (uvarint)
+//
+// Kept up to date by every commit that adds readings, so that
+// [DB.Series] reads no chunk.
 //
 // # Reading keys and values (format 1)
 //

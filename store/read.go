@@ -50,6 +50,9 @@ type SeriesStats struct {
 // endpoint, kind, device, with counts and time spans. With full set it also
 // reads every value to count seeds and find the power range.
 func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesStats, error) {
+	if db.format != format1 {
+		return db.series2(ctx, endpoint, full)
+	}
 	var out []SeriesStats
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		eps := tx.Bucket(endpointsBucket)
@@ -110,6 +113,9 @@ func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesS
 // valid during the call. Scan stops at the first error from fn and returns
 // it. A series that is not in the file is ErrNotFound.
 func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) error {
+	if db.format != format1 {
+		return db.scan2(ctx, k, fromMs, toMs, fn)
+	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		b := seriesBucketOf(tx, k)
 		if b == nil {
@@ -214,6 +220,9 @@ func (db *DB) Runs(ctx context.Context) ([]Run, error) {
 // one stored, if several share that millisecond), and whether there is
 // one.
 func (db *DB) Before(ctx context.Context, k SeriesKey, t int64) (Reading, bool, error) {
+	if db.format != format1 {
+		return db.before2(ctx, k, t)
+	}
 	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
 	found := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {

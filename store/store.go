@@ -7,17 +7,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// formatVersion is the layout version stored under meta/format.
-const formatVersion = 1
+// Layout versions, stored under meta/format. Format 1 keeps one bbolt key
+// per reading; format 2 keeps each series' readings in compressed chunks.
+// Everything else is the same in both.
+const (
+	format1       = 1
+	format2       = 2
+	formatCurrent = format2
+)
 
-// valueV1 is the version byte that starts every value of format 1.
+// valueV1 is the version byte of format 1's values, and of the values
+// that format 2 did not change.
 const valueV1 = 0x01
+
+// MigrateCommand is the CLI command that converts a file of an older
+// layout, as named in ErrFormat messages.
+const MigrateCommand = "wattrec migrate --db OLD -o NEW"
 
 // DefaultLockTimeout is how long Open waits for another process's lock.
 const DefaultLockTimeout = time.Second
@@ -59,13 +71,25 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync on commit. Only benchmarks and tests use it.
 	NoSync bool
+	// Format1 creates a new file in format 1, one bbolt key per reading,
+	// and lets a format-1 file be opened for writing. It exists only as
+	// the baseline of the storage benchmarks (bench/) and for tests of
+	// Migrate: never set it for a recording.
+	Format1 bool
 }
 
 // DB is an open wattrec file. Its methods are safe for concurrent use;
 // bbolt serialises writers.
 type DB struct {
-	bolt *bolt.DB
-	path string
+	bolt   *bolt.DB
+	path   string
+	format byte
+
+	// wmu serialises Write, which keeps heads in step with the file.
+	wmu sync.Mutex
+	// heads caches the open chunk and the stats of each series written
+	// through this DB (format 2), as of the last commit.
+	heads map[SeriesKey]*seriesHead
 }
 
 // Open opens or creates (unless opt.ReadOnly) the wattrec file at path.
@@ -90,8 +114,8 @@ func Open(path string, opt Options) (*DB, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path}
-	if err := db.init(opt.ReadOnly); err != nil {
+	db := &DB{bolt: bdb, path: path, heads: map[SeriesKey]*seriesHead{}}
+	if err := db.init(opt); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -100,7 +124,7 @@ func Open(path string, opt Options) (*DB, error) {
 
 // init creates the top-level buckets of a new file, or checks the format
 // of an existing one.
-func (db *DB) init(readOnly bool) error {
+func (db *DB) init(opt Options) error {
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaBucket)
 		if meta == nil {
@@ -110,12 +134,16 @@ func (db *DB) init(readOnly bool) error {
 		if len(v) != 1 {
 			return fmt.Errorf("meta/format: %w", ErrCorrupt)
 		}
-		if v[0] != formatVersion {
-			return fmt.Errorf("%w: layout version %d, this build reads version %d", ErrFormat, v[0], formatVersion)
+		switch {
+		case v[0] == format1 && !opt.ReadOnly && !opt.Format1:
+			return fmt.Errorf("%w: layout version 1 (one bbolt key per reading) can be read but not written by this build; convert it with `%s`", ErrFormat, MigrateCommand)
+		case v[0] != format1 && v[0] != format2:
+			return fmt.Errorf("%w: layout version %d, this build reads versions 1 and 2", ErrFormat, v[0])
 		}
+		db.format = v[0]
 		return nil
 	}
-	if readOnly {
+	if opt.ReadOnly {
 		return db.bolt.View(func(tx *bolt.Tx) error {
 			if tx.Bucket(metaBucket) == nil && isEmpty(tx) {
 				return fmt.Errorf("%w (the file is empty)", ErrNotWattrec)
@@ -132,7 +160,11 @@ func (db *DB) init(readOnly bool) error {
 			if err != nil {
 				return err
 			}
-			if err := meta.Put(formatKey, []byte{formatVersion}); err != nil {
+			format := byte(formatCurrent)
+			if opt.Format1 {
+				format = format1
+			}
+			if err := meta.Put(formatKey, []byte{format}); err != nil {
 				return err
 			}
 			if err := meta.Put(createdKey, putInt64(nil, time.Now().UnixMilli())); err != nil {
@@ -158,18 +190,6 @@ func (db *DB) Path() string { return db.path }
 
 // Close releases the file.
 func (db *DB) Close() error { return db.bolt.Close() }
-
-// Check runs bbolt's consistency check over the whole file and returns
-// every problem it finds, joined.
-func (db *DB) Check() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() { // drain fully: the checker sends until done
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	})
-}
 
 // Size returns the file's size in bytes as bbolt sees it.
 func (db *DB) Size() (int64, error) {
@@ -213,8 +233,11 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		w := writer{tx: tx, endpoints: tx.Bucket(endpointsBucket)}
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	w := writer{db: db}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		w.tx, w.endpoints = tx, tx.Bucket(endpointsBucket)
 		for _, e := range b.Endpoints {
 			if err := w.putEndpoint(e); err != nil {
 				return fmt.Errorf("endpoint %q info: %w", e.Endpoint, err)
@@ -235,11 +258,18 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 				return fmt.Errorf("endpoint %q %s session: %w", s.Endpoint, s.Stream, err)
 			}
 		}
+		put := w.putReading
+		if db.format == format1 {
+			put = w.putReadingV1
+		}
 		for i := range b.Readings {
-			if err := w.putReading(&b.Readings[i]); err != nil {
+			if err := put(&b.Readings[i]); err != nil {
 				r := &b.Readings[i]
 				return fmt.Errorf("put %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TimeMs, err)
 			}
+		}
+		if err := w.flushHeads(); err != nil {
+			return err
 		}
 		for i := range b.Marks {
 			if _, err := w.putMark(b.Marks[i]); err != nil {
@@ -254,16 +284,29 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 		}
 		return nil
 	})
+	if err != nil {
+		// The cached heads of the series this batch touched may hold
+		// readings that were not committed: read them again next time.
+		for k := range w.series2 {
+			delete(db.heads, k)
+		}
+	}
+	return err
 }
 
 // writer caches the buckets of one write transaction.
 type writer struct {
+	db        *DB
 	tx        *bolt.Tx
 	endpoints *bolt.Bucket
 	lastEP    string
 	epBucket  *bolt.Bucket
 	lastSer   SeriesKey
 	serBucket *bolt.Bucket
+
+	// Format 2: the series written in this transaction.
+	series2 map[SeriesKey]*txSeries
+	last2   *txSeries
 }
 
 func (w *writer) endpoint(name string) (*bolt.Bucket, error) {
@@ -338,6 +381,17 @@ func (w *writer) putSession(s Session) error {
 	return b.Put(sessionKey(s.Start, s.Stream), encodeSession(s))
 }
 
+// checkReading rejects values the store cannot hold.
+func checkReading(r *Reading) error {
+	if r.MilliWatts < 0 {
+		return fmt.Errorf("negative power %d mW", r.MilliWatts)
+	}
+	if r.MilliWatts > maxMilliWatts {
+		return fmt.Errorf("power %d mW out of range", r.MilliWatts)
+	}
+	return nil
+}
+
 func (w *writer) series(k SeriesKey) (*bolt.Bucket, error) {
 	if w.serBucket != nil && w.lastSer == k && w.lastEP == k.Endpoint {
 		return w.serBucket, nil
@@ -361,13 +415,14 @@ func (w *writer) series(k SeriesKey) (*bolt.Bucket, error) {
 	return b, nil
 }
 
-func (w *writer) putReading(r *Reading) error {
+// putReadingV1 stores r in format 1: one key per reading.
+func (w *writer) putReadingV1(r *Reading) error {
 	b, err := w.series(r.Series())
 	if err != nil {
 		return err
 	}
-	if r.MilliWatts < 0 {
-		return fmt.Errorf("negative power %d mW", r.MilliWatts)
+	if err := checkReading(r); err != nil {
+		return err
 	}
 	// bbolt keeps key and value until the commit: both are fresh slices.
 	val := encodeReading(make([]byte, 0, 16), r)

@@ -1,0 +1,394 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// replayChunk is how many bytes of events a replay stream writes per
+// flush: big writes keep the load generator cheap next to the client.
+const replayChunk = 64 << 10
+
+// Replay is a simulated zeusd that streams a fixed span of its traces,
+// the data set, as fast as the client reads, instead of in real time: a
+// load generator for benchmarks of whatever reads zeusd streams.
+//
+// Every stream connection replays the whole span from its start, as its
+// own poller would have polled it: the first tick sends every device the
+// stream asked for, later ticks the devices whose value changed (GPU and
+// CPU alike, so a CPU stream is change-only after its first tick). Ticks
+// lie on the same grid as Server's, and GPU values are the same; CPU
+// values come from energy counters that start at the span's start, so
+// they can differ from a live Server's by a rounding step. When the span
+// is exhausted the stream stays open and silent, as a daemon whose power
+// no longer changes, until the client leaves or the Replay closes.
+// Writes block while the client is not reading: nothing is dropped.
+//
+// get_power answers with the values of the tick before the span, the
+// seed a recorder reads at connect. discover, time, whoami and
+// get_cumulative_energy behave as on Server (the last on the live
+// clock). Config.OnEvent is not called for replayed events.
+type Replay struct {
+	srv        *Server
+	seed       int64
+	from, to   int64 // daemon-clock ns, [from, to)
+	closing    chan struct{}
+	closeOnce  sync.Once
+	serving    atomic.Bool
+	events     atomic.Int64 // events written to streams
+	finished   atomic.Int64 // streams that wrote their whole span
+	handlers   sync.WaitGroup
+	handlersMu sync.Mutex
+	closed     bool
+}
+
+// NewReplay returns a Replay of cfg's traces over the daemon-clock span
+// [from, to). cfg is validated as by New.
+func NewReplay(cfg Config, from, to time.Time) (*Replay, error) {
+	if !to.After(from) {
+		return nil, fmt.Errorf("simulator replay: empty span %v → %v", from, to)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Replay{srv: s, seed: cfg.Seed, from: from.UnixNano(), to: to.UnixNano(), closing: make(chan struct{})}, nil
+}
+
+// ReplayValue is one device value that a replay stream sends.
+type ReplayValue struct {
+	DaemonMs int64 // the event's timestamp_ms
+	Device   int
+	Power    int64 // mW: the GPU's power, or the CPU package's
+	DRAM     int64 // mW; CPU values only, when HasDRAM
+	HasDRAM  bool
+}
+
+// Values yields, in stream order, the values that a stream of kind
+// ("gpu" or "cpu") asking for every device carries. In the per-device
+// sample format each value is one SSE event; in the snapshot format the
+// values of one tick share an event.
+func (r *Replay) Values(kind string) iter.Seq[ReplayValue] {
+	return func(yield func(ReplayValue) bool) {
+		h := r.hub(kind)
+		if h == nil {
+			return
+		}
+		g := r.newGen(h, nil)
+		for g.next() {
+			for _, d := range g.ids {
+				s := g.cur[d]
+				if !yield(ReplayValue{DaemonMs: g.ts, Device: d, Power: s.power, DRAM: s.dram, HasDRAM: s.hasDRAM}) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Events returns the number of events written to streams so far.
+func (r *Replay) Events() int64 { return r.events.Load() }
+
+// Finished returns the number of streams that have written their whole
+// span.
+func (r *Replay) Finished() int64 { return r.finished.Load() }
+
+func (r *Replay) hub(kind string) *hub {
+	switch kind {
+	case "gpu":
+		if r.srv.cfg.GPUs == 0 {
+			return nil
+		}
+		return r.srv.gpu
+	case "cpu":
+		if r.srv.cfg.CPUs == 0 {
+			return nil
+		}
+		return r.srv.cpu
+	}
+	return nil
+}
+
+// Handler returns the zeusd API with replaying streams.
+func (r *Replay) Handler() http.Handler {
+	s := r.srv
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /gpu/stream_power", s.gated(GroupGPURead, r.handleStream(s.gpu)))
+	mux.HandleFunc("GET /cpu/stream_power", s.gated(GroupCPURead, r.handleStream(s.cpu)))
+	mux.HandleFunc("GET /gpu/get_power", s.gated(GroupGPURead, r.handleGetPower(s.gpu)))
+	mux.HandleFunc("GET /cpu/get_power", s.gated(GroupCPURead, r.handleGetPower(s.cpu)))
+	mux.Handle("/", s.Handler())
+	return mux
+}
+
+// Serve serves the API on ln until ctx is done, then ends the streams and
+// shuts down. It returns nil after ctx is done, and only after every
+// handler has exited. ln is closed when Serve returns. A Replay serves
+// once.
+func (r *Replay) Serve(ctx context.Context, ln net.Listener) error {
+	if !r.serving.CompareAndSwap(false, true) {
+		ln.Close()
+		return ErrServing
+	}
+	api := r.Handler()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if !r.enter() {
+				writeError(w, http.StatusServiceUnavailable, "server is shutting down")
+				return
+			}
+			defer r.handlers.Done()
+			api.ServeHTTP(w, req)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	r.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		srv.Close()
+	}
+	cancel()
+	if err == nil {
+		err = <-serveErr
+	}
+	r.handlers.Wait()
+	r.srv.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+func (r *Replay) enter() bool {
+	r.handlersMu.Lock()
+	defer r.handlersMu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.handlers.Add(1)
+	return true
+}
+
+// Close ends every stream and refuses new ones. It is idempotent and does
+// not wait; Serve waits for the handlers.
+func (r *Replay) Close() error {
+	r.closeOnce.Do(func() {
+		r.handlersMu.Lock()
+		r.closed = true
+		r.handlersMu.Unlock()
+		close(r.closing)
+	})
+	return nil
+}
+
+// handleGetPower answers get_power with the tick before the span.
+func (r *Replay) handleGetPower(h *hub) http.HandlerFunc {
+	param, kind := kindOf(h)
+	return func(w http.ResponseWriter, req *http.Request) {
+		q, err := parseQuery(req, param)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		ids, err := selectIDs(q, param, kind, h.n)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		k := ceilDiv(r.from, h.period) - 1
+		rs := h.read(k)
+		b := []byte(`{"timestamp_ms":`)
+		b = strconv.AppendInt(b, floorDiv(k*h.period, 1e6), 10)
+		b = append(b, `,"power_mw":`...)
+		b = h.appendPowerMap(b, ids, rs)
+		b = append(b, "}\n"...)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	}
+}
+
+// handleStream replays the span on one stream connection.
+func (r *Replay) handleStream(h *hub) http.HandlerFunc {
+	param, kind := kindOf(h)
+	return func(w http.ResponseWriter, req *http.Request) {
+		q, err := parseQuery(req, param)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		var want []bool // nil: every device
+		if _, ok := q[param]; ok {
+			ids, err := parseIDs(param, q.Get(param), kind, h.n)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			want = make([]bool, h.n)
+			for _, d := range ids {
+				want[d] = true
+			}
+		}
+		rc := http.NewResponseController(w)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		// Write the span in big chunks; each write blocks until the
+		// client has read enough.
+		buf := make([]byte, 0, replayChunk+4096)
+		var pending int64
+		write := func() bool {
+			if len(buf) == 0 {
+				return true
+			}
+			rc.SetWriteDeadline(time.Now().Add(r.srv.writeTO))
+			if _, err := w.Write(buf); err != nil {
+				return false
+			}
+			if err := rc.Flush(); err != nil {
+				return false
+			}
+			r.events.Add(pending)
+			buf, pending = buf[:0], 0
+			return true
+		}
+		g := r.newGen(h, want)
+		for g.next() {
+			if r.srv.cfg.Format == FormatSample {
+				for _, d := range g.ids {
+					buf = append(buf, "data: "...)
+					buf = h.appendSample(buf, g.ts, d, g.cur[d])
+					buf = append(buf, "\n\n"...)
+					pending++
+				}
+			} else {
+				buf = append(buf, "data: "...)
+				buf = h.appendSnapshot(buf, g.ts, g.ids, g.cur)
+				buf = append(buf, "\n\n"...)
+				pending++
+			}
+			if len(buf) < replayChunk {
+				continue
+			}
+			if !write() {
+				return
+			}
+			select {
+			case <-r.closing:
+				return
+			case <-req.Context().Done():
+				return
+			default:
+			}
+		}
+		if !write() {
+			return
+		}
+		rc.SetWriteDeadline(time.Time{})
+		r.finished.Add(1)
+		// Hold the stream open and silent, like a daemon whose power no
+		// longer changes.
+		select {
+		case <-r.closing:
+		case <-req.Context().Done():
+		}
+	}
+}
+
+// replayGen walks the ticks of the span for one stream: after next, ts is
+// the tick's timestamp, cur every device's value and ids the devices to
+// send.
+type replayGen struct {
+	h      *hub
+	want   []bool
+	k, end int64 // next tick, first tick past the span
+	first  bool
+
+	ts   int64
+	cur  []sample
+	last []sample
+	ids  []int
+
+	// CPU energy counters, private to this stream, zero at the span's start.
+	pkg, ram []*meter
+}
+
+func (r *Replay) newGen(h *hub, want []bool) *replayGen {
+	g := &replayGen{h: h, want: want, k: ceilDiv(r.from, h.period), end: ceilDiv(r.to, h.period), first: true,
+		cur: make([]sample, h.n), last: make([]sample, h.n), ids: make([]int, 0, h.n)}
+	if h == r.srv.cpu {
+		seed := r.seed
+		t0 := (g.k - 1) * h.period
+		for d := range h.n {
+			g.pkg = append(g.pkg, newMeter(func(c int64) int64 { return cpuChunkPower(seed, d, c) }, cpuChunkNs, uJ, t0))
+			var m *meter
+			if r.srv.dram[d] {
+				m = newMeter(func(c int64) int64 { return dramChunkPower(seed, d, c) }, cpuChunkNs, uJ, t0)
+			}
+			g.ram = append(g.ram, m)
+		}
+	}
+	return g
+}
+
+// next advances to the next tick that sends something. It returns false
+// past the span's end.
+func (g *replayGen) next() bool {
+	for ; g.k < g.end; g.k++ {
+		k := g.k
+		g.last, g.cur = g.cur, g.last
+		if g.pkg == nil {
+			for d := range g.cur {
+				g.cur[d] = sample{power: gpuPower(g.h.s.cfg.Seed, d, k, g.h.period)}
+			}
+		} else {
+			p := g.h.period
+			avg := func(m *meter) int64 {
+				e1 := m.at((k - 1) * p)
+				return (m.at(k*p) - e1) * 1e6 / p
+			}
+			for d := range g.cur {
+				g.cur[d] = sample{power: avg(g.pkg[d])}
+				if m := g.ram[d]; m != nil {
+					g.cur[d].dram, g.cur[d].hasDRAM = avg(m), true
+				}
+			}
+		}
+		g.ids = g.ids[:0]
+		for d := range g.cur {
+			if (g.want == nil || g.want[d]) && (g.first || g.cur[d] != g.last[d]) {
+				g.ids = append(g.ids, d)
+			}
+		}
+		g.first = false
+		if len(g.ids) > 0 {
+			g.ts = floorDiv(k*g.h.period, 1e6)
+			g.k++
+			return true
+		}
+	}
+	return false
+}
+
+// ceilDiv returns ⌈a/b⌉ for b > 0.
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
