@@ -130,7 +130,8 @@ func check(t *testing.T, db *store.DB, m model) {
 		}
 		if s.Readings != len(want) || s.FirstMs != want[0].TimeMs || s.LastMs != want[len(want)-1].TimeMs ||
 			s.SeedReadings != seeds || s.MinMW != lo || s.MaxMW != hi {
-			t.Fatalf("Series %s: %+v; want %d readings, %d..%d, %d seeds, %d..%d mW", s.SeriesKey, s,
+			t.Fatalf("Series %s: %d readings, %d..%d, %d seeds, %d..%d mW; want %d, %d..%d, %d, %d..%d", s.SeriesKey,
+				s.Readings, s.FirstMs, s.LastMs, s.SeedReadings, s.MinMW, s.MaxMW,
 				len(want), want[0].TimeMs, want[len(want)-1].TimeMs, seeds, lo, hi)
 		}
 	}
