@@ -9,6 +9,10 @@ library only. It shares no code with the project's Go simulator.
 What it adds for testing:
 
   --skew-ms        the daemon clock is the true clock plus this offset
+  --poll-jitter-ms polls are on a fixed grid of the poll rate, each moved by a
+                   seeded random amount up to this (default 0.25); a poll the
+                   busy interpreter makes late still reads the devices at its
+                   grid time, so only its sending is late
   --drop-every     abruptly close each stream after MIN..MAX events
   --malformed-every  every Nth event, rotate through malformed events (bad JSON,
                    wrong types, null or missing fields, data that is not JSON,
@@ -17,6 +21,8 @@ What it adds for testing:
                    an id: field, JSON split over two data: lines, an event
                    split across two writes); only the valid ones are truth
   --truth FILE     JSONL ground truth of every value fully written to a client
+  --energy FILE    JSONL exact cumulative energy of every device at every poll
+  --outage-ms MS   how long SIGUSR2 takes the daemon down (default 1500)
   --ready FILE     the bound address, written once listening
 
 Truth lines (one per device value, flushed one by one):
@@ -34,12 +40,39 @@ get_power answers with the latest poll, as zeusd's watch channel does, so a
 seed can equal a value the stream also carries.
 
 Other lines have no "kind": {"subscribe":"gpu",...}, {"drop":"gpu",...},
-{"paused":true}, {"drained":true}.
+{"paused":true}, {"drained":true}, {"outage":"begin"|"end","true_ms":t,...}.
+
+Energy. Every device's power is a step function of true time that changes
+only at polls, so its exact energy is known at every instant:
+
+  GPU       the value polled at t_k holds until the next poll (zeusd streams
+            it only when it changes);
+  CPU/DRAM  the power over (t_k, t_k+1] is decided at t_k and is constant; the
+            value streamed at t_k+1 is that period's average, i.e. the delta
+            of the RAPL-like counter over the period divided by its length.
+
+get_cumulative_energy answers with the exact integral up to the moment it
+is handled (the counter at the latest poll plus the current power times the
+time since), in zeusd's units (GPU mJ, CPU/DRAM µJ, truncated to integers).
+--energy logs, after every poll, one line with the exact counters (µJ, not
+truncated) of every device of that kind at the poll's true time:
+
+  {"kind":"gpu"|"cpu","true_time_ms":t,"energy_uj":{"gpu:0":e,...}}
+
+(CPU lines carry "cpu:N" and "dram:N" for every package.) Between two lines
+of a kind the energy grows linearly, so the exact energy over any [t0, t1)
+is a linear interpolation of the counters within the polls around t0 and t1.
 
 Signals: SIGTERM/SIGINT stop cleanly (exit 0). SIGUSR1 pauses the pollers
 (no new events, no more drops); once every open stream's kernel send queue
 has been empty for 100 ms the emulator logs {"drained":true}, so a test can
 stop the client knowing it has received everything that was sent.
+SIGUSR2 starts an outage of --outage-ms: every open stream is closed (cleanly,
+at once), and every request, streams and get_power included, is answered 503
+until it ends; the pollers and the energy counters keep running. Truth gets
+{"outage":"begin"} and {"outage":"end"} lines with their true times, and a
+{"drop":"gpu"|"cpu","reason":"outage","last_tick_ms":t,...} line per closed
+stream, t being the true time of the last poll that stream carried in full.
 """
 
 import argparse
@@ -134,11 +167,14 @@ class Daemon:
         # GPU state: a random walk that changes on most polls.
         self.gpu_mw = {i: 60000 + 30000 * i for i in self.gpus}
         self.gpu_energy_mj = {i: 1000000.0 * (i + 1) for i in self.gpus}
-        # CPU state: RAPL-style energy counters; power is the delta over a period.
+        # CPU state: RAPL-style energy counters (µJ); the power of the period
+        # after the latest poll is decided at that poll (see the docstring).
         self.cpu_energy_uj = {i: 5e9 * (i + 1) for i in self.cpus}
         self.dram_energy_uj = {i: 1e9 * (i + 1) for i in self.cpus}
         self.cpu_phase = {i: self.rng.random() * 6.28 for i in self.cpus}
-        self.cpu_prev = {}
+        self.cpu_next = {}  # id -> (cpu_mw, dram_mw) from the latest poll to the next
+        self.energy = Truth(args.energy)
+        self.outage = threading.Event()
 
     def daemon_ms(self, true_ms):
         return int(math.floor(true_ms)) + self.skew
@@ -159,67 +195,124 @@ class Daemon:
                 changed.add(i)
         return Tick(true_ms, self.daemon_ms(true_ms), values, changed)
 
-    def cpu_inst(self, i, t_s):
+    def cpu_power(self, i, t_s):
+        """Package and DRAM power (integer mW) for a period around t_s."""
         base = 40000 + 25000 * i
-        return base + 15000 * math.sin(t_s * 1.7 + self.cpu_phase[i]) + self.rng.randint(-3000, 3000)
+        cpu = base + 15000 * math.sin(t_s * 1.7 + self.cpu_phase[i]) + self.rng.randint(-3000, 3000)
+        return int(round(cpu)), 8000 + self.rng.randint(0, 4000)
 
     def poll_cpu(self, true_ms, dt_s):
         values, changed = {}, set()
+        half = 0.5 / self.args.cpu_hz
         for i in self.cpus:
-            # Average of the previous period, from energy-counter deltas.
-            n = 4
-            e_cpu = sum(self.cpu_inst(i, true_ms / 1000.0 - dt_s * k / n) for k in range(n)) / n * dt_s * 1000.0
-            e_dram = (8000 + self.rng.randint(0, 4000)) * dt_s * 1000.0
-            self.cpu_energy_uj[i] += e_cpu
-            self.dram_energy_uj[i] += e_dram
-            cpu_mw = int(e_cpu / dt_s / 1000.0)
-            dram_mw = int(e_dram / dt_s / 1000.0) if i == 0 else None
-            values[i] = (cpu_mw, dram_mw)
+            # The period (t - dt, t] had the constant power decided at its
+            # start: the counters grow by exactly power x dt, and the value
+            # sent is their delta over dt.
+            cpu_mw, dram_mw = self.cpu_next[i]
+            self.cpu_energy_uj[i] += cpu_mw * dt_s * 1000.0
+            self.dram_energy_uj[i] += dram_mw * dt_s * 1000.0
+            values[i] = (cpu_mw, dram_mw if i == 0 else None)
+            self.cpu_next[i] = self.cpu_power(i, true_ms / 1000.0 + half)
         prev = self.latest.get("cpu")
         for i in self.cpus:
             if prev is None or prev.values[i] != values[i]:
                 changed.add(i)
         return Tick(true_ms, self.daemon_ms(true_ms), values, changed)
 
-    def poller(self, kind, hz):
-        period = 1.0 / hz
+    def energy_line(self, kind, tick):
+        """The exact counters at a poll, in µJ (call with the lock held)."""
+        if kind == "gpu":
+            e = {"gpu:%d" % i: self.gpu_energy_mj[i] * 1000.0 for i in self.gpus}
+        else:
+            e = {}
+            for i in self.cpus:
+                e["cpu:%d" % i] = self.cpu_energy_uj[i]
+                e["dram:%d" % i] = self.dram_energy_uj[i]
+        return {"kind": kind, "true_time_ms": tick.true_ms, "energy_uj": e}
+
+    def energy_now(self, kind, i):
+        """The exact cumulative energy of a device now: GPU in mJ, CPU as
+        (package µJ, DRAM µJ). Call with the lock held."""
+        now = time.time()
+        self.advance(kind, now)
+        dt = now - self.latest[kind].true_ms / 1000.0
+        if kind == "gpu":
+            return self.gpu_energy_mj[i] + self.gpu_mw[i] * dt
+        cpu_mw, dram_mw = self.cpu_next[i]
+        return (self.cpu_energy_uj[i] + cpu_mw * dt * 1000.0,
+                self.dram_energy_uj[i] + dram_mw * dt * 1000.0)
+
+    def advance(self, kind, now_s):
+        """Make every poll of kind due by now_s (call with the lock held).
+
+        Polls happen at their grid times whatever this process is doing: a
+        poll that a busy interpreter makes late still reads the devices at
+        its grid time, so the data is exact and only its sending is late.
+        The poller thread sends the polls made here; a counter or get_power
+        read makes them too, so that it sees the state at its own time."""
+        if self.paused.is_set():
+            return
         poll = self.poll_gpu if kind == "gpu" else self.poll_cpu
-        last = time.time()
-        nxt = last + period
+        while self.next_t[kind] <= now_s:
+            t = self.next_t[kind]
+            dt = t - self.latest[kind].true_ms / 1000.0
+            tick = poll(t * 1000.0, dt)
+            self.latest[kind] = tick
+            self.pending[kind].append((tick, self.energy_line(kind, tick)))
+            self.schedule(kind)
+
+    def schedule(self, kind):
+        """Set the grid time of kind's next poll: one period after the
+        previous one on the grid, plus --poll-jitter-ms of seeded jitter."""
+        hz = self.args.gpu_hz if kind == "gpu" else self.args.cpu_hz
+        self.polls[kind] += 1
+        jitter = self.jitter[kind].uniform(-1.0, 1.0) * self.args.poll_jitter_ms / 1000.0
+        t = self.grid_t0 + self.polls[kind] / hz + jitter
+        # Each poll has its own millisecond: two polls with one timestamp
+        # are not two events.
+        prev = self.latest[kind].true_ms / 1000.0
+        if math.floor(t * 1000.0) <= math.floor(prev * 1000.0):
+            t = (math.floor(prev * 1000.0) + 1.0) / 1000.0
+        self.next_t[kind] = t
+
+    def poller(self, kind):
+        """Wake at each poll's grid time, make the polls due and send them."""
         while not self.stop.is_set():
+            with self.lock:
+                nxt = self.next_t[kind]
             delay = nxt - time.time()
             if delay > 0:
                 self.stop.wait(delay)
                 if self.stop.is_set():
                     return
-            nxt += period
-            if nxt < time.time():  # fell behind: do not burst
-                nxt = time.time() + period
             if self.paused.is_set():
+                self.stop.wait(0.01)
                 continue
-            t = time.time()
-            # A poller that fell behind must still give each poll its own
-            # millisecond: two polls with one timestamp are not two events.
-            while math.floor(t * 1000.0) <= math.floor(last * 1000.0):
-                time.sleep(0.0002)
-                t = time.time()
-            dt, last = t - last, t
             with self.lock:
-                tick = poll(t * 1000.0, dt)
-                self.latest[kind] = tick
+                self.advance(kind, time.time())
+                made, self.pending[kind] = self.pending[kind], []
                 subs = list(self.subs[kind])
-            for s in subs:
-                s.q.put(tick)
+            for tick, _ in made:
+                for s in subs:
+                    s.q.put(tick)
+            self.energy.write([line for _, line in made])
 
     def start(self):
         # One tick before listening, so get_power always has a value.
         t = time.time()
+        for i in self.cpus:
+            self.cpu_next[i] = self.cpu_power(i, t - 0.5 / self.args.cpu_hz)
         self.latest["gpu"] = self.poll_gpu(t * 1000.0, 0.0)
         self.latest["cpu"] = self.poll_cpu(t * 1000.0, 1.0 / self.args.cpu_hz)
-        self.threads = [
-            threading.Thread(target=self.poller, args=("gpu", self.args.gpu_hz), daemon=True),
-            threading.Thread(target=self.poller, args=("cpu", self.args.cpu_hz), daemon=True),
-        ]
+        self.energy.write([self.energy_line("gpu", self.latest["gpu"]), self.energy_line("cpu", self.latest["cpu"])])
+        self.grid_t0 = t
+        self.polls = {"gpu": 0, "cpu": 0}
+        self.next_t = {}
+        self.pending = {"gpu": [], "cpu": []}
+        self.jitter = {k: random.Random("%s-%s" % (self.args.seed, k)) for k in ("gpu", "cpu")}
+        for kind in ("gpu", "cpu"):
+            self.schedule(kind)
+        self.threads = [threading.Thread(target=self.poller, args=(k,), daemon=True) for k in ("gpu", "cpu")]
         for th in self.threads:
             th.start()
 
@@ -371,6 +464,9 @@ class Handler(BaseHTTPRequestHandler):
         self.flush_headers()
 
     def do_GET(self):
+        if self.d.outage.is_set():
+            self.send_json(503, {"error": "Service unavailable (emulated outage)"})
+            return
         url = urllib.parse.urlsplit(self.path)
         route = ROUTES.get(url.path)
         if route is None:
@@ -433,17 +529,18 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == "/gpu/get_cumulative_energy":
                 ids = parse_ids(p.get("gpu_ids"), self.d.gpus, "GPU")
                 with self.d.lock:
-                    out = {str(i): {"energy_mj": int(self.d.gpu_energy_mj[i])} for i in ids}
+                    out = {str(i): {"energy_mj": int(self.d.energy_now("gpu", i))} for i in ids}
                 self.send_json(200, out)
             elif url.path == "/cpu/get_cumulative_energy":
                 ids = parse_ids(p.get("cpu_ids"), self.d.cpus, "CPU")
                 want_cpu = parse_bool(p.get("cpu"), "cpu")
                 want_dram = parse_bool(p.get("dram"), "dram")
                 with self.d.lock:
-                    out = {str(i): {
-                        "cpu_energy_uj": int(self.d.cpu_energy_uj[i]) if want_cpu else None,
-                        "dram_energy_uj": int(self.d.dram_energy_uj[i]) if want_dram and i == 0 else None,
-                    } for i in ids}
+                    now = {i: self.d.energy_now("cpu", i) for i in ids}
+                out = {str(i): {
+                    "cpu_energy_uj": int(now[i][0]) if want_cpu else None,
+                    "dram_energy_uj": int(now[i][1]) if want_dram and i == 0 else None,
+                } for i in ids}
                 self.send_json(200, out)
         except BadRequest as e:
             self.send_json(400, {"error": str(e)})
@@ -462,6 +559,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def get_power(self, kind, ids):
         with self.d.lock:
+            self.d.advance(kind, time.time())
             tick = self.d.latest[kind]
         if kind == "gpu":
             power = {str(i): tick.values[i] for i in ids}
@@ -495,14 +593,21 @@ class Handler(BaseHTTPRequestHandler):
         rng = random.Random(d.rng.random())
         drop_at = rng.randint(*args.drop_every) if args.drop_every else None
         sent = 0       # valid events on this connection
+        last_tick = None  # true time of the latest poll this client got in full
         oddity = rng.randrange(len(ODDITIES))
         d.truth.write([{"subscribe": kind, "ids": ids, "sent_ms": round(now_ms(), 3)}])
         try:
             while not d.stop.is_set():
+                if d.outage.is_set():
+                    self.drop_outage(kind, sent, last_tick)
+                    return
                 try:
                     tick = sub.q.get(timeout=0.1)
                 except queue.Empty:
                     continue
+                if d.outage.is_set():
+                    self.drop_outage(kind, sent, last_tick)
+                    return
                 for payload, lines in events_for(kind, args.format, tick, ids, sub.first):
                     if drop_at is not None and sent >= drop_at and not d.paused.is_set():
                         self.drop(kind, sent, payload, rng)
@@ -519,6 +624,7 @@ class Handler(BaseHTTPRequestHandler):
                     sent += 1
                     d.truth.write(lines)
                 sub.first = False
+                last_tick = tick.true_ms
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
         finally:
@@ -548,6 +654,21 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise AssertionError(style)
         self.wfile.flush()
+
+    def drop_outage(self, kind, sent, last_tick):
+        """Close the stream cleanly at the start of an outage. The drop line
+        says which was the last poll the client got in full ("last_tick_ms",
+        true time): a GPU value holds until the next poll, a CPU value is the
+        average of the period that ended at its poll, so the client knows the
+        power up to the next GPU poll and up to that CPU poll."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.d.truth.write([{"drop": kind, "after_events": sent, "partial": False, "reason": "outage",
+                             "last_tick_ms": None if last_tick is None else round(last_tick, 3),
+                             "sent_ms": round(now_ms(), 3)}])
 
     def drop(self, kind, sent, payload, rng):
         """Close the stream abruptly. Half the time, first write a truncated
@@ -693,6 +814,8 @@ def main():
     ap.add_argument("--gpu-hz", type=float, default=100.0, help="GPU poll rate (default 100)")
     ap.add_argument("--cpu-hz", type=float, default=50.0, help="CPU poll rate (default 50)")
     ap.add_argument("--skew-ms", type=int, default=0, help="daemon clock minus true clock, ms")
+    ap.add_argument("--poll-jitter-ms", type=float, default=0.25, metavar="MS",
+                    help="polls happen on a fixed grid, each moved by up to this much (default 0.25)")
     ap.add_argument("--format", choices=("sample", "snapshot"), default="sample",
                     help="stream format: sample (zeusd 0.5) or snapshot (older)")
     ap.add_argument("--jwt-secret-file", metavar="FILE", help="require HS256 tokens signed with this secret")
@@ -702,6 +825,9 @@ def main():
     ap.add_argument("--malformed-every", type=int, default=0, metavar="N",
                     help="every Nth event, add a malformed event or use unusual framing")
     ap.add_argument("--truth", metavar="FILE", help="append JSONL ground truth here")
+    ap.add_argument("--energy", metavar="FILE", help="append the exact cumulative energy at every poll here (JSONL)")
+    ap.add_argument("--outage-ms", type=int, default=1500, metavar="MS",
+                    help="how long SIGUSR2 takes the daemon down (default 1500)")
     ap.add_argument("--ready", metavar="FILE", help="write the bound address here once listening")
     ap.add_argument("--seed", type=int, default=1, help="random seed")
     args = ap.parse_args()
@@ -712,6 +838,10 @@ def main():
         args.drop_every = (lo, hi)
     if args.malformed_every < 0:
         ap.error("--malformed-every: want N >= 0")
+    if not 0 <= args.poll_jitter_ms < 500.0 / max(args.gpu_hz, args.cpu_hz):
+        ap.error("--poll-jitter-ms: want 0 <= MS < half the shortest poll period")
+    if args.outage_ms <= 0:
+        ap.error("--outage-ms: want MS > 0")
 
     sys.setswitchinterval(0.0005)  # short GIL slices keep /time latency low
     d = Daemon(args)
@@ -738,9 +868,25 @@ def main():
             d.truth.write([{"paused": True, "sent_ms": round(now_ms(), 3)}])
             threading.Thread(target=d.wait_drained, daemon=True).start()
 
+    def end_outage():
+        t = now_ms()  # before the clear: every request served after it is later
+        d.outage.clear()
+        d.truth.write([{"outage": "end", "true_ms": round(t, 3)}])
+
+    def on_outage(signum, frame):
+        if d.outage.is_set():
+            return
+        t = now_ms()  # before the set: every stream is closed after it
+        d.outage.set()
+        d.truth.write([{"outage": "begin", "true_ms": round(t, 3), "ms": args.outage_ms}])
+        timer = threading.Timer(args.outage_ms / 1000.0, end_outage)
+        timer.daemon = True
+        timer.start()
+
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_pause)
+    signal.signal(signal.SIGUSR2, on_outage)
 
     serving = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1})
     serving.start()
@@ -764,6 +910,7 @@ def main():
         except FileNotFoundError:
             pass
     d.truth.close()
+    d.energy.close()
     return 0
 
 
