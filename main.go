@@ -693,6 +693,13 @@ with coverage) on stderr, and exits with the command's status.`,
 				return fmt.Errorf("run: recording did not start: %w", err)
 			}
 
+			// Energy is known once every stream has its first value; a flat
+			// GPU without a seed may take long, so do not wait forever.
+			waitCtx, cancelWait := context.WithTimeout(c.Context, 5*time.Second)
+			if err := rec.Client.WaitFirstValues(waitCtx); err != nil {
+				log.Warn("starting the command before every stream delivered a value", "err", err)
+			}
+			cancelWait()
 			// Counter readings just before the command starts and just after
 			// it ends (the mark) bracket its window.
 			if err := rec.Client.ReadCounters(c.Context, store.TriggerMark); err != nil {

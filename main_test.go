@@ -71,7 +71,8 @@ func (s *syncBuffer) String() string {
 func child(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), "WATTREC_TEST_MAIN=1"), env...)
+	// GORACE: a race-enabled binary otherwise lingers 1 s before exiting.
+	cmd.Env = append(append(os.Environ(), "WATTREC_TEST_MAIN=1", "GORACE=atexit_sleep_ms=0"), env...)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

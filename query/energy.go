@@ -261,17 +261,32 @@ func (c counterResult) disagrees() bool {
 	return c.counterUJ > 0 && math.Abs(c.diffPct()) > CounterTolerance*100
 }
 
+// Limits on what a counter comparison may rest on.
+const (
+	// counterMaxRTTUs: a counter reading is stamped at the midpoint of its
+	// request; a slow round trip makes that stamp, and so the delta's
+	// interval, uncertain.
+	counterMaxRTTUs = 50_000
+	// counterMinCoverage: the integral can only match the counter where
+	// the streams were recorded; a bracket with gaps compares coverage,
+	// not accuracy.
+	counterMinCoverage = 0.999
+)
+
 // counterCheck looks for counter readings on both sides of window and, if
-// there are, integrates the series over exactly their interval. A counter
-// that went down (driver reload, daemon restart) gives no comparison.
+// there are, integrates the series over exactly their interval. There is
+// no comparison when the counter went down (driver reload, daemon
+// restart), when a reading's round trip was slow, or when the recording
+// does not cover the readings' whole interval.
 func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Series, window Interval) (counterResult, error) {
 	br, err := db.CounterBracket(ctx, k, window.From, window.To)
-	if err != nil || !br.Complete() || br.End.EnergyUJ < br.Start.EnergyUJ || br.End.TakenMs <= br.Start.TakenMs {
+	if err != nil || !br.Complete() || br.End.EnergyUJ < br.Start.EnergyUJ || br.End.TakenMs <= br.Start.TakenMs ||
+		br.Start.RTTUs > counterMaxRTTUs || br.End.RTTUs > counterMaxRTTUs {
 		return counterResult{}, err
 	}
 	span := Interval{br.Start.TakenMs, br.End.TakenMs}
 	res, err := integrateSeries(ctx, db, k, spec, span)
-	if err != nil {
+	if err != nil || res.Coverage() < counterMinCoverage {
 		return counterResult{}, err
 	}
 	return counterResult{ok: true, from: span.From, to: span.To, counterUJ: br.End.EnergyUJ - br.Start.EnergyUJ, integralUJ: res.EnergyUJ}, nil

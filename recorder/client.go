@@ -79,10 +79,14 @@ type Client struct {
 	failures []error       // streams that stopped for good
 	running  int           // endpoints starting plus streams running
 	idle     chan struct{} // closed when running drops to zero after Start
-	eps      []*endpoint   // set once Start's checks passed
-	runCtx   context.Context
-	closing  bool           // Stop was called: ReadCounters refuses
-	reads    sync.WaitGroup // ReadCounters calls in flight
+	// awaitingFirst counts the streams of the endpoints ready at Start that
+	// have not delivered a value yet; firstValues closes when it hits zero.
+	awaitingFirst int
+	firstValues   chan struct{}
+	eps           []*endpoint // set once Start's checks passed
+	runCtx        context.Context
+	closing       bool           // Stop was called: ReadCounters refuses
+	reads         sync.WaitGroup // ReadCounters calls in flight
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -104,6 +108,7 @@ func NewClient(servers []Server) *Client {
 		latest:          map[string]*PowerReadings{},
 		changed:         make(chan struct{}),
 		idle:            make(chan struct{}),
+		firstValues:     make(chan struct{}),
 		stopped:         make(chan struct{}),
 	}
 }
@@ -182,6 +187,14 @@ func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.running = len(eps)
 	c.eps, c.runCtx = eps, ctx
+	for i, ep := range eps {
+		if errs[i] == nil {
+			c.awaitingFirst += btoi(ep.gpus != nil) + btoi(ep.cpus != nil)
+		}
+	}
+	if c.awaitingFirst == 0 {
+		close(c.firstValues)
+	}
 	c.mu.Unlock()
 	for i, ep := range eps {
 		if errs[i] == nil {
@@ -227,6 +240,36 @@ func (c *Client) Stop() {
 	c.wg.Wait()
 	c.reads.Wait()
 	c.stopOnce.Do(func() { close(c.stopped) })
+}
+
+// WaitFirstValues blocks until every stream of the endpoints that passed
+// their checks in Start has delivered a value (its get_power seed or a
+// first event), so that energy is known from then on, or until ctx ends.
+func (c *Client) WaitFirstValues(ctx context.Context) error {
+	select {
+	case <-c.firstValues:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// firstValue records that one stream delivered its first value.
+func (c *Client) firstValue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.awaitingFirst > 0 {
+		if c.awaitingFirst--; c.awaitingFirst == 0 {
+			close(c.firstValues)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Done is closed once nothing streams any more: after Stop, or when every

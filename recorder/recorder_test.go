@@ -376,6 +376,14 @@ func TestClient_Snapshot(t *testing.T) {
 	if err := client.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.WaitFirstValues(wctx); err != nil {
+		t.Fatalf("WaitFirstValues: %v", err)
+	}
+	if first := client.Snapshot()[srv.Endpoint()]; len(first.GPUWatts) != 2 || len(first.CPUs) != 1 {
+		t.Fatalf("after WaitFirstValues the snapshot lacks devices: %+v", first)
+	}
 	updates := 0
 	ended := make(chan struct{})
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"sync"
 	"time"
 
 	sse "github.com/tmaxmax/go-sse"
@@ -39,6 +40,8 @@ type stream struct {
 
 	malformedSince  int // not yet logged
 	malformedLogged time.Time
+
+	firstValue sync.Once // tells the client when the stream first delivers
 }
 
 func (c *Client) newStream(ep *endpoint, kind store.Stream) *stream {
@@ -124,6 +127,9 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		}
 	} else {
 		s.c.emit(store.Batch{Readings: seeds})
+		if len(seeds) > 0 {
+			s.firstValue.Do(s.c.firstValue)
+		}
 	}
 
 	var vals []Value
@@ -150,6 +156,7 @@ func (s *stream) once(ctx context.Context) (int, error) {
 			b.Sessions = []store.Session{sess}
 		}
 		s.c.emit(b)
+		s.firstValue.Do(s.c.firstValue)
 	}
 
 	// Close the session, whatever ended it.
