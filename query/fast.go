@@ -10,6 +10,13 @@ import (
 // gives exactly integrateSeries' Result while decoding only the chunks
 // at the edges of the window and of the stream sessions.
 
+// IntegrateSeries integrates series k over window by spec (see Plan and
+// Integrator): the carry-in reading before the window, then every
+// reading that can cover part of it, reading only the chunks it needs.
+func IntegrateSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Series, window Interval) (Result, error) {
+	return integrateSeriesFast(ctx, db, k, spec, window)
+}
+
 // integrateSeriesFast runs one Integrator over window, like
 // integrateSeries, but over the store's chunks (store.DB.ScanChunks): a
 // chunk that lies inside the window and inside one live session is

@@ -35,6 +35,9 @@ type Value struct {
 // {"timestamp_ms":N,"power_mw":{"0":75000,"1":120000}}. On error dst is
 // returned unchanged.
 func DecodeGPU(dst []Value, data []byte) ([]Value, error) {
+	if out, ok := decodeGPUFast(dst, data); ok {
+		return out, nil
+	}
 	out, err := decodeGPU(dst, data)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", errMalformed, err)
@@ -48,6 +51,9 @@ func DecodeGPU(dst []Value, data []byte) ([]Value, error) {
 // or {"timestamp_ms":N,"power_mw":{"0":{"cpu_mw":85000,"dram_mw":null}}}.
 // On error dst is returned unchanged.
 func DecodeCPU(dst []Value, data []byte) ([]Value, error) {
+	if out, ok := decodeCPUFast(dst, data); ok {
+		return out, nil
+	}
 	out, err := decodeCPU(dst, data)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", errMalformed, err)
@@ -220,4 +226,121 @@ func sortDevices(vs []Value) {
 		}
 		return int(a.Kind) - int(b.Kind)
 	})
+}
+
+// The fast path: the current daemon's per-device sample events, exactly
+// as zeusd (serde) writes them, are decoded without encoding/json. Any
+// other input, valid or not, goes to the encoding/json path, which
+// accepts every event the fast path accepts and decodes it to the same
+// values (FuzzDecodeFast checks that).
+
+// decodeGPUFast decodes {"timestamp_ms":N,"gpu_id":N,"power_mw":N}, with
+// these keys in this order, no whitespace and every value in range. ok is
+// false for any other input.
+func decodeGPUFast[T string | []byte](dst []Value, data T) (out []Value, ok bool) {
+	p := fastParser[T]{s: data}
+	ts := p.field(`{"timestamp_ms":`, 0, 1<<53)
+	id := p.field(`,"gpu_id":`, 0, maxDeviceIndex-1)
+	mw := p.field(`,"power_mw":`, 0, maxMilliWatts)
+	if !p.end() {
+		return dst, false
+	}
+	return append(dst, Value{store.KindGPU, int32(id), ts, mw}), true
+}
+
+// decodeCPUFast decodes
+// {"timestamp_ms":N,"cpu_id":N,"cpu_mw":N,"dram_mw":N|null} the same way.
+func decodeCPUFast[T string | []byte](dst []Value, data T) (out []Value, ok bool) {
+	p := fastParser[T]{s: data}
+	ts := p.field(`{"timestamp_ms":`, 0, 1<<53)
+	id := p.field(`,"cpu_id":`, 0, maxDeviceIndex-1)
+	cpu := p.field(`,"cpu_mw":`, 0, maxMilliWatts)
+	if !p.lit(`,"dram_mw":`) {
+		return dst, false
+	}
+	if p.try("null") {
+		if !p.end() {
+			return dst, false
+		}
+		return append(dst, Value{store.KindCPU, int32(id), ts, cpu}), true
+	}
+	dram := p.num(0, maxMilliWatts)
+	if !p.end() {
+		return dst, false
+	}
+	return append(dst, Value{store.KindCPU, int32(id), ts, cpu}, Value{store.KindDRAM, int32(id), ts, dram}), true
+}
+
+// fastParser reads a fixed sequence of literals and integers; the first
+// mismatch clears ok, after which it reads nothing more.
+type fastParser[T string | []byte] struct {
+	s   T
+	i   int
+	bad bool
+}
+
+// lit consumes l if the input continues with it.
+func (p *fastParser[T]) lit(l string) bool {
+	if p.bad || len(p.s)-p.i < len(l) || string(p.s[p.i:p.i+len(l)]) != l {
+		p.bad = true
+		return false
+	}
+	p.i += len(l)
+	return true
+}
+
+// try consumes l if the input continues with it, and otherwise leaves
+// the parser as it was.
+func (p *fastParser[T]) try(l string) bool {
+	if p.bad || len(p.s)-p.i < len(l) || string(p.s[p.i:p.i+len(l)]) != l {
+		return false
+	}
+	p.i += len(l)
+	return true
+}
+
+// field consumes key and a JSON integer in [lo, hi].
+func (p *fastParser[T]) field(key string, lo, hi int64) int64 {
+	if !p.lit(key) {
+		return 0
+	}
+	return p.num(lo, hi)
+}
+
+// num consumes a JSON integer in [lo, hi]: an optional minus sign and 1
+// to 18 digits without a leading zero.
+func (p *fastParser[T]) num(lo, hi int64) int64 {
+	if p.bad {
+		return 0
+	}
+	i, neg := p.i, false
+	if i < len(p.s) && p.s[i] == '-' {
+		neg, i = true, i+1
+	}
+	start := i
+	var v int64
+	for i < len(p.s) && p.s[i] >= '0' && p.s[i] <= '9' && i-start < 18 {
+		v = v*10 + int64(p.s[i]-'0')
+		i++
+	}
+	switch {
+	case i == start, i < len(p.s) && p.s[i] >= '0' && p.s[i] <= '9', // none, or too many
+		p.s[start] == '0' && i-start > 1: // a leading zero is not JSON
+		p.bad = true
+		return 0
+	}
+	if neg {
+		v = -v
+	}
+	if v < lo || v > hi {
+		p.bad = true
+		return 0
+	}
+	p.i = i
+	return v
+}
+
+// end consumes the closing brace, which must end the input.
+func (p *fastParser[T]) end() bool {
+	return p.lit("}") && p.i == len(p.s)
 }

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -132,10 +133,30 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		}
 	}
 
+	// Readings travel in batches: everything decoded from what one
+	// network read delivered goes to the sink before the next read that
+	// may block (flushBefore), so under load a batch holds many events
+	// and a reading never waits here for the next event. The reads are
+	// big (streamReadBuffer), which saves system calls under load.
 	var vals []Value
+	var pending []store.Reading
 	lastUpdate := s.c.Now()
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		b := store.Batch{Readings: pending}
+		if now := s.c.Now(); now.Sub(lastUpdate) >= sessionUpdateEvery {
+			sess.End, lastUpdate = now.UnixMilli(), now
+			b.Sessions = []store.Session{sess}
+		}
+		pending = make([]store.Reading, 0, min(2*len(pending), maxPendingReadings)) // the sink owns the batch now
+		s.c.emit(b)
+		s.firstValue.Do(s.c.firstValue)
+	}
 	var readErr error
-	for ev, err := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: maxEventBytes}) {
+	body := bufio.NewReaderSize(flushBefore{resp.Body, flush}, streamReadBuffer)
+	for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: maxEventBytes}) {
 		if err != nil {
 			readErr = err
 			break
@@ -143,21 +164,19 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		if ev.Data == "" {
 			continue // a field-only event (id:, retry:, event:) carries no reading
 		}
-		vals, err = s.decode(vals[:0], []byte(ev.Data))
+		vals, err = s.decodeEvent(vals[:0], ev.Data)
 		if err != nil {
 			sess.Malformed++
 			s.malformed(err)
 			continue
 		}
 		sess.Events++
-		b := store.Batch{Readings: s.readings(vals, false)}
-		if now := s.c.Now(); now.Sub(lastUpdate) >= sessionUpdateEvery {
-			sess.End, lastUpdate = now.UnixMilli(), now
-			b.Sessions = []store.Session{sess}
+		pending = s.appendReadings(pending, vals, false)
+		if len(pending) >= maxPendingReadings {
+			flush()
 		}
-		s.c.emit(b)
-		s.firstValue.Do(s.c.firstValue)
 	}
+	flush()
 
 	// Close the session, whatever ended it.
 	reason := errServerClosed
@@ -196,13 +215,51 @@ func (s *stream) seed(ctx context.Context) ([]store.Reading, error) {
 
 // readings corrects vals with the offset in force now.
 func (s *stream) readings(vals []Value, seed bool) []store.Reading {
+	return s.appendReadings(make([]store.Reading, 0, len(vals)), vals, seed)
+}
+
+// appendReadings appends vals to rs, corrected with the offset in force
+// now.
+func (s *stream) appendReadings(rs []store.Reading, vals []Value, seed bool) []store.Reading {
 	off := s.ep.offsetUs.Load()
-	rs := make([]store.Reading, len(vals))
-	for i, v := range vals {
-		rs[i] = store.Reading{Endpoint: s.ep.srv.Endpoint(), Kind: v.Kind, Device: v.Device,
-			TimeMs: Correct(v.DaemonMs, off), DaemonMs: v.DaemonMs, MilliWatts: v.MilliWatts, Seed: seed}
+	name := s.ep.srv.Endpoint()
+	for _, v := range vals {
+		rs = append(rs, store.Reading{Endpoint: name, Kind: v.Kind, Device: v.Device,
+			TimeMs: Correct(v.DaemonMs, off), DaemonMs: v.DaemonMs, MilliWatts: v.MilliWatts, Seed: seed})
 	}
 	return rs
+}
+
+// decodeEvent decodes one event's data: the per-device sample format
+// without copying or encoding/json when it can, else with s.decode.
+func (s *stream) decodeEvent(dst []Value, data string) ([]Value, error) {
+	if s.kind == store.StreamGPU {
+		if out, ok := decodeGPUFast(dst, data); ok {
+			return out, nil
+		}
+	} else if out, ok := decodeCPUFast(dst, data); ok {
+		return out, nil
+	}
+	return s.decode(dst, []byte(data))
+}
+
+// maxPendingReadings bounds the readings a stream decodes before handing
+// them on.
+const maxPendingReadings = 256
+
+// streamReadBuffer is the size of a stream's network reads.
+const streamReadBuffer = 64 << 10
+
+// flushBefore is the body of a stream: before each read, which may
+// block, it hands on what was decoded.
+type flushBefore struct {
+	r     io.Reader
+	flush func()
+}
+
+func (f flushBefore) Read(p []byte) (int, error) {
+	f.flush()
+	return f.r.Read(p)
 }
 
 // malformed counts a bad event and logs at most once per malformedLogEvery.

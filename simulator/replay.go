@@ -213,8 +213,12 @@ func (r *Replay) handleGetPower(h *hub) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		k := ceilDiv(r.from, h.period) - 1
-		rs := h.read(k)
+		// A generator of its own: the live CPU counters must not walk
+		// back to the span.
+		g := r.newGen(h, nil)
+		g.k--
+		g.next()
+		k, rs := g.k-1, g.cur
 		b := []byte(`{"timestamp_ms":`)
 		b = strconv.AppendInt(b, floorDiv(k*h.period, 1e6), 10)
 		b = append(b, `,"power_mw":`...)
@@ -331,22 +335,91 @@ type replayGen struct {
 
 	// CPU energy counters, private to this stream, zero at the span's start.
 	pkg, ram []*meter
+	// GPU traces with their blocks remembered from tick to tick.
+	gpus []gpuTrace
+}
+
+// blockCache is blockStart for indexes that mostly grow by one: it
+// remembers the last answer and extends it with one hash.
+type blockCache struct {
+	seed        int64
+	salt        uint64
+	dev         int
+	every       int64
+	perThousand uint64
+	i, start    int64
+	ok          bool
+}
+
+func (c *blockCache) at(i int64) int64 {
+	switch {
+	case c.ok && i == c.i:
+	case c.ok && i == c.i+1:
+		if i%c.every == 0 || hash(c.seed, c.salt, c.dev, i)%1000 < c.perThousand {
+			c.start = i
+		}
+	default:
+		c.start = blockStart(c.seed, c.salt, c.dev, i, c.every, c.perThousand)
+	}
+	c.i, c.ok = i, true
+	return c.start
+}
+
+// gpuTrace is gpuPower for one device and ticks that mostly grow by one.
+type gpuTrace struct {
+	seed            int64
+	dev             int
+	period          int64
+	plateau, jitter blockCache
+	p, level        int64 // the last plateau and its level
+	j, jit          int64 // the last jitter block and its jitter
+	ok              bool
+}
+
+func newGPUTrace(seed int64, dev int, period int64) gpuTrace {
+	return gpuTrace{seed: seed, dev: dev, period: period,
+		plateau: blockCache{seed: seed, salt: saltGPUPlateau, dev: dev, every: gpuForceEvery, perThousand: gpuChangeMille},
+		jitter:  blockCache{seed: seed, salt: saltGPUJitterNew, dev: dev, every: gpuJitterEvery, perThousand: gpuJitterNewPc * 10}}
+}
+
+// power is gpuPower(seed, dev, k, period).
+func (g *gpuTrace) power(k int64) int64 {
+	p := g.plateau.at(floorDiv(k*g.period, gpuSlotNs))
+	j := g.jitter.at(k)
+	if !g.ok || p != g.p {
+		g.p, g.level = p, gpuLevel(g.seed, g.dev, p)
+	}
+	if !g.ok || j != g.j {
+		g.j, g.jit = j, gpuJitter(g.seed, g.dev, j)
+	}
+	g.ok = true
+	return g.level + g.jit
 }
 
 func (r *Replay) newGen(h *hub, want []bool) *replayGen {
 	g := &replayGen{h: h, want: want, k: ceilDiv(r.from, h.period), end: ceilDiv(r.to, h.period), first: true,
 		cur: make([]sample, h.n), last: make([]sample, h.n), ids: make([]int, 0, h.n)}
-	if h == r.srv.cpu {
-		seed := r.seed
-		t0 := (g.k - 1) * h.period
+	seed := r.seed
+	if h != r.srv.cpu {
 		for d := range h.n {
-			g.pkg = append(g.pkg, newMeter(func(c int64) int64 { return cpuChunkPower(seed, d, c) }, cpuChunkNs, uJ, t0))
-			var m *meter
-			if r.srv.dram[d] {
-				m = newMeter(func(c int64) int64 { return dramChunkPower(seed, d, c) }, cpuChunkNs, uJ, t0)
-			}
-			g.ram = append(g.ram, m)
+			g.gpus = append(g.gpus, newGPUTrace(seed, d, h.period))
 		}
+		return g
+	}
+	t0 := (g.k - 1) * h.period
+	for d := range h.n {
+		pkg := &blockCache{seed: seed, salt: saltCPUPlateau, dev: d, every: cpuForceEvery, perThousand: cpuChangeMille}
+		g.pkg = append(g.pkg, newMeter(func(c int64) int64 {
+			return cpuChunk(seed, d, c, pkg.at(floorDiv(c, cpuSlotChunks)))
+		}, cpuChunkNs, uJ, t0))
+		var m *meter
+		if r.srv.dram[d] {
+			ram := &blockCache{seed: seed, salt: saltDRAMPlateau, dev: d, every: cpuForceEvery, perThousand: cpuChangeMille}
+			m = newMeter(func(c int64) int64 {
+				return dramChunk(seed, d, c, ram.at(floorDiv(c, cpuSlotChunks)))
+			}, cpuChunkNs, uJ, t0)
+		}
+		g.ram = append(g.ram, m)
 	}
 	return g
 }
@@ -359,7 +432,7 @@ func (g *replayGen) next() bool {
 		g.last, g.cur = g.cur, g.last
 		if g.pkg == nil {
 			for d := range g.cur {
-				g.cur[d] = sample{power: gpuPower(g.h.s.cfg.Seed, d, k, g.h.period)}
+				g.cur[d] = sample{power: g.gpus[d].power(k)}
 			}
 		} else {
 			p := g.h.period

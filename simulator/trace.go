@@ -87,24 +87,34 @@ func between(h uint64, lo, hi int64) int64 {
 // (~60-110 W), plus ±1 W of jitter that often repeats from one tick to the
 // next, so change-only streaming visibly suppresses events.
 func gpuPower(seed int64, dev int, k, period int64) int64 {
-	slot := floorDiv(k*period, gpuSlotNs)
-	p := blockStart(seed, saltGPUPlateau, dev, slot, gpuForceEvery, gpuChangeMille)
-	h := hash(seed, saltGPULevel, dev, p)
-	var level int64
-	if h%100 < 65 {
-		level = between(h>>8, 200_000, 300_000)
-	} else {
-		level = between(h>>8, 60_000, 110_000)
-	}
+	p := blockStart(seed, saltGPUPlateau, dev, floorDiv(k*period, gpuSlotNs), gpuForceEvery, gpuChangeMille)
 	j := blockStart(seed, saltGPUJitterNew, dev, k, gpuJitterEvery, gpuJitterNewPc*10)
-	return level + between(hash(seed, saltGPUJitter, dev, j), -gpuJitterMW, gpuJitterMW)
+	return gpuLevel(seed, dev, p) + gpuJitter(seed, dev, j)
+}
+
+// gpuLevel is the level of the GPU plateau that starts at slot p.
+func gpuLevel(seed int64, dev int, p int64) int64 {
+	h := hash(seed, saltGPULevel, dev, p)
+	if h%100 < 65 {
+		return between(h>>8, 200_000, 300_000)
+	}
+	return between(h>>8, 60_000, 110_000)
+}
+
+// gpuJitter is the jitter that starts at tick j.
+func gpuJitter(seed int64, dev int, j int64) int64 {
+	return between(hash(seed, saltGPUJitter, dev, j), -gpuJitterMW, gpuJitterMW)
 }
 
 // cpuChunkPower returns CPU package dev's power in mW during 10 ms chunk c:
 // plateaus between 30 and 140 W with ±5 W of per-chunk noise, kept within
 // 20-150 W.
 func cpuChunkPower(seed int64, dev int, c int64) int64 {
-	p := blockStart(seed, saltCPUPlateau, dev, floorDiv(c, cpuSlotChunks), cpuForceEvery, cpuChangeMille)
+	return cpuChunk(seed, dev, c, blockStart(seed, saltCPUPlateau, dev, floorDiv(c, cpuSlotChunks), cpuForceEvery, cpuChangeMille))
+}
+
+// cpuChunk is cpuChunkPower in the plateau that starts at slot p.
+func cpuChunk(seed int64, dev int, c, p int64) int64 {
 	level := between(hash(seed, saltCPULevel, dev, p), 30_000, 140_000)
 	v := level + between(hash(seed, saltCPUJitter, dev, c), -5_000, 5_000)
 	return min(max(v, 20_000), 150_000)
@@ -113,7 +123,11 @@ func cpuChunkPower(seed int64, dev int, c int64) int64 {
 // dramChunkPower returns the DRAM domain of CPU package dev's power in mW
 // during 10 ms chunk c: 3-20 W.
 func dramChunkPower(seed int64, dev int, c int64) int64 {
-	p := blockStart(seed, saltDRAMPlateau, dev, floorDiv(c, cpuSlotChunks), cpuForceEvery, cpuChangeMille)
+	return dramChunk(seed, dev, c, blockStart(seed, saltDRAMPlateau, dev, floorDiv(c, cpuSlotChunks), cpuForceEvery, cpuChangeMille))
+}
+
+// dramChunk is dramChunkPower in the plateau that starts at slot p.
+func dramChunk(seed int64, dev int, c, p int64) int64 {
 	level := between(hash(seed, saltDRAMLevel, dev, p), 4_000, 18_000)
 	v := level + between(hash(seed, saltDRAMJitter, dev, c), -1_000, 1_000)
 	return min(max(v, 3_000), 20_000)

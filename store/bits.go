@@ -20,17 +20,17 @@ const riceQ = 6
 type bitWriter struct {
 	buf  []byte
 	acc  uint64 // pending bits, the oldest in bit 0
-	nacc uint   // number of pending bits, < 8 between calls
+	nacc uint   // number of pending bits, < 32 between calls
 }
 
-// write appends the n low bits of v (n <= 56).
+// write appends the n low bits of v (n <= 32).
 func (w *bitWriter) write(v uint64, n uint) {
 	w.acc |= (v & (1<<n - 1)) << w.nacc
 	w.nacc += n
-	for w.nacc >= 8 {
-		w.buf = append(w.buf, byte(w.acc))
-		w.acc >>= 8
-		w.nacc -= 8
+	if w.nacc >= 32 {
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(w.acc))
+		w.acc >>= 32
+		w.nacc -= 32
 	}
 }
 
@@ -45,14 +45,18 @@ func (w *bitWriter) write64(v uint64, n uint) {
 
 // rice appends z with parameter k (k <= 56).
 func (w *bitWriter) rice(z uint64, k uint) {
-	if q := z >> k; q < riceQ {
-		w.write(1<<q-1, uint(q)+1) // q ones and a zero
-		w.write(z, k)
+	if q := uint(z >> k); q < riceQ {
+		// q ones, a zero, then the k low bits of z.
+		if n := q + 1 + k; n <= 32 {
+			w.write(1<<q-1|(z&(1<<k-1))<<(q+1), n)
+			return
+		}
+		w.write(1<<q-1, q+1)
+		w.write64(z, k)
 		return
 	}
 	l := uint(bits.Len64(z))
-	w.write(1<<riceQ-1, riceQ)
-	w.write(uint64(l-1), 6)
+	w.write(1<<riceQ-1|uint64(l-1)<<riceQ, riceQ+6)
 	w.write64(z, l)
 }
 
@@ -70,8 +74,8 @@ func (w *bitWriter) bitLen() int { return len(w.buf)*8 + int(w.nacc) }
 // appendTo appends the stream, padded with zero bits to a whole byte.
 func (w *bitWriter) appendTo(dst []byte) []byte {
 	dst = append(dst, w.buf...)
-	if w.nacc > 0 {
-		dst = append(dst, byte(w.acc))
+	for acc, n := w.acc, int(w.nacc); n > 0; acc, n = acc>>8, n-8 {
+		dst = append(dst, byte(acc))
 	}
 	return dst
 }

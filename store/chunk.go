@@ -109,13 +109,24 @@ type chunkEnc struct {
 	tail []rd
 	// listBytes is the length of the coded change and seed lists.
 	listBytes int
+	// histT and histV count the bit lengths of the time and value codes'
+	// z values, to choose Rice parameters without another pass.
+	histT, histV [65]uint32
+	// fitAge is the number of chunks since unit, mode and the
+	// delta-of-delta choice were last fitted.
+	fitAge int
 }
+
+// fullFitEvery is how many chunks keep the fitted unit, mode and
+// delta-of-delta choice before they are fitted again; in between, a full
+// head only has its Rice parameters adjusted, from the histograms.
+const fullFitEvery = 16
 
 // maxFixedHeader bounds the header without its change and seed lists.
 const maxFixedHeader = 2 + 5 + 10 + 10 + 9 + 9 + 10 + 10 + 2 + 3*10 + 5 + 5
 
 func newChunkEnc(p chunkParams) *chunkEnc {
-	return &chunkEnc{p: p, sums: chunkSums{peak: -1, ok: true}}
+	return &chunkEnc{p: p, sums: chunkSums{peak: -1, ok: true}, fitAge: fullFitEvery}
 }
 
 // errRefit means a reading cannot be coded with the chunk's parameters
@@ -167,8 +178,11 @@ func (c *chunkEnc) append(r rd) error {
 	if !ok {
 		return errRefit
 	}
+	zv := zigzag(r.mw - c.last.mw)
 	c.body.rice(z, uint(c.p.kt))
-	c.body.rice(zigzag(r.mw-c.last.mw), uint(c.p.kv))
+	c.body.rice(zv, uint(c.p.kv))
+	c.histT[bits.Len64(z)]++
+	c.histV[bits.Len64(zv)]++
 	c.xprev = x
 	if r.d != c.last.d {
 		c.listBytes += c.dchangeLen(r.d)
@@ -212,6 +226,13 @@ func (c *chunkEnc) fits(r rd) bool {
 	}
 	if c.n >= maxChunkReadings {
 		return false
+	}
+	// Far from the limit no reading can pass it: the header's fixed
+	// fields take at most maxFixedHeader bytes, a d change or a seed at
+	// most 30 more, a reading's codes at most maxCodeBytes.
+	const maxCodeBytes = (2*(riceQ+6+64) + 7) / 8
+	if c.listBytes+30+maxFixedHeader+(c.body.bitLen()+7)/8+maxCodeBytes <= maxChunkBytes {
+		return true
 	}
 	bitsNeeded, ok := c.cost(r)
 	if !ok {
@@ -654,21 +675,72 @@ func (c *chunkEnc) rebuild(rs []rd) []*chunkEnc {
 // sealed chunk and c starts over with r and the same parameters.
 func (c *chunkEnc) push(r rd) []*chunkEnc {
 	if !c.fits(r) && !c.optimised {
-		// Refit, unless that does not fit one chunk any more (the fit
-		// is a heuristic).
-		if pieces := encodeRun(c.readings(), c.p); len(pieces) == 1 {
-			*c = *pieces[0]
-		}
-		c.optimised = true
+		c.refit()
 	}
 	var sealed []*chunkEnc
 	if !c.fits(r) {
 		full := *c
 		sealed = append(sealed, &full)
-		*c = chunkEnc{p: c.p, sums: chunkSums{peak: -1, ok: true}, optimised: false}
+		*c = chunkEnc{p: c.p, sums: chunkSums{peak: -1, ok: true}, fitAge: c.fitAge + 1}
 	}
 	if err := c.append(r); err != nil { // errRefit
 		sealed = append(sealed, c.rebuild(append(c.readings(), r))...)
 	}
 	return sealed
+}
+
+// refit fits c's parameters to its readings, once: all of them every
+// fullFitEvery chunks, else the Rice parameters alone. It keeps the old
+// coding when the new one would not fit one chunk (the fit is a
+// heuristic).
+func (c *chunkEnc) refit() {
+	c.optimised = true
+	p := c.p
+	if c.fitAge >= fullFitEvery {
+		p = fitParams(c.readings(), c.p)
+	} else {
+		p.kt, p.kv = kFromHist(&c.histT), kFromHist(&c.histV)
+		if p == c.p {
+			return
+		}
+	}
+	n := newChunkEnc(p)
+	for _, r := range c.readings() {
+		if !n.fits(r) || n.append(r) != nil {
+			return
+		}
+	}
+	n.optimised, n.fitAge = true, 0
+	if c.fitAge < fullFitEvery {
+		n.fitAge = c.fitAge
+	}
+	*c = *n
+}
+
+// kFromHist chooses the Rice parameter for values whose bit lengths are
+// counted in h, taking each value as the middle of its bit length's range.
+func kFromHist(h *[65]uint32) uint8 {
+	best, bestCost := uint8(0), uint64(math.MaxUint64)
+	for k := range uint(57) {
+		var cost uint64
+		for l, n := range h {
+			if n == 0 {
+				continue
+			}
+			bits := uint64(1 + k) // q = 0
+			if shift := l - 1 - int(k); shift >= 0 {
+				// z >> k is about 1.5 × 2^shift
+				if q := uint64(3) << min(shift, 16) >> 1; q < riceQ {
+					bits += q
+				} else {
+					bits = riceQ + 6 + uint64(l)
+				}
+			}
+			cost += bits * uint64(n)
+		}
+		if cost < bestCost {
+			best, bestCost = uint8(k), cost
+		}
+	}
+	return best
 }

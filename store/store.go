@@ -306,7 +306,7 @@ type writer struct {
 
 	// Format 2: the series written in this transaction.
 	series2 map[SeriesKey]*txSeries
-	last2   *txSeries
+	recent  [64]*txSeries
 }
 
 func (w *writer) endpoint(name string) (*bolt.Bucket, error) {

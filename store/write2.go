@@ -96,11 +96,14 @@ type txSeries struct {
 // txSeries returns the write state of series k, loading its head from
 // the file the first time this DB writes it.
 func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
-	if s := w.last2; s != nil && s.k == k {
+	// A small direct-mapped cache in front of the map: a batch
+	// interleaves the devices of a few endpoints.
+	slot := &w.recent[(uint(k.Kind)*31+uint(k.Device))%uint(len(w.recent))]
+	if s := *slot; s != nil && s.k == k {
 		return s, nil
 	}
 	if s := w.series2[k]; s != nil {
-		w.last2 = s
+		*slot = s
 		return s, nil
 	}
 	b, err := w.series(k)
@@ -123,7 +126,7 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 	if w.series2 == nil {
 		w.series2 = map[SeriesKey]*txSeries{}
 	}
-	w.series2[k], w.last2 = s, s
+	w.series2[k], *slot = s, s
 	return s, nil
 }
 

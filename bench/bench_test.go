@@ -1,0 +1,518 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+// The two layouts.
+const (
+	baseline = "baseline" // format 1: one bbolt key per reading
+	chunks   = "chunks"   // format 2
+)
+
+var layouts = []string{baseline, chunks}
+
+// tmpDir holds the files of one benchmark process.
+var tmpDir string
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("WATTREC_BENCH_CHILD"); mode != "" {
+		os.Exit(child())
+	}
+	var err error
+	if tmpDir, err = os.MkdirTemp(os.Getenv("WATTREC_BENCH_DIR"), "wattrec-bench-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(tmpDir)
+	os.Exit(code)
+}
+
+var spans = []struct {
+	name string
+	d    time.Duration
+}{{"1h", time.Hour}, {"24h", 24 * time.Hour}}
+
+// BenchmarkIngest is the end-to-end ingest: the simulator replays the
+// data set over SSE on loopback TCP as fast as the client reads, into a
+// recorder in its own process (recorder.New + Run with the defaults of
+// `wattrec record`, fsync on commit, except a 100 ms flush interval:
+// under load commits come every 20,000 readings anyway, and at the
+// default 1 s the wait for the last commit would dominate a run of a few
+// seconds), until every reading is durable. One iteration is one whole run; run it with
+// -benchtime 1x. Metrics: events/s and samples/s (from the recorder's
+// start to the commit that holds the last reading), the file's bytes per
+// sample (allocated on disk, as du counts it; its apparent size, as ls
+// shows it; and the pages bbolt uses), and the recorder's peak RSS.
+func BenchmarkIngest(b *testing.B) {
+	for _, sp := range spans {
+		for _, layout := range layouts {
+			b.Run("layout="+layout+"/span="+sp.name, func(b *testing.B) {
+				for range b.N {
+					ingest(b, layout, sp.d)
+				}
+			})
+		}
+	}
+}
+
+func ingest(b *testing.B, layout string, span time.Duration) {
+	r, err := Replay(span)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := countOf(span, r)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Error(err)
+		}
+	}()
+
+	path := filepath.Join(tmpDir, fmt.Sprintf("ingest-%s-%s.db", layout, span))
+	os.Remove(path)
+	defer os.Remove(path)
+	res := runChild(b, childSpec{Mode: "ingest", DB: path, Format1: layout == baseline,
+		Servers: []string{ln.Addr().String()}, Expect: size.Samples})
+	secs := res.DurableSeconds
+	b.ReportMetric(float64(size.Events)/secs, "events/s")
+	b.ReportMetric(float64(size.Samples)/secs, "samples/s")
+	b.ReportMetric(secs, "s")
+	b.ReportMetric(float64(res.PeakRSSKB)/1024, "peak-RSS-MB")
+
+	// What the file costs, per sample.
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		b.Fatal(err)
+	}
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	used, err := db.Size()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := stored(b, db)
+	if n < size.Samples || n > size.Samples+GPUs+2*CPUs { // + one seed per device
+		b.Fatalf("%d readings stored, want %d (+ seeds)", n, size.Samples)
+	}
+	b.ReportMetric(float64(st.Blocks*512)/float64(size.Samples), "disk-B/sample")
+	b.ReportMetric(float64(st.Size)/float64(size.Samples), "file-B/sample")
+	b.ReportMetric(float64(used)/float64(size.Samples), "used-B/sample")
+}
+
+// stored is the number of readings in db.
+func stored(tb testing.TB, db *store.DB) int64 {
+	series, err := db.Series(context.Background(), "", false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n int64
+	for _, s := range series {
+		n += int64(s.Readings)
+	}
+	return n
+}
+
+var counts sync.Map // span → Size
+
+func countOf(span time.Duration, r *simulator.Replay) Size {
+	if s, ok := counts.Load(span); ok {
+		return s.(Size)
+	}
+	s := Count(r)
+	counts.Store(span, s)
+	return s
+}
+
+// BenchmarkRSS records 100 simulated endpoints at zeusd's default rates
+// (4 GPUs at 20 Hz, 2 CPU packages with DRAM at 10 Hz each, in real time)
+// with a recorder in its own process for WATTREC_BENCH_RSS_SECONDS
+// (default 30) and reports its peak and final RSS.
+func BenchmarkRSS(b *testing.B) {
+	secs := 30
+	if s := os.Getenv("WATTREC_BENCH_RSS_SECONDS"); s != "" {
+		secs, _ = strconv.Atoi(s)
+	}
+	const endpoints = 100
+	for _, layout := range layouts {
+		b.Run("layout="+layout+"/endpoints=100", func(b *testing.B) {
+			for range b.N {
+				ctx, cancel := context.WithCancel(context.Background())
+				var wg sync.WaitGroup
+				var addrs []string
+				for i := range endpoints {
+					cfg := simulator.DefaultConfig()
+					cfg.Seed = int64(i)
+					s, err := simulator.New(cfg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ln, err := net.Listen("tcp", "127.0.0.1:0")
+					if err != nil {
+						b.Fatal(err)
+					}
+					addrs = append(addrs, ln.Addr().String())
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						s.Serve(ctx, ln)
+					}()
+				}
+				path := filepath.Join(tmpDir, "rss-"+layout+".db")
+				os.Remove(path)
+				res := runChild(b, childSpec{Mode: "rss", DB: path, Format1: layout == baseline, Servers: addrs, Seconds: secs})
+				cancel()
+				wg.Wait()
+				os.Remove(path)
+				b.ReportMetric(float64(res.PeakRSSKB)/1024, "peak-RSS-MB")
+				b.ReportMetric(float64(res.RSSKB)/1024, "RSS-MB")
+				b.ReportMetric(float64(res.Readings)/float64(secs), "readings/s")
+			}
+		})
+	}
+}
+
+// queryDBs holds the 24 h data set built once per layout.
+var queryDBs sync.Map // layout → *store.DB
+
+func queryDB(b *testing.B, layout string) *store.DB {
+	if db, ok := queryDBs.Load(layout); ok {
+		return db.(*store.DB)
+	}
+	r, err := Replay(24 * time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(tmpDir, "query-"+layout+".db")
+	db, err := store.Open(path, store.Options{Format1: layout == baseline, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16); err != nil {
+		b.Fatal(err)
+	}
+	queryDBs.Store(layout, db)
+	return db
+}
+
+// BenchmarkJoules is the exact energy of 1 GPU and of 8 GPUs over 1 h
+// (the 13th hour) and over the whole 24 h of the stored data set, warm
+// (the file in the page cache, the DB open). path=energy is
+// query.Energy, as `wattrec query` runs it; path=fast is the same plan
+// integrated with query.IntegrateSeries, the chunk-aware path. Both
+// report the joules they found (J metric), which must agree across
+// layouts and paths.
+func BenchmarkJoules(b *testing.B) {
+	ctx := context.Background()
+	for _, layout := range layouts {
+		for _, devs := range []string{"gpu:0", "gpu"} {
+			for _, w := range []struct {
+				name     string
+				from, to time.Duration
+			}{{"1h", 12 * time.Hour, 13 * time.Hour}, {"24h", 0, 24 * time.Hour}} {
+				for _, path := range []string{"energy", "fast"} {
+					name := fmt.Sprintf("layout=%s/gpus=%d/window=%s/path=%s", layout, map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name, path)
+					b.Run(name, func(b *testing.B) {
+						db := queryDB(b, layout)
+						f, err := query.ParseDevices(devs)
+						if err != nil {
+							b.Fatal(err)
+						}
+						opt := query.Options{By: query.ByTotal, Filter: query.Filter{Devices: f,
+							FromMs: Start.Add(w.from).UnixMilli() + OffsetMs, ToMs: Start.Add(w.to).UnixMilli() + OffsetMs}}
+						run := func() int64 {
+							if path == "energy" {
+								rep, err := query.Energy(ctx, db, opt)
+								if err != nil {
+									b.Fatal(err)
+								}
+								return rep.Rows[0].EnergyUJ
+							}
+							uj, err := energyFast(ctx, db, opt)
+							if err != nil {
+								b.Fatal(err)
+							}
+							return uj
+						}
+						uj := run() // warm up
+						b.ResetTimer()
+						for range b.N {
+							if got := run(); got != uj {
+								b.Fatalf("%d µJ, then %d", uj, got)
+							}
+						}
+						b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+						b.ReportMetric(float64(uj)/1e6, "J")
+					})
+				}
+			}
+		}
+	}
+}
+
+// energyFast is query.Energy's total over opt's window, integrated with
+// query.IntegrateSeries.
+func energyFast(ctx context.Context, db *store.DB, opt query.Options) (int64, error) {
+	plan, err := query.NewPlan(ctx, db, opt)
+	if err != nil {
+		return 0, err
+	}
+	var uj int64
+	for i, s := range plan.Series {
+		res, err := query.IntegrateSeries(ctx, db, s.SeriesKey, plan.Specs[i], query.Interval{From: plan.FromMs, To: plan.ToMs})
+		if err != nil {
+			return 0, err
+		}
+		uj += res.EnergyUJ
+	}
+	return uj, nil
+}
+
+// BenchmarkScan decodes every reading of the stored 24 h data set
+// (what an export reads), warm.
+func BenchmarkScan(b *testing.B) {
+	ctx := context.Background()
+	for _, layout := range layouts {
+		b.Run("layout="+layout+"/span=24h", func(b *testing.B) {
+			db := queryDB(b, layout)
+			series, err := db.Series(ctx, "", false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n int64
+			b.ResetTimer()
+			for range b.N {
+				n = 0
+				for _, s := range series {
+					err := db.Scan(ctx, s.SeriesKey, -1<<63, 1<<63-1, func(*store.Reading) error { n++; return nil })
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+		})
+	}
+}
+
+// childSpec tells the recorder child what to do; it travels as JSON in
+// WATTREC_BENCH_CHILD.
+type childSpec struct {
+	Mode    string // "ingest": until Expect readings are durable; "rss": for Seconds
+	DB      string
+	Format1 bool
+	Servers []string
+	Expect  int64
+	Seconds int
+}
+
+// childResult is what the child prints.
+type childResult struct {
+	Readings       int64   // non-seed readings committed
+	DurableSeconds float64 // from the recorder's start to the commit holding the Expect-th reading
+	PeakRSSKB      int64   // VmHWM
+	RSSKB          int64   // VmRSS at the end
+	Err            string
+}
+
+// runChild runs a recorder in a child process (this test binary) and
+// returns its result.
+func runChild(tb testing.TB, spec childSpec) childResult {
+	tb.Helper()
+	js, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "WATTREC_BENCH_CHILD="+string(js))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	var res childResult
+	if jerr := json.Unmarshal(lastLine(out), &res); jerr != nil {
+		tb.Fatalf("recorder child: %v (output %q, %v)", jerr, out, err)
+	}
+	if res.Err != "" || err != nil {
+		tb.Fatalf("recorder child: %s %v", res.Err, err)
+	}
+	return res
+}
+
+func lastLine(b []byte) []byte {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return []byte(lines[len(lines)-1])
+}
+
+// counting is the child's store: it notes when the expected number of
+// readings is durable.
+type counting struct {
+	db     *store.DB
+	expect int64
+	n      atomic.Int64
+	done   chan struct{}
+	once   sync.Once
+	at     time.Time
+}
+
+func (c *counting) Write(ctx context.Context, b *store.Batch) error {
+	t0 := time.Now()
+	if err := c.db.Write(ctx, b); err != nil {
+		return err
+	}
+	if os.Getenv("WATTREC_BENCH_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "write %d readings %v\n", len(b.Readings), time.Since(t0))
+	}
+	var n int64
+	for i := range b.Readings {
+		if !b.Readings[i].Seed {
+			n++
+		}
+	}
+	if c.n.Add(n) >= c.expect && c.expect > 0 {
+		c.once.Do(func() {
+			c.at = time.Now()
+			close(c.done)
+		})
+	}
+	return nil
+}
+
+// child runs the recorder of a childSpec and prints a childResult.
+func child() int {
+	var spec childSpec
+	res := childResult{}
+	defer func() {
+		js, _ := json.Marshal(res)
+		fmt.Println(string(js))
+	}()
+	if err := json.Unmarshal([]byte(os.Getenv("WATTREC_BENCH_CHILD")), &spec); err != nil {
+		res.Err = err.Error()
+		return 1
+	}
+	if path := os.Getenv("WATTREC_BENCH_CHILD_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if path := os.Getenv("WATTREC_BENCH_CHILD_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			trace.Start(f)
+			defer f.Close()
+			defer trace.Stop()
+		}
+	}
+	if err := runRecorder(spec, &res); err != nil {
+		res.Err = err.Error()
+		return 1
+	}
+	res.PeakRSSKB, res.RSSKB = procStatus("VmHWM"), procStatus("VmRSS")
+	return 0
+}
+
+func runRecorder(spec childSpec, res *childResult) error {
+	var servers []recorder.Server
+	for _, a := range spec.Servers {
+		s, err := recorder.ParseServer(a)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+	}
+	db, err := store.Open(spec.DB, store.Options{Format1: spec.Format1})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sink := &counting{db: db, expect: spec.Expect, done: make(chan struct{})}
+	client := recorder.NewClient(servers)
+	client.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	rec := recorder.New(client, sink)
+	if spec.Mode == "ingest" {
+		// Under load the recorder commits every 20,000 readings; the
+		// flush interval only decides how long the last ones wait. At
+		// the default 1 s that wait would dominate a run of seconds.
+		rec.FlushInterval = 100 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- rec.Run(ctx) }()
+	select {
+	case <-rec.Started():
+	case err := <-runErr:
+		return fmt.Errorf("recorder did not start: %w", err)
+	}
+	start := time.Now()
+	var wait <-chan time.Time
+	if spec.Mode == "rss" {
+		wait = time.After(time.Duration(spec.Seconds) * time.Second)
+	}
+	select {
+	case <-sink.done:
+		res.DurableSeconds = sink.at.Sub(start).Seconds()
+	case <-wait:
+	case err := <-runErr:
+		return fmt.Errorf("recorder stopped: %w", err)
+	}
+	cancel()
+	if err := <-runErr; err != nil {
+		return err
+	}
+	res.Readings = sink.n.Load()
+	if spec.Mode == "ingest" && res.Readings < spec.Expect {
+		return errors.New("not every reading arrived")
+	}
+	return nil
+}
+
+// procStatus reads a kB field of /proc/self/status.
+func procStatus(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
