@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -135,9 +134,8 @@ func (s *stream) once(ctx context.Context) (int, error) {
 
 	// Readings travel in batches: everything decoded from what one
 	// network read delivered goes to the sink before the next read that
-	// may block (flushBefore), so under load a batch holds many events
-	// and a reading never waits here for the next event. The reads are
-	// big (streamReadBuffer), which saves system calls under load.
+	// may block (streamBody), so under load a batch holds many events
+	// and a reading never waits here for the next event.
 	var vals []Value
 	var pending []store.Reading
 	lastUpdate := s.c.Now()
@@ -155,7 +153,7 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		s.firstValue.Do(s.c.firstValue)
 	}
 	var readErr error
-	body := bufio.NewReaderSize(flushBefore{resp.Body, flush}, streamReadBuffer)
+	body := &streamBody{r: resp.Body, flush: flush}
 	for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: maxEventBytes}) {
 		if err != nil {
 			readErr = err
@@ -247,19 +245,47 @@ func (s *stream) decodeEvent(dst []Value, data string) ([]Value, error) {
 // them on.
 const maxPendingReadings = 256
 
-// streamReadBuffer is the size of a stream's network reads.
-const streamReadBuffer = 64 << 10
+// Bounds of a stream's network reads: they start small and grow while
+// each read fills the buffer, which saves system calls under load without
+// costing memory on the many quiet streams of a cluster.
+const (
+	minStreamRead = 4 << 10
+	maxStreamRead = 64 << 10
+)
 
-// flushBefore is the body of a stream: before each read, which may
-// block, it hands on what was decoded.
-type flushBefore struct {
+// streamBody is the body of a stream as the SSE reader sees it: buffered,
+// and before each network read, which may block, it hands on what was
+// decoded (flush).
+type streamBody struct {
 	r     io.Reader
 	flush func()
+	buf   []byte
+	i, n  int // buf[i:n] is unread
+	err   error
 }
 
-func (f flushBefore) Read(p []byte) (int, error) {
-	f.flush()
-	return f.r.Read(p)
+func (b *streamBody) Read(p []byte) (int, error) {
+	if b.i == b.n {
+		if b.err != nil {
+			return 0, b.err
+		}
+		b.flush()
+		switch {
+		case b.buf == nil:
+			b.buf = make([]byte, minStreamRead)
+		case b.n == len(b.buf) && len(b.buf) < maxStreamRead:
+			b.buf = make([]byte, 2*len(b.buf)) // the last read filled it
+		}
+		b.i, b.n = 0, 0
+		n, err := b.r.Read(b.buf)
+		b.n, b.err = n, err
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.i:b.n])
+	b.i += n
+	return n, nil
 }
 
 // malformed counts a bad event and logs at most once per malformedLogEvery.
