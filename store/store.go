@@ -31,6 +31,9 @@ const valueV1 = 0x01
 // layout, as named in ErrFormat messages.
 const MigrateCommand = "wattrec migrate --db OLD -o NEW"
 
+// allocSize is how much the file grows at a time, once bigger than that.
+const allocSize = 1 << 20
+
 // DefaultLockTimeout is how long Open waits for another process's lock.
 const DefaultLockTimeout = time.Second
 
@@ -114,6 +117,9 @@ func Open(path string, opt Options) (*DB, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// Grow the file 1 MiB at a time instead of bbolt's 16 MiB: a
+	// recording grows slowly, and the slack shows in its size.
+	bdb.AllocSize = allocSize
 	db := &DB{bolt: bdb, path: path, heads: map[SeriesKey]*seriesHead{}}
 	if err := db.init(opt); err != nil {
 		bdb.Close()
