@@ -107,6 +107,8 @@ func ingest(b *testing.B, layout string, span time.Duration) {
 	res := runChild(b, childSpec{Mode: "ingest", DB: path, Format1: layout == baseline,
 		Servers: []string{ln.Addr().String()}, Expect: size.Samples})
 	secs := res.DurableSeconds
+	b.ReportMetric(float64(size.Events), "events")
+	b.ReportMetric(float64(size.Samples), "samples")
 	b.ReportMetric(float64(size.Events)/secs, "events/s")
 	b.ReportMetric(float64(size.Samples)/secs, "samples/s")
 	b.ReportMetric(secs, "s")
