@@ -110,9 +110,13 @@
 // period (50 ms at 20 Hz) and a change-only stream's delta is mostly one
 // unit: about one bit. d only changes when the clock offset estimate does.
 // The value code takes the rest, about 12 bits for a GPU's ±1 W jitter.
-// The writer fits unit, mode, the delta-of-delta flag and both Rice
-// parameters to a chunk's readings when it first fills up (then keeps
-// filling it), and starts the next chunk with those parameters.
+// When a head first fills up, the writer refits its parameters and
+// re-encodes it if they changed (then keeps filling it): every 16th chunk
+// of a series all of them (unit, mode, the delta-of-delta flag, both Rice
+// parameters) from its readings, the chunks in between only the Rice
+// parameters, from histograms of the codes' bit lengths. The next chunk
+// starts with the parameters of the last. A reading whose daemon-time
+// delta is not a multiple of the unit makes the head refit at once.
 //
 // The pair sums let an integral skip decoding a chunk that lies inside its
 // window and one stream session ([DB.ScanChunks], query's fast path).
@@ -121,10 +125,19 @@
 // time, milliwatts, seed flag) to a stored reading of its series is an
 // identical replay and is skipped. A different reading of the same
 // millisecond is kept after the ones already stored, so two different
-// events at the same millisecond are both kept, in arrival order. The
-// writer keeps the head's readings of its last millisecond in memory, so
-// the usual replay (of the newest readings) costs no read; a reading that
-// sorts before the head's last is checked against its chunk, decoded.
+// events at the same millisecond are both kept, in arrival order (at most
+// 65,536 per series and millisecond; a batch with more fails). The writer
+// keeps the head's readings of its last millisecond in memory, so the usual
+// replay (of the newest readings) costs no read. A reading that sorts
+// before the head's last (late: a replay of older readings, a daemon clock
+// stepped back) waits for the end of its batch; then the late readings of
+// a series are sorted by time, stably, and merged into the chunks that
+// hold their times, each chunk decoded, checked for replays and re-encoded
+// once per batch. Sequentially or merged, the result is the same: a late
+// reading goes after the readings of its millisecond already stored.
+//
+// Milliwatts are at most 2^62 (Write refuses more), so that the sum of two
+// fits an int64.
 //
 // # Series stats (format 2)
 //
