@@ -131,5 +131,22 @@ func (r *bitReader) rice(k uint) uint64 {
 	return r.read(l)
 }
 
+// rice2 reads two values, with parameters k1 and k2: from one load when
+// both are short, the common case.
+func (r *bitReader) rice2(k1, k2 uint) (uint64, uint64) {
+	x := r.peek()
+	q1 := uint(bits.TrailingZeros64(^x))
+	if n1 := q1 + 1 + k1; q1 < riceQ && n1 <= 57 {
+		y := x >> n1
+		q2 := uint(bits.TrailingZeros64(^y))
+		if n2 := q2 + 1 + k2; q2 < riceQ && n1+n2 <= 57 {
+			r.pos += n1 + n2
+			return uint64(q1)<<k1 | (x>>(q1+1))&(1<<k1-1), uint64(q2)<<k2 | (y>>(q2+1))&(1<<k2-1)
+		}
+	}
+	a := r.rice(k1)
+	return a, r.rice(k2)
+}
+
 func zigzag(x int64) uint64   { return uint64(x<<1) ^ uint64(x>>63) }
 func unzigzag(z uint64) int64 { return int64(z>>1) ^ -int64(z&1) }

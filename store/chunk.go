@@ -477,7 +477,8 @@ func (dec *chunkDec) next() bool {
 		dec.cur = rd{t: h.firstT, d: h.firstD, mw: h.firstMW}
 	} else {
 		prev := dec.cur
-		x := unzigzag(dec.br.rice(uint(h.p.kt)))
+		zt, zv := dec.br.rice2(uint(h.p.kt), uint(h.p.kv))
+		x := unzigzag(zt)
 		if h.p.dod {
 			x += dec.xprev
 		} else {
@@ -485,7 +486,7 @@ func (dec *chunkDec) next() bool {
 		}
 		dec.xprev = x
 		daemon := prev.daemon() + x*h.p.unit
-		mw := prev.mw + unzigzag(dec.br.rice(uint(h.p.kv)))
+		mw := prev.mw + unzigzag(zv)
 		d := prev.d
 		if dec.nextD < len(h.dchg) && h.dchg[dec.nextD].idx == dec.i {
 			d = h.dchg[dec.nextD].d
