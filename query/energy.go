@@ -97,7 +97,7 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 		var order []string
 		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: labels[w], Group: "total"}
 		for i, s := range series {
-			res, err := integrateSeries(ctx, db, s.SeriesKey, specs[i], bucket)
+			res, err := integrateSeriesFast(ctx, db, s.SeriesKey, specs[i], bucket)
 			if err != nil {
 				return nil, err
 			}
@@ -285,7 +285,7 @@ func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Ser
 		return counterResult{}, err
 	}
 	span := Interval{br.Start.TakenMs, br.End.TakenMs}
-	res, err := integrateSeries(ctx, db, k, spec, span)
+	res, err := integrateSeriesFast(ctx, db, k, spec, span)
 	if err != nil || res.Coverage() < counterMinCoverage {
 		return counterResult{}, err
 	}
@@ -301,7 +301,9 @@ func (r Row) AvgW() float64 {
 	return float64(r.EnergyUJ) / float64(r.ValuedMs) / 1000 * float64(r.Series)
 }
 
-// integrateSeries runs one Integrator over window: the carry-in reading
+// integrateSeries is the reference for integrateSeriesFast, which the
+// reports use: the same Result from every reading, decoded one by one.
+// It runs one Integrator over window: the carry-in reading
 // before the window, then every reading that can cover part of it.
 func integrateSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Series, window Interval) (Result, error) {
 	it := NewIntegrator(spec, window)
