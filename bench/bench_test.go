@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
@@ -164,14 +165,23 @@ func countOf(span time.Duration, r *simulator.Replay) Size {
 // BenchmarkRSS records 100 simulated endpoints at zeusd's default rates
 // (4 GPUs at 20 Hz, 2 CPU packages with DRAM at 10 Hz each, in real time)
 // with a recorder in its own process for WATTREC_BENCH_RSS_SECONDS
-// (default 30) and reports its peak and final RSS.
+// (default 30) and reports its peak and final RSS. The recorder is
+// recorder.New + Run in a child process, for both layouts, and, when
+// WATTREC_BENCH_WATTREC names a wattrec binary, `wattrec record` itself
+// (layout=binary, which writes the chunked layout; layout=binary-memlimit
+// is the same with GOMEMLIMIT=40MiB).
 func BenchmarkRSS(b *testing.B) {
 	secs := 30
 	if s := os.Getenv("WATTREC_BENCH_RSS_SECONDS"); s != "" {
 		secs, _ = strconv.Atoi(s)
 	}
 	const endpoints = 100
-	for _, layout := range layouts {
+	all := layouts
+	bin := os.Getenv("WATTREC_BENCH_WATTREC")
+	if bin != "" {
+		all = append(all[:len(all):len(all)], "binary", "binary-memlimit")
+	}
+	for _, layout := range all {
 		b.Run("layout="+layout+"/endpoints=100", func(b *testing.B) {
 			for range b.N {
 				ctx, cancel := context.WithCancel(context.Background())
@@ -197,16 +207,58 @@ func BenchmarkRSS(b *testing.B) {
 				}
 				path := filepath.Join(tmpDir, "rss-"+layout+".db")
 				os.Remove(path)
-				res := runChild(b, childSpec{Mode: "rss", DB: path, Format1: layout == baseline, Servers: addrs, Seconds: secs})
+				var res childResult
+				switch layout {
+				case "binary":
+					res = runBinary(b, bin, path, addrs, secs, "")
+				case "binary-memlimit":
+					res = runBinary(b, bin, path, addrs, secs, "GOMEMLIMIT=40MiB")
+				default:
+					res = runChild(b, childSpec{Mode: "rss", DB: path, Format1: layout == baseline, Servers: addrs, Seconds: secs})
+				}
 				cancel()
 				wg.Wait()
 				os.Remove(path)
 				b.ReportMetric(float64(res.PeakRSSKB)/1024, "peak-RSS-MB")
 				b.ReportMetric(float64(res.RSSKB)/1024, "RSS-MB")
-				b.ReportMetric(float64(res.Readings)/float64(secs), "readings/s")
+				if res.Readings > 0 {
+					b.ReportMetric(float64(res.Readings)/float64(secs), "readings/s")
+				}
 			}
 		})
 	}
+}
+
+// runBinary runs `wattrec record` on addrs for secs seconds, with env
+// added to its environment, reads its RSS, then stops it with SIGTERM.
+func runBinary(tb testing.TB, bin, db string, addrs []string, secs int, env string) childResult {
+	tb.Helper()
+	list := filepath.Join(tmpDir, "servers.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--log-level", "warn", "record", "--db", db, "--servers-file", list)
+	cmd.Stderr = os.Stderr
+	if env != "" {
+		cmd.Env = append(os.Environ(), env)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	for i := range secs {
+		<-time.After(time.Second)
+		if os.Getenv("WATTREC_BENCH_TRACE") != "" && i%5 == 4 {
+			fmt.Fprintf(os.Stderr, "%3d s: RSS %d kB (anon %d, file %d), peak %d kB\n", i+1, statusField(status, "VmRSS"),
+				statusField(status, "RssAnon"), statusField(status, "RssFile"), statusField(status, "VmHWM"))
+		}
+	}
+	res := childResult{PeakRSSKB: statusField(status, "VmHWM"), RSSKB: statusField(status, "VmRSS")}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		tb.Fatalf("wattrec record: %v", err)
+	}
+	return res
 }
 
 // queryDBs holds the 24 h data set built once per layout.
@@ -443,6 +495,16 @@ func child() int {
 		return 1
 	}
 	res.PeakRSSKB, res.RSSKB = procStatus("VmHWM"), procStatus("VmRSS")
+	if path := os.Getenv("WATTREC_BENCH_CHILD_HEAPPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(os.Stderr, "heap inuse %d MB, heap sys %d MB, stack %d MB, sys %d MB, gc %d, next gc %d MB\n",
+			ms.HeapInuse>>20, ms.HeapSys>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, ms.NextGC>>20)
+	}
 	return 0
 }
 
@@ -503,8 +565,11 @@ func runRecorder(spec childSpec, res *childResult) error {
 }
 
 // procStatus reads a kB field of /proc/self/status.
-func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
+func procStatus(field string) int64 { return statusField("/proc/self/status", field) }
+
+// statusField reads a kB field of a /proc/PID/status file.
+func statusField(path, field string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return -1
 	}

@@ -23,7 +23,10 @@ if [[ "${1:-}" == "--quick" ]]; then
 fi
 
 raw=$(mktemp)
-trap 'rm -f "$raw"' EXIT
+bin=$(mktemp -d)
+trap 'rm -rf "$raw" "$bin"' EXIT
+# The real binary, for the RSS of `wattrec record` itself.
+go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
 {
   go test -run '^$' -bench "$ingest" -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
@@ -37,7 +40,7 @@ awk -v nproc="$(nproc)" -v gover="$(go env GOVERSION)" '
   name = $1
   sub(/-[0-9]+$/, "", name)
   layout = name; sub(/.*layout=/, "", layout); sub(/\/.*/, "", layout)
-  key = name; sub(/^Benchmark/, "", key); sub(/layout=[a-z]+\/?/, "", key); sub(/\/$/, "", key)
+  key = name; sub(/^Benchmark/, "", key); sub(/layout=[a-z-]+\/?/, "", key); sub(/\/$/, "", key)
   for (i = 3; i < NF; i += 2) m[key, layout, $(i+1)] = $i
   next
 }
@@ -91,6 +94,11 @@ END {
   row("scan every reading of the 24 h file, readings/s", "Scan/span=24h", "readings/s", "rate", 1)
   row("recorder peak RSS, 100 endpoints at default rates", "RSS/endpoints=100", "peak-RSS-MB", "MB", 0)
   row("recorder RSS at the end of that run", "RSS/endpoints=100", "RSS-MB", "MB", 0)
+  for (v = 1; v <= 2; v++) {
+    l = (v == 1) ? "binary" : "binary-memlimit"
+    if (m["RSS/endpoints=100", l, "peak-RSS-MB"] == "") continue
+    printf "| `wattrec record`%s, 100 endpoints: peak RSS | — | %s | — |\n", (v == 1) ? "" : " with GOMEMLIMIT=40MiB", fmtn(m["RSS/endpoints=100", l, "peak-RSS-MB"], "MB")
+  }
   print ""
   if (mismatch != "") print "JOULES DIFFER between layouts:" mismatch
   else print "joules: identical across layouts and paths (J metric of BenchmarkJoules)"

@@ -312,6 +312,7 @@ type writer struct {
 
 	// Format 2: the series written in this transaction.
 	series2 map[SeriesKey]*txSeries
+	eps2    map[string]*txEndpoint
 	recent  [64]*txSeries
 }
 

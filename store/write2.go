@@ -82,6 +82,13 @@ type seriesHead struct {
 	c      *chunkEnc // the open chunk; c.n == 0 for a series without readings
 	stored bool      // c was Put under key c.first.t
 	stats  seriesStats
+	buf    []byte // the head's value as last Put
+}
+
+// txEndpoint holds the buckets of an endpoint written in the current
+// transaction.
+type txEndpoint struct {
+	series, stats *bolt.Bucket
 }
 
 // txSeries is a series written in the current transaction.
@@ -106,15 +113,33 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 		*slot = s
 		return s, nil
 	}
-	b, err := w.series(k)
+	if !k.Kind.Valid() {
+		return nil, fmt.Errorf("invalid kind %d", k.Kind)
+	}
+	if k.Device < 0 {
+		return nil, fmt.Errorf("negative device %d", k.Device)
+	}
+	ep := w.eps2[k.Endpoint]
+	if ep == nil {
+		ep = &txEndpoint{}
+		var err error
+		if ep.series, err = w.sub(k.Endpoint, seriesBucket); err != nil {
+			return nil, err
+		}
+		if ep.stats, err = w.sub(k.Endpoint, statsBucket); err != nil {
+			return nil, err
+		}
+		if w.eps2 == nil {
+			w.eps2 = map[string]*txEndpoint{}
+		}
+		w.eps2[k.Endpoint] = ep
+	}
+	b, err := ep.series.CreateBucketIfNotExists(seriesName(k.Kind, k.Device))
 	if err != nil {
 		return nil, err
 	}
 	b.FillPercent = 1 // chunks are appended in time order: fill pages
-	stats, err := w.sub(k.Endpoint, statsBucket)
-	if err != nil {
-		return nil, err
-	}
+	stats := ep.stats
 	h := w.db.heads[k]
 	if h == nil {
 		if h, err = loadHead(b, stats, seriesName(k.Kind, k.Device)); err != nil {
@@ -333,7 +358,10 @@ func (w *writer) flushHeads() error {
 		if h.c.n == 0 {
 			continue
 		}
-		if err := s.b.Put(putInt64(nil, h.c.first.t), h.c.value()); err != nil {
+		// The head's value buffer is reused from commit to commit: bbolt
+		// only needs a value until its transaction ends.
+		h.buf = h.c.body.appendTo(h.c.appendHeader(h.buf[:0]))
+		if err := s.b.Put(putInt64(nil, h.c.first.t), h.buf); err != nil {
 			return fmt.Errorf("series %s: %w", s.k, err)
 		}
 		h.stored = true
