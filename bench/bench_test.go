@@ -165,13 +165,13 @@ func countOf(span time.Duration, r *simulator.Replay) Size {
 // BenchmarkRSS records 100 simulated endpoints at zeusd's default rates
 // (4 GPUs at 20 Hz, 2 CPU packages with DRAM at 10 Hz each, in real time)
 // with a recorder in its own process for WATTREC_BENCH_RSS_SECONDS
-// (default 30) and reports its peak and final RSS. The recorder is
+// (default 60) and reports its peak and final RSS. The recorder is
 // recorder.New + Run in a child process, for both layouts, and, when
 // WATTREC_BENCH_WATTREC names a wattrec binary, `wattrec record` itself
 // (layout=binary, which writes the chunked layout; layout=binary-memlimit
 // is the same with GOMEMLIMIT=40MiB).
 func BenchmarkRSS(b *testing.B) {
-	secs := 30
+	secs := 60 // RSS levels off after about a minute (GC pacing, bbolt pages touched)
 	if s := os.Getenv("WATTREC_BENCH_RSS_SECONDS"); s != "" {
 		secs, _ = strconv.Atoi(s)
 	}

@@ -4,11 +4,11 @@
 # both measured in this run, on the data set of bench/dataset.go (8 GPUs at
 # 20 Hz change-only + 2 CPUs with DRAM at 10 Hz, 1 h and 24 h).
 #
-#   bench/run.sh            everything (about 5 minutes on 2 cores)
+#   bench/run.sh            everything (about 8 minutes on 2 cores)
 #   bench/run.sh --quick    1 h ingest only, 10 s RSS run, fewer query rounds
 #
 # Environment: WATTREC_BENCH_DIR (scratch directory, default $TMPDIR; it
-# needs about 1 GB), WATTREC_BENCH_RSS_SECONDS (default 30).
+# needs about 1 GB), WATTREC_BENCH_RSS_SECONDS (default 60).
 # It prints the raw `go test -bench` lines, then one table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
