@@ -385,27 +385,36 @@ func (s *Server) handleCPUEnergy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// streamFilter reads a stream request's id list: which of h's devices the
+// subscriber wants (nil: every device).
+func streamFilter(r *http.Request, h *hub) ([]bool, error) {
+	param, kind := kindOf(h)
+	q, err := parseQuery(r, param)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := q[param]; !ok {
+		return nil, nil
+	}
+	ids, err := parseIDs(param, q.Get(param), kind, h.n)
+	if err != nil {
+		return nil, err
+	}
+	want := make([]bool, h.n)
+	for _, d := range ids {
+		want[d] = true
+	}
+	return want, nil
+}
+
 // handleStream serves an SSE stream of h's devices, filtered by the id
 // list parameter.
 func (s *Server) handleStream(h *hub) http.HandlerFunc {
-	param, kind := kindOf(h)
 	return func(w http.ResponseWriter, r *http.Request) {
-		q, err := parseQuery(r, param)
+		want, err := streamFilter(r, h)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
-		}
-		var want []bool // nil: every device
-		if _, ok := q[param]; ok {
-			ids, err := parseIDs(param, q.Get(param), kind, h.n)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			want = make([]bool, h.n)
-			for _, d := range ids {
-				want[d] = true
-			}
 		}
 		sub := h.subscribe(want)
 		if sub == nil {

@@ -231,24 +231,11 @@ func (r *Replay) handleGetPower(h *hub) http.HandlerFunc {
 
 // handleStream replays the span on one stream connection.
 func (r *Replay) handleStream(h *hub) http.HandlerFunc {
-	param, kind := kindOf(h)
 	return func(w http.ResponseWriter, req *http.Request) {
-		q, err := parseQuery(req, param)
+		want, err := streamFilter(req, h)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
-		}
-		var want []bool // nil: every device
-		if _, ok := q[param]; ok {
-			ids, err := parseIDs(param, q.Get(param), kind, h.n)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			want = make([]bool, h.n)
-			for _, d := range ids {
-				want[d] = true
-			}
 		}
 		rc := http.NewResponseController(w)
 		w.Header().Set("Content-Type", "text/event-stream")
