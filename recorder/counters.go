@@ -225,35 +225,26 @@ type counterValue struct {
 	EnergyUJ int64
 }
 
+// energyField is one energy counter of a device in a
+// get_cumulative_energy answer.
+type energyField struct {
+	kind     store.Kind
+	name     string // JSON field
+	toUJ     int64  // its unit in µJ
+	required bool   // a missing field is an error (null is always "no value")
+}
+
+var (
+	gpuEnergyFields = []energyField{{store.KindGPU, "energy_mj", 1000, true}}
+	cpuEnergyFields = []energyField{{store.KindCPU, "cpu_energy_uj", 1, false}, {store.KindDRAM, "dram_energy_uj", 1, false}}
+)
+
 // decodeGPUEnergy decodes {"0":{"energy_mj":123456},...} for the GPUs ids,
 // in µJ. A GPU whose energy_mj is null gives no value; one missing from
 // the answer is an error, but the others still count. Devices not asked
 // for are ignored.
 func decodeGPUEnergy(body []byte, ids []int) ([]counterValue, error) {
-	var ans map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return nil, fmt.Errorf("decode answer: %v", err)
-	}
-	var out []counterValue
-	var errs []error
-	for _, id := range ids {
-		dev, ok := ans[strconv.Itoa(id)]
-		if !ok || dev == nil {
-			errs = append(errs, fmt.Errorf("answer has no GPU %d", id))
-			continue
-		}
-		raw := dev["energy_mj"]
-		if raw != nil && isNull(raw) {
-			continue
-		}
-		mj, err := integer(fmt.Sprintf("GPU %d energy_mj", id), raw, 0, math.MaxInt64/1000)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, counterValue{store.KindGPU, int32(id), mj * 1000})
-	}
-	return out, errors.Join(errs...)
+	return decodeEnergy(body, ids, "GPU", gpuEnergyFields)
 }
 
 // decodeCPUEnergy decodes
@@ -263,6 +254,12 @@ func decodeGPUEnergy(body []byte, ids []int) ([]counterValue, error) {
 // is an error, but the others still count. Packages not asked for are
 // ignored.
 func decodeCPUEnergy(body []byte, ids []int) ([]counterValue, error) {
+	return decodeEnergy(body, ids, "CPU", cpuEnergyFields)
+}
+
+// decodeEnergy reads fields of the devices ids from an answer keyed by
+// device index, in µJ.
+func decodeEnergy(body []byte, ids []int, device string, fields []energyField) ([]counterValue, error) {
 	var ans map[string]map[string]json.RawMessage
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return nil, fmt.Errorf("decode answer: %v", err)
@@ -272,23 +269,20 @@ func decodeCPUEnergy(body []byte, ids []int) ([]counterValue, error) {
 	for _, id := range ids {
 		dev, ok := ans[strconv.Itoa(id)]
 		if !ok || dev == nil {
-			errs = append(errs, fmt.Errorf("answer has no CPU %d", id))
+			errs = append(errs, fmt.Errorf("answer has no %s %d", device, id))
 			continue
 		}
-		for _, f := range []struct {
-			kind  store.Kind
-			field string
-		}{{store.KindCPU, "cpu_energy_uj"}, {store.KindDRAM, "dram_energy_uj"}} {
-			raw := dev[f.field]
-			if raw == nil || isNull(raw) {
+		for _, f := range fields {
+			raw := dev[f.name]
+			if (raw == nil && !f.required) || (raw != nil && isNull(raw)) {
 				continue // the domain is absent, or was not asked for
 			}
-			uj, err := integer(fmt.Sprintf("CPU %d %s", id, f.field), raw, 0, math.MaxInt64)
+			v, err := integer(fmt.Sprintf("%s %d %s", device, id, f.name), raw, 0, math.MaxInt64/f.toUJ)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			out = append(out, counterValue{f.kind, int32(id), uj})
+			out = append(out, counterValue{f.kind, int32(id), v * f.toUJ})
 		}
 	}
 	return out, errors.Join(errs...)
