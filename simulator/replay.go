@@ -2,7 +2,6 @@ package simulator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"net"
@@ -150,27 +149,9 @@ func (r *Replay) Serve(ctx context.Context, ln net.Listener) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-	}
-	r.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if serr := srv.Shutdown(sctx); serr != nil {
-		srv.Close()
-	}
-	cancel()
-	if err == nil {
-		err = <-serveErr
-	}
+	err := serveUntil(ctx, srv, ln, func() { r.Close() })
 	r.handlers.Wait()
 	r.srv.Close()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

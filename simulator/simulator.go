@@ -369,29 +369,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// No WriteTimeout: it would cut healthy streams. Stream writes
 		// carry their own per-event deadline.
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-	}
-
-	// End the streams so their connections go idle, then shut down, and
-	// cut what is still busy after a grace period.
-	s.endStreams()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if serr := srv.Shutdown(sctx); serr != nil {
-		srv.Close()
-	}
-	cancel()
-	if err == nil {
-		err = <-serveErr
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
+	err := serveUntil(ctx, srv, ln, s.endStreams)
 	// Wait for the handlers, then for the pollers.
 	handlers.closeAndWait()
 	s.Close()
@@ -428,6 +406,32 @@ func (s *Server) DropStreams() int {
 // Subscribers returns the number of live GPU and CPU streams.
 func (s *Server) Subscribers() (gpu, cpu int) {
 	return s.gpu.count(), s.cpu.count()
+}
+
+// serveUntil runs srv on ln until ctx is done (or it fails), then calls
+// endStreams so stream connections go idle, shuts srv down and cuts what
+// is still busy after a grace period. http.ErrServerClosed is no error.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, endStreams func()) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	endStreams()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		srv.Close()
+	}
+	cancel()
+	if err == nil {
+		err = <-serveErr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
 }
 
 // tracker counts running handlers and refuses new ones once closed.
