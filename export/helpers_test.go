@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,25 +23,6 @@ import (
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/store"
 )
-
-// MustOpenDB opens a fresh store in a temp dir. On cleanup it checks the
-// file's B+tree for consistency, then closes it.
-func MustOpenDB(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "w.db"), store.Options{NoSync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			tb.Errorf("consistency check: %v", err)
-		}
-		if err := db.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	return db
-}
 
 // t0 is the start of the hand-built recording: 2026-11-27T16:00:00Z.
 const t0 = 1795881600000
@@ -61,7 +41,7 @@ const (
 // answers. Everything is deterministic.
 func MustHandDB(tb testing.TB) *store.DB {
 	tb.Helper()
-	db := MustOpenDB(tb)
+	db := simtest.MustOpenDB(tb)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var b store.Batch
@@ -296,7 +276,7 @@ func recordSimulator(t *testing.T, format string, events int64) *store.DB {
 	cfg := simtest.FastConfig(format)
 	cfg.OnEvent = sent.OnEvent(t)
 	_, srv, stopSim := simtest.Start(t, cfg, "tcp")
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	client := recorder.NewClient([]recorder.Server{srv})
 	client.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	rec := recorder.New(client, db)
@@ -341,7 +321,7 @@ func recordSimulator(t *testing.T, format string, events int64) *store.DB {
 // readings, one transaction each, and returns the store (kept open).
 func MustSyntheticDB(tb testing.TB, n int64, span time.Duration) *store.DB {
 	tb.Helper()
-	db := MustOpenDB(tb)
+	db := simtest.MustOpenDB(tb)
 	if err := fillSynthetic(context.Background(), db, n, span); err != nil {
 		tb.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func TestRecorder_Counters(t *testing.T) {
 	cfg := simtest.FastConfig(simulator.FormatSample)
 	cfg.CumulativeEnergy = []bool{true, false}
 	_, srv, _ := simtest.Start(t, cfg, "tcp")
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	r := startCounting(t, db, 50*time.Millisecond, srv)
 
 	ep := srv.Endpoint()
@@ -164,7 +164,7 @@ func TestRecorder_CountersStartStopOnly(t *testing.T) {
 	cfg := simtest.FastConfig(simulator.FormatSample)
 	cfg.DRAM = []bool{false}
 	_, srv, _ := simtest.Start(t, cfg, "unix")
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	r := startCounting(t, db, 0, srv)
 	gpu1 := store.SeriesKey{Endpoint: srv.Endpoint(), Kind: store.KindGPU, Device: 1}
 	simtest.WaitFor(t, func() bool { return len(storedCounters(t, db, gpu1)) > 0 })
@@ -220,7 +220,7 @@ func TestRecorder_CounterRefused(t *testing.T) {
 	t.Cleanup(func() { sim.Close(); ts.Close() }) // after the recorder's cleanup
 	srv := recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")}
 
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	r := startCounting(t, db, 20*time.Millisecond, srv)
 	gpu0 := store.SeriesKey{Endpoint: srv.Endpoint(), Kind: store.KindGPU, Device: 0}
 	simtest.WaitFor(t, func() bool { return countTrigger(storedCounters(t, db, gpu0), store.TriggerPeriodic) >= 5 })

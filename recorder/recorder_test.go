@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -23,25 +22,6 @@ import (
 )
 
 var _ recorder.Appender = (*store.DB)(nil)
-
-// MustOpenDB opens a fresh store in a temp dir; on cleanup it checks the
-// B+tree and closes the file.
-func MustOpenDB(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "w.db"), store.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			tb.Errorf("consistency check: %v", err)
-		}
-		if err := db.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	return db
-}
 
 func testLogger(tb testing.TB) *slog.Logger {
 	if testing.Verbose() {
@@ -104,7 +84,7 @@ func TestRecorder_Simulator(t *testing.T) {
 			cfg := simtest.FastConfig(tc.format)
 			cfg.OnEvent = sent.OnEvent(t)
 			_, srv, stopSim := simtest.Start(t, cfg, tc.network)
-			db := MustOpenDB(t)
+			db := simtest.MustOpenDB(t)
 			r := startRecorder(t, db, srv)
 
 			sent.WaitEvents(t, 300)
@@ -167,7 +147,7 @@ func TestRecorder_Reconnect(t *testing.T) {
 	cfg := simtest.FastConfig(simulator.FormatSample)
 	cfg.OnEvent = sent.OnEvent(t)
 	s, srv, stopSim := simtest.Start(t, cfg, "tcp")
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	r := startRecorder(t, db, srv)
 
 	drops := 0
@@ -232,7 +212,7 @@ func TestRecorder_TerminalStatus(t *testing.T) {
 	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, status)
-			db := MustOpenDB(t)
+			db := simtest.MustOpenDB(t)
 			r := startRecorder(t, db, recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")})
 			var err error
 			select {
@@ -254,7 +234,7 @@ func TestRecorder_TerminalStatus(t *testing.T) {
 // TestRecorder_ServerErrorRetries: 5xx is transient, so the stream retries.
 func TestRecorder_ServerErrorRetries(t *testing.T) {
 	ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, http.StatusServiceUnavailable)
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	r := startRecorder(t, db, recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")})
 	simtest.WaitFor(t, func() bool { return streams.Load() >= 3 })
 	if err := r.stop(t); err != nil {

@@ -193,6 +193,26 @@ func FastConfig(format string) simulator.Config {
 	return cfg
 }
 
+// MustOpenDB opens a fresh store in a temp dir (without fsync: tests do
+// not survive power loss). On cleanup it checks the file's B+tree and
+// chunks for consistency, then closes it.
+func MustOpenDB(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(filepath.Join(tb.TempDir(), "w.db"), store.Options{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			tb.Errorf("consistency check: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return db
+}
+
 // WaitFor polls cond until it holds, failing tb after 30 s.
 func WaitFor(tb testing.TB, cond func() bool) {
 	tb.Helper()
