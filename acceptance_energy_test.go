@@ -680,7 +680,7 @@ func enSocketQuery(t *testing.T, db string, w enIv) time.Duration {
 	defer c.Close()
 	var out bytes.Buffer
 	err = c.Query(ctx, &out, control.QueryRequest{Method: "hold", Format: query.FormatJSON,
-		Options: query.Options{Filter: query.Filter{FromMs: w.from, ToMs: w.to}}})
+		Options: query.Options{Filter: query.Filter{Range: query.Between(w.from, w.to)}}})
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("query on the control socket: %v", err)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wattrec/wattrec/export"
+	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -49,9 +51,13 @@ func Dial(ctx context.Context, db string) (*Client, error) {
 		}
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	defer resp.Body.Close()
+	var ping PingResponse
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&ping) != nil {
 		return nil, fmt.Errorf("control socket %s: ping: HTTP %d", path, resp.StatusCode)
+	}
+	if ping.API != APIVersion {
+		return nil, fmt.Errorf("control socket %s: the recorder speaks API version %d, this build %d: %w", path, ping.API, APIVersion, ErrAPIVersion)
 	}
 	return c, nil
 }
@@ -59,14 +65,16 @@ func Dial(ctx context.Context, db string) (*Client, error) {
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// Query runs req in the recorder and copies the report to w.
-func (c *Client) Query(ctx context.Context, w io.Writer, req QueryRequest) error {
-	return c.post(ctx, w, "/v1/query", req)
+// Query runs the energy query opt in the recorder and copies the report
+// to w.
+func (c *Client) Query(ctx context.Context, w io.Writer, opt query.Options) error {
+	return c.post(ctx, w, "/v1/query", queryRequest(opt))
 }
 
 // Export runs req in the recorder and copies the export to w.
-func (c *Client) Export(ctx context.Context, w io.Writer, req ExportRequest) error {
-	return c.post(ctx, w, "/v1/export", req)
+// req.Options.Progress is not called: the recorder does not report it.
+func (c *Client) Export(ctx context.Context, w io.Writer, req export.Request) error {
+	return c.post(ctx, w, "/v1/export", exportRequest(req))
 }
 
 // Info copies the recorder's info summary to w.
@@ -98,6 +106,9 @@ func (c *Client) Marks(ctx context.Context, name string) ([]store.Mark, error) {
 		return nil, fmt.Errorf("recorder at %s: %w", c.path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, c.answerError(resp)
+	}
 	var marks []store.Mark
 	if err := json.NewDecoder(resp.Body).Decode(&marks); err != nil {
 		return nil, fmt.Errorf("recorder at %s: marks answer: %w", c.path, err)
@@ -120,20 +131,24 @@ func (c *Client) post(ctx context.Context, w io.Writer, path string, body any) e
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &msg) == nil && msg.Error != "" {
-			return errors.New(msg.Error)
-		}
-		return fmt.Errorf("recorder at %s: HTTP %d: %s", c.path, resp.StatusCode, strings.TrimSpace(string(b)))
+		return c.answerError(resp)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		return fmt.Errorf("recorder at %s: %w", c.path, err)
 	}
 	if msg := resp.Trailer.Get(errorTrailer); msg != "" {
-		return errors.New(msg)
+		return fromWire(ErrorResponse{Error: msg, Code: resp.Trailer.Get(errorCodeTrailer)})
 	}
 	return nil
+}
+
+// answerError turns an answer that is not 200 into an error: the
+// recorder's message, matching the sentinel its code names.
+func (c *Client) answerError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var er ErrorResponse
+	if json.Unmarshal(b, &er) == nil && er.Error != "" {
+		return fromWire(er)
+	}
+	return fmt.Errorf("recorder at %s: HTTP %d: %s", c.path, resp.StatusCode, strings.TrimSpace(string(b)))
 }

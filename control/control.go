@@ -1,9 +1,10 @@
-// Package control is the local API of a running recorder: HTTP over a Unix
-// socket next to the database file (FILE.sock, mode 0600). A recorder owns
-// its bbolt file, so read commands (query, export, info) and marks reach
-// the data through it while it runs; with no recorder they open the file
-// read-only themselves. Both paths run the same functions, so they print
-// the same bytes.
+// Package control is the transport of a running recorder's local API:
+// HTTP over a Unix socket next to the database file (FILE.sock, mode
+// 0600), versioned (/v1/) with the JSON types of wire.go. A recorder
+// owns its bbolt file, so read commands (query, export, info) and marks
+// reach the data through it while it runs. Server serves a Backend;
+// Client has the Backend's methods and maps the recorder's errors back
+// to the sentinels they carried (errors.Is holds through the socket).
 package control
 
 import (
@@ -24,82 +25,33 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-// ErrNoRecorder means no recorder answers on the file's control socket.
-var ErrNoRecorder = errors.New("no running recorder")
+// Errors of the control client.
+var (
+	// ErrNoRecorder means no recorder answers on the file's control socket.
+	ErrNoRecorder = errors.New("no running recorder")
+	// ErrAPIVersion means the recorder speaks another version of the API.
+	ErrAPIVersion = errors.New("control API version mismatch")
+)
 
 // SocketPath is the control socket of the database file db.
 func SocketPath(db string) string { return db + ".sock" }
 
-// QueryRequest is an energy query (see query.Options).
-type QueryRequest struct {
-	Options query.Options `json:"options"`
-	Method  string        `json:"method"` // hold, trapezoid or compare
-	Format  string        `json:"format"` // table, json or csv
+// Backend is what a Server serves: the running recorder's view of its
+// file. Client has the same methods, so a caller can use either.
+type Backend interface {
+	Query(ctx context.Context, w io.Writer, opt query.Options) error
+	Export(ctx context.Context, w io.Writer, req export.Request) error
+	Info(ctx context.Context, w io.Writer) error
+	Marks(ctx context.Context, name string) ([]store.Mark, error)
+	Mark(ctx context.Context, req MarkRequest) (store.Mark, error)
 }
 
-// ExportRequest is an export: the raw readings, or with GridMs the
-// energy grid, in Format (parquet, csv or jsonl; the grid has no jsonl).
-type ExportRequest struct {
-	Filter  query.Filter   `json:"filter"`
-	Format  string         `json:"format"`
-	GridMs  int64          `json:"grid_ms,omitempty"`
-	Options export.Options `json:"options"`
-}
-
-// Query runs req against db and writes the report to w.
-func Query(ctx context.Context, w io.Writer, db *store.DB, req QueryRequest) error {
-	switch req.Method {
-	case "", "hold", "trapezoid", "compare":
-	default:
-		return fmt.Errorf("method %q: want hold, trapezoid or compare", req.Method)
-	}
-	rep, err := query.Energy(ctx, db, req.Options)
-	if err != nil {
-		return err
-	}
-	if req.Method == "trapezoid" {
-		rep.UseTrapezoid()
-	}
-	return rep.Write(w, req.Format, req.Method == "compare")
-}
-
-// Export writes db's readings (or grid) as req asks.
-func Export(ctx context.Context, w io.Writer, db *store.DB, req ExportRequest) error {
-	var err error
-	switch {
-	case req.GridMs > 0 && req.Format == "parquet":
-		_, err = export.GridParquet(ctx, w, db, req.Filter, req.GridMs, req.Options)
-	case req.GridMs > 0 && req.Format == "csv":
-		_, err = export.GridCSV(ctx, w, db, req.Filter, req.GridMs, req.Options)
-	case req.GridMs > 0:
-		err = fmt.Errorf("format %q: the grid is written as parquet or csv", req.Format)
-	case req.Format == "parquet":
-		_, err = export.Parquet(ctx, w, db, req.Filter, req.Options)
-	case req.Format == "csv":
-		_, err = export.CSV(ctx, w, db, req.Filter, req.Options)
-	case req.Format == "jsonl" || req.Format == "":
-		_, err = export.JSONL(ctx, w, db, req.Filter)
-	default:
-		err = fmt.Errorf("format %q: want parquet, csv or jsonl", req.Format)
-	}
-	return err
-}
-
-// Server serves the control API of a running recorder.
+// Server serves Backend on a Unix socket, in the wire format of wire.go.
 type Server struct {
-	DB *store.DB
-	// Flush commits what the recorder has received but not yet committed,
-	// so a read sees everything up to now. Optional.
-	Flush func(ctx context.Context) error
-	// Mark performs a mark request (ApplyMark plus whatever the recorder
-	// does at a mark, such as reading the hardware counters). Optional:
-	// without it marks are refused.
-	Mark   func(ctx context.Context, req MarkRequest) (store.Mark, error)
-	Logger *slog.Logger
+	Backend Backend
+	DB      string // the file's path, for the ping answer
+	Logger  *slog.Logger
 }
-
-// errorTrailer carries an error that happens after a streamed answer began.
-const errorTrailer = "X-Wattrec-Error"
 
 // Serve listens on the Unix socket path (mode 0600, replacing a stale
 // socket file) until ctx is done, then stops, waits for running requests
@@ -111,53 +63,54 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"db": s.DB.Path(), "pid": os.Getpid()})
+		writeJSON(w, http.StatusOK, PingResponse{API: APIVersion, DB: s.DB, PID: os.Getpid()})
 	})
 	mux.HandleFunc("POST /v1/query", s.stream(func(ctx context.Context, w io.Writer, body []byte) error {
 		var req QueryRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return badRequest{fmt.Errorf("query request: %w", err)}
+		if err := decode(body, &req); err != nil {
+			return err
 		}
-		return Query(ctx, w, s.DB, req)
+		return s.Backend.Query(ctx, w, req.options())
 	}))
 	mux.HandleFunc("POST /v1/export", s.stream(func(ctx context.Context, w io.Writer, body []byte) error {
 		var req ExportRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return badRequest{fmt.Errorf("export request: %w", err)}
+		if err := decode(body, &req); err != nil {
+			return err
 		}
-		return Export(ctx, w, s.DB, req)
+		return s.Backend.Export(ctx, w, req.request())
 	}))
 	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte) error {
-		return query.Info(ctx, w, s.DB)
+		return s.Backend.Info(ctx, w)
 	}))
 	mux.HandleFunc("POST /v1/marks", func(w http.ResponseWriter, r *http.Request) {
 		var req MarkRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "mark request: " + err.Error()})
-			return
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		if err == nil {
+			err = decode(body, &req)
 		}
-		if s.Mark == nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this recorder does not take marks"})
-			return
+		var m store.Mark
+		if err == nil {
+			m, err = s.Backend.Mark(r.Context(), req)
 		}
-		m, err := s.Mark(r.Context(), req)
 		if err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+			writeError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, m)
 	})
 	mux.HandleFunc("GET /v1/marks", func(w http.ResponseWriter, r *http.Request) {
-		marks, err := s.DB.Marks(r.Context(), r.URL.Query().Get("name"))
+		marks, err := s.Backend.Marks(r.Context(), r.URL.Query().Get("name"))
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			writeError(w, err)
 			return
+		}
+		if marks == nil {
+			marks = []store.Mark{}
 		}
 		writeJSON(w, http.StatusOK, marks)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -175,6 +128,18 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 		err = nil
 	}
 	return errors.Join(err, serr)
+}
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// decode reads a request body into v; anything that does not decode is
+// a bad request.
+func decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %v", errBadBody, err)
+	}
+	return nil
 }
 
 // listenUnix listens on path with mode 0600. A socket file nobody answers
@@ -223,54 +188,32 @@ func listenPrivate(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// badRequest marks errors in the request itself (HTTP 400).
-type badRequest struct{ error }
-
-func (b badRequest) Unwrap() error { return b.error }
-
 // stream adapts a writer function to a handler: errors before the first
-// byte become a status and {"error": ...}; later ones travel in a trailer.
+// byte become a status and an ErrorResponse; later ones travel in the
+// trailers.
 func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			writeError(w, fmt.Errorf("%w: %v", errBadBody, err))
 			return
 		}
-		if s.Flush != nil {
-			if err := s.Flush(r.Context()); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "flush before read: " + err.Error()})
-				return
-			}
-		}
-		w.Header().Set("Trailer", errorTrailer)
+		w.Header().Set("Trailer", errorTrailer+", "+errorCodeTrailer)
 		lw := &lazyWriter{w: w}
 		if err := fn(r.Context(), lw, body); err != nil {
 			if !lw.started {
-				status := http.StatusInternalServerError
-				var br badRequest
-				if errors.As(err, &br) {
-					status = http.StatusBadRequest
-				} else if errors.Is(err, store.ErrNotFound) || isUserError(err) {
-					status = http.StatusUnprocessableEntity
-				}
 				w.Header().Del("Trailer")
-				writeJSON(w, status, map[string]string{"error": err.Error()})
+				writeError(w, err)
 				return
 			}
+			_, code := classify(err)
 			w.Header().Set(errorTrailer, err.Error())
+			w.Header().Set(errorCodeTrailer, code)
 			if s.Logger != nil {
 				s.Logger.Warn("control request failed mid-answer", "path", r.URL.Path, "err", err)
 			}
 		}
 	}
-}
-
-// isUserError reports errors that describe the request, not the server.
-// Query and export return plain errors for bad filters; without a typed
-// error, anything that is not a context or I/O failure is the user's.
-func isUserError(err error) bool {
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // lazyWriter records whether anything was written yet.
@@ -284,6 +227,11 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 		l.started = true
 	}
 	return l.w.Write(p)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, code := classify(err)
+	writeJSON(w, status, ErrorResponse{Error: err.Error(), Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -80,7 +80,7 @@ func TestServer(t *testing.T) {
 	defer c.Close()
 
 	t.Run("QuerySameAsLocal", func(t *testing.T) {
-		req := control.QueryRequest{Options: query.Options{Filter: query.Filter{FromMs: 500, ToMs: 9500}}, Format: "csv"}
+		req := control.QueryRequest{Options: query.Options{Filter: query.Filter{Range: query.Between(500, 9500)}}, Format: "csv"}
 		var remote, local bytes.Buffer
 		if err := c.Query(ctx, &remote, req); err != nil {
 			t.Fatal(err)

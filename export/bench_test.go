@@ -71,7 +71,7 @@ var exporters = map[string]exporter{
 		return export.CSV(ctx, w, db, query.Filter{}, opt)
 	},
 	"JSONL": func(ctx context.Context, w io.Writer, db *store.DB, opt export.Options) (int64, error) {
-		n, err := export.JSONL(ctx, w, db, query.Filter{})
+		n, err := export.JSONL(ctx, w, db, query.Filter{}, opt)
 		return int64(n), err
 	},
 	"Grid1s": func(ctx context.Context, w io.Writer, db *store.DB, opt export.Options) (int64, error) {

@@ -11,55 +11,49 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-// CSVHeader and GridCSVHeader are the header lines of CSV and GridCSV.
-const (
-	CSVHeader     = "time,daemon_time_ms,endpoint,kind,device,power_w,seed"
-	GridCSVHeader = "time,bin_ms,endpoint,kind,device,energy_j,avg_power_w,coverage,samples"
-)
+// GridCSVHeader is the header line of GridCSV.
+const GridCSVHeader = "time,bin_ms,endpoint,kind,device,energy_j,avg_power_w,coverage,samples"
 
-// CSV writes every stored reading that passes f to w as CSV (RFC 4180)
-// with the columns of Parquet and a header line (CSVHeader), in the same
-// order. time is RFC 3339 UTC with milliseconds; power_w is milliwatts /
-// 1000 in the shortest decimal that parses back to the same double; seed
-// is true or false. It returns the number of rows written, header
+// CSV writes every stored reading that passes f to w as CSV (RFC 4180):
+// a header line (CSVHeader), then one line per reading with the raw
+// table's columns (rawColumns), ordered by endpoint, kind, device and
+// corrected time. It returns the number of rows written, header
 // excluded.
 func CSV(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Options) (int64, error) {
-	f, series, err := resolve(ctx, db, f)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(CSVHeader + "\n")
+	n, err := writeLines(ctx, bw, db, f, opt, false)
+	if err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}
+
+// writeLines writes the raw rows of every series that passes f as CSV or
+// JSON Lines lines.
+func writeLines(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Options, jsonl bool) (int64, error) {
+	plan, err := query.NewPlan(ctx, db, f, opt.CPUPeriodMs)
 	if err != nil {
 		return 0, err
 	}
-	from, to := f.Range()
-	prog := newProgress(opt.Progress, estimateRows(series, from, to))
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString(CSVHeader + "\n")
+	prog := newProgress(opt.Progress, estimateRows(plan.Series, plan.Range))
 	var line []byte
-	for _, s := range series {
-		// The fields after time that do not change within a series.
-		mid := "," + csvField(s.Endpoint) + "," + s.Kind.String() + "," + strconv.Itoa(int(s.Device)) + ","
+	for _, s := range plan.Series {
+		enc := newLineEncoder(s.SeriesKey, jsonl)
 		n := 0
-		err := db.Scan(ctx, s.SeriesKey, from, to, func(r *store.Reading) error {
-			line = append(line[:0], query.FormatTime(r.TimeMs)...)
-			line = append(line, ',')
-			line = strconv.AppendInt(line, r.DaemonMs, 10)
-			line = append(line, mid...)
-			line = strconv.AppendFloat(line, float64(r.MilliWatts)/1000, 'f', -1, 64)
-			line = append(line, ',')
-			line = strconv.AppendBool(line, r.Seed)
-			line = append(line, '\n')
+		err := db.Scan(ctx, s.SeriesKey, plan.Range.From, plan.Range.To, func(r *store.Reading) error {
+			line = enc.append(line[:0], r, jsonl)
 			if n++; n == chunkRows {
 				prog.add(int64(n))
 				n = 0
 			}
-			_, err := bw.Write(line)
+			_, err := w.Write(line)
 			return err
 		})
 		prog.add(int64(n))
 		if err != nil {
 			return prog.done, err
 		}
-	}
-	if err := bw.Flush(); err != nil {
-		return prog.done, err
 	}
 	if err := ctx.Err(); err != nil {
 		return prog.done, err

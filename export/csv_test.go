@@ -35,7 +35,7 @@ func TestCSV(t *testing.T) {
 		f    query.Filter
 	}{
 		{"All", query.Filter{}},
-		{"Window", query.Filter{FromMs: t0 + 12_345, ToMs: t0 + 31_000, Endpoints: []string{epUnix}}},
+		{"Window", query.Filter{Range: query.Between(t0+12_345, t0+31_000), Endpoints: []string{epUnix}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := storeRows(t, db, tc.f)
@@ -84,7 +84,7 @@ func TestCSV(t *testing.T) {
 
 func TestGridCSV(t *testing.T) {
 	db := MustHandDB(t)
-	f := query.Filter{FromMs: t0 + 17_250, ToMs: t0 + 33_000}
+	f := query.Filter{Range: query.Between(t0+17_250, t0+33_000)}
 	bins := gridBins(t, db, f, 500)
 	var buf bytes.Buffer
 	n, err := export.GridCSV(context.Background(), &buf, db, f, 500, export.Options{})

@@ -120,7 +120,7 @@ func TestDuckDB_Parquet(t *testing.T) {
 	t.Run("Hand", func(t *testing.T) {
 		db := MustHandDB(t)
 		checkDuckDB(t, db, query.Filter{})
-		checkDuckDB(t, db, query.Filter{FromMs: t0 + 12_345, ToMs: t0 + 31_000, Endpoints: []string{epUnix}})
+		checkDuckDB(t, db, query.Filter{Range: query.Between(t0+12_345, t0+31_000), Endpoints: []string{epUnix}})
 	})
 	t.Run("Simulator", func(t *testing.T) {
 		checkDuckDB(t, recordSimulator(t, simulator.FormatSample, 400), query.Filter{})
@@ -132,7 +132,7 @@ func TestDuckDB_Parquet(t *testing.T) {
 func TestDuckDB_Grid(t *testing.T) {
 	db := MustHandDB(t)
 	ctx := context.Background()
-	f := query.Filter{FromMs: t0 + 1_234, ToMs: t0 + 56_789}
+	f := query.Filter{Range: query.Between(t0+1_234, t0+56_789)}
 	var buf bytes.Buffer
 	n, err := export.GridParquet(ctx, &buf, db, f, 1000, export.Options{})
 	if err != nil {

@@ -40,7 +40,7 @@ func ExampleGrid() {
 	}
 
 	var total float64
-	_, err = export.Grid(context.Background(), db, query.Filter{FromMs: 1_000, ToMs: 10_000}, 3_000, export.Options{},
+	_, err = export.Grid(context.Background(), db, query.Filter{Range: query.Between(1_000, 10_000)}, 3_000, export.Options{},
 		func(b *export.GridBin) error {
 			fmt.Printf("[%4.1f s, %4.1f s)  %6.1f J  coverage %.2f\n", float64(b.FromMs)/1000, float64(b.ToMs)/1000, b.Joules(), b.Coverage())
 			total += b.Joules()

@@ -11,7 +11,7 @@ import (
 
 // ErrExists is returned by WriteFile when the output exists and force is
 // not set.
-var ErrExists = errors.New("output file exists (use --force to replace it)")
+var ErrExists = errors.New("output file exists")
 
 // WriteFile creates path atomically: readers see the old file or the
 // complete new one, never a partial export. write gets a temp file in the

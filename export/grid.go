@@ -2,7 +2,6 @@ package export
 
 import (
 	"context"
-	"errors"
 
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
@@ -56,25 +55,24 @@ type plan struct {
 
 func gridPlan(ctx context.Context, db *store.DB, f query.Filter, binMs int64, opt Options) (*plan, error) {
 	if binMs <= 0 {
-		return nil, errors.New("grid bin must be at least 1 ms")
+		return nil, query.Invalid("grid bin %d ms: must be at least 1 ms", binMs)
 	}
-	f, err := f.Resolve(ctx, db)
+	p, err := query.NewPlan(ctx, db, f, opt.CPUPeriodMs)
 	if err != nil {
 		return nil, err
 	}
-	p, err := query.NewPlan(ctx, db, query.Options{Filter: f, CPUPeriodMs: opt.CPUPeriodMs, LiveUntilMs: opt.LiveUntilMs})
-	if err != nil {
-		return nil, err
+	if len(p.Series) == 0 {
+		return nil, query.Invalid("no series in %s match the filters", db.Path())
 	}
 	return &plan{Plan: p, filter: f, binMs: binMs}, nil
 }
 
 func (p *plan) run(ctx context.Context, db *store.DB, progressFn ProgressFunc, fn func(*GridBin) error) (int64, error) {
-	prog := newProgress(progressFn, countBins(p.FromMs, p.ToMs, p.binMs)*int64(len(p.Series)))
+	prog := newProgress(progressFn, countBins(p.Window.From, p.Window.To, p.binMs)*int64(len(p.Series)))
 	var b GridBin
 	for i, s := range p.Series {
 		b = GridBin{Series: s.SeriesKey, endpoint: s.Endpoint, kind: s.Kind.String()}
-		err := query.IntegrateBins(ctx, db, s.SeriesKey, p.Specs[i], p.FromMs, p.ToMs, p.binMs, func(bin query.Interval, res query.Result) error {
+		err := query.IntegrateBins(ctx, db, s.SeriesKey, p.Specs[i], p.Window, p.binMs, func(bin query.Interval, res query.Result) error {
 			b.FromMs, b.ToMs, b.Result = bin.From, bin.To, res
 			prog.add(1)
 			return fn(&b)

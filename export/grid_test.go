@@ -123,20 +123,20 @@ func TestGrid(t *testing.T) {
 		binMs int64
 	}{
 		{"WholeRecording1s", query.Filter{}, 1000},
-		{"Unaligned1s", query.Filter{FromMs: t0 + 3_333, ToMs: t0 + 41_777}, 1000},
-		{"AcrossTheGap250ms", query.Filter{FromMs: t0 + 15_000, ToMs: t0 + 30_000}, 250},
-		{"Bin7s", query.Filter{FromMs: t0 - 1_000, ToMs: t0 + 59_999}, 7000},
-		{"BinLargerThanWindow", query.Filter{FromMs: t0 + 1_500, ToMs: t0 + 2_500}, 60_000},
-		{"Bin1ms", query.Filter{FromMs: t0 + 19_900, ToMs: t0 + 20_300}, 1},
-		{"Bin30msShorterThanCPUPeriod", query.Filter{FromMs: t0 + 5_000, ToMs: t0 + 6_000}, 30},
-		{"BeyondTheRecording", query.Filter{FromMs: t0 - 30_000, ToMs: t0 + 90_000}, 10_000},
-		{"Filtered", query.Filter{FromMs: t0 + 1_000, ToMs: t0 + 50_000, Endpoints: []string{epUnix}, Devices: devs}, 2000},
+		{"Unaligned1s", query.Filter{Range: query.Between(t0+3_333, t0+41_777)}, 1000},
+		{"AcrossTheGap250ms", query.Filter{Range: query.Between(t0+15_000, t0+30_000)}, 250},
+		{"Bin7s", query.Filter{Range: query.Between(t0-1_000, t0+59_999)}, 7000},
+		{"BinLargerThanWindow", query.Filter{Range: query.Between(t0+1_500, t0+2_500)}, 60_000},
+		{"Bin1ms", query.Filter{Range: query.Between(t0+19_900, t0+20_300)}, 1},
+		{"Bin30msShorterThanCPUPeriod", query.Filter{Range: query.Between(t0+5_000, t0+6_000)}, 30},
+		{"BeyondTheRecording", query.Filter{Range: query.Between(t0-30_000, t0+90_000)}, 10_000},
+		{"Filtered", query.Filter{Range: query.Between(t0+1_000, t0+50_000), Endpoints: []string{epUnix}, Devices: devs}, 2000},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkGrid(t, db, tc.f, tc.binMs) })
 	}
 
 	t.Run("Bins", func(t *testing.T) {
-		bins := gridBins(t, db, query.Filter{FromMs: t0 + 500, ToMs: t0 + 3_200}, 1000)
+		bins := gridBins(t, db, query.Filter{Range: query.Between(t0+500, t0+3_200)}, 1000)
 		want := [][2]int64{{t0 + 500, t0 + 1000}, {t0 + 1000, t0 + 2000}, {t0 + 2000, t0 + 3000}, {t0 + 3000, t0 + 3200}}
 		if len(bins) != 8*len(want) {
 			t.Fatalf("%d bins, want %d", len(bins), 8*len(want))
@@ -151,7 +151,7 @@ func TestGrid(t *testing.T) {
 	t.Run("Unobserved", func(t *testing.T) {
 		// The GPU stream is down from 20 s to 25 s: nothing observed, no
 		// energy, no average.
-		for _, b := range gridBins(t, db, query.Filter{FromMs: t0 + 21_000, ToMs: t0 + 24_000, Endpoints: []string{epTCP}}, 1000) {
+		for _, b := range gridBins(t, db, query.Filter{Range: query.Between(t0+21_000, t0+24_000), Endpoints: []string{epTCP}}, 1000) {
 			_, ok := b.AvgW()
 			if b.Series.Kind == store.KindGPU && (b.EnergyUJ != 0 || b.Coverage() != 0 || ok) {
 				t.Errorf("%s in the gap: %+v, want nothing", seriesName(b.Series), b.Result)
@@ -173,7 +173,7 @@ func TestGrid(t *testing.T) {
 		// A fixed period reaches the plan: the bins still sum to Energy
 		// with the same period.
 		ctx := context.Background()
-		f := query.Filter{FromMs: t0 + 1_000, ToMs: t0 + 9_000}
+		f := query.Filter{Range: query.Between(t0+1_000, t0+9_000)}
 		var sum int64
 		_, err := export.Grid(ctx, db, f, 1000, export.Options{CPUPeriodMs: 250}, func(b *export.GridBin) error {
 			sum += b.EnergyUJ
@@ -195,21 +195,22 @@ func TestGrid(t *testing.T) {
 // TestGrid_Simulator checks the grid of a real recording against query.
 func TestGrid_Simulator(t *testing.T) {
 	db := recordSimulator(t, simulator.FormatSample, 400)
-	from, to, err := query.Span(context.Background(), db)
+	plan, err := query.NewPlan(context.Background(), db, query.Filter{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	from, to := plan.Window.From, plan.Window.To
 	for _, binMs := range []int64{1, 7, 100, 1000} {
 		t.Run(fmt.Sprint(binMs, "ms"), func(t *testing.T) {
 			checkGrid(t, db, query.Filter{}, binMs)
-			checkGrid(t, db, query.Filter{FromMs: from + (to-from)/3, ToMs: to - (to-from)/5}, binMs)
+			checkGrid(t, db, query.Filter{Range: query.Between(from+(to-from)/3, to-(to-from)/5)}, binMs)
 		})
 	}
 }
 
 func TestGridParquet(t *testing.T) {
 	db := MustHandDB(t)
-	f := query.Filter{FromMs: t0 + 17_250, ToMs: t0 + 33_000}
+	f := query.Filter{Range: query.Between(t0+17_250, t0+33_000)}
 	var want []gridRow
 	for _, b := range gridBins(t, db, f, 500) {
 		avg, ok := b.AvgW()
@@ -267,8 +268,8 @@ func TestGridParquet(t *testing.T) {
 		BinMs  int64 `json:"bin_ms"`
 	}
 	mustJSON(t, af.meta, export.MetaWindow, &window)
-	if window.FromMs != f.FromMs || window.ToMs != f.ToMs || window.BinMs != 500 {
-		t.Errorf("window %+v, want %d → %d by 500 ms", window, f.FromMs, f.ToMs)
+	if window.FromMs != f.Range.From.Ms || window.ToMs != f.Range.To.Ms || window.BinMs != 500 {
+		t.Errorf("window %+v, want %d → %d by 500 ms", window, f.Range.From.Ms, f.Range.To.Ms)
 	}
 	for _, key := range []string{export.MetaRules, export.MetaEndpoints, export.MetaClock, export.MetaSessions, export.MetaGaps, export.MetaVersion, export.MetaColumns} {
 		if af.meta[key] == "" {

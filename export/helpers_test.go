@@ -105,14 +105,13 @@ type row struct {
 func storeRows(tb testing.TB, db *store.DB, f query.Filter) []row {
 	tb.Helper()
 	ctx := context.Background()
-	series, err := f.Series(ctx, db)
+	plan, err := query.NewPlan(ctx, db, f, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	from, to := f.Range()
 	var out []row
-	for _, s := range series {
-		err := db.Scan(ctx, s.SeriesKey, from, to, func(r *store.Reading) error {
+	for _, s := range plan.Series {
+		err := db.Scan(ctx, s.SeriesKey, plan.Range.From, plan.Range.To, func(r *store.Reading) error {
 			out = append(out, row{r.TimeMs, r.DaemonMs, r.Endpoint, r.Kind.String(), r.Device, float64(r.MilliWatts) / 1000, r.Seed})
 			return nil
 		})

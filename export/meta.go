@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
-	"strconv"
 
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
@@ -43,16 +41,6 @@ const (
 	TableGrid     = "grid"
 )
 
-var readingColumns = map[string]string{
-	"time":           "clock-corrected time of the reading (UTC, ms): the daemon's time + its clock offset",
-	"daemon_time_ms": "the daemon's own timestamp, Unix ms, as sent",
-	"endpoint":       "the zeusd endpoint (host:port or socket path)",
-	"kind":           "gpu, cpu (package) or dram",
-	"device":         "device index on the endpoint",
-	"power_w":        "power in watts (zeusd's milliwatts / 1000); gpu: holds until the next reading; cpu/dram: average over the poll period that ended at time",
-	"seed":           "true for values read with get_power at a (re)connect rather than streamed",
-}
-
 var gridColumns = map[string]string{
 	"time":        "bin start (UTC, ms); bins are aligned to multiples of bin_ms since the Unix epoch, clipped to the window",
 	"bin_ms":      "bin length in ms (shorter for a bin clipped by the window's edges)",
@@ -65,9 +53,9 @@ var gridColumns = map[string]string{
 	"samples":     "readings stamped inside the bin",
 }
 
-// metadata gathers the key-value metadata of an export of series under
-// filter f. plan is nil when no series matched.
-func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, series []store.SeriesStats, plan *query.Plan, opt Options, binMs int64) (map[string]string, error) {
+// metadata gathers the key-value metadata of an export of plan's series
+// under filter f.
+func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, plan *query.Plan, opt Options, binMs int64) (map[string]string, error) {
 	m := map[string]string{MetaTable: table}
 	if opt.Version != "" {
 		m[MetaVersion] = opt.Version
@@ -80,32 +68,33 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, s
 		m[key] = string(b)
 		return nil
 	}
-	cols := readingColumns
+	cols := rawDescriptions()
 	if table == TableGrid {
 		cols = gridColumns
 	}
 	if err := put(MetaColumns, cols); err != nil {
 		return nil, err
 	}
-	if err := put(MetaFilter, filterJSON(f)); err != nil {
+	if err := put(MetaFilter, filterJSON(f, plan.Range)); err != nil {
 		return nil, err
 	}
-	if plan != nil {
-		w := map[string]any{"from_ms": plan.FromMs, "to_ms": plan.ToMs, "from": query.FormatTime(plan.FromMs), "to": query.FormatTime(plan.ToMs)}
+	if len(plan.Series) > 0 {
+		win := plan.Window
+		w := map[string]any{"from_ms": win.From, "to_ms": win.To, "from": query.FormatTime(win.From), "to": query.FormatTime(win.To)}
 		if binMs > 0 {
 			w["bin_ms"] = binMs
 		}
 		if err := put(MetaWindow, w); err != nil {
 			return nil, err
 		}
-		m[MetaRules] = plan.Rules()
+		m[MetaRules] = plan.RulesLine()
 		type period struct {
 			PeriodMs int64 `json:"period_ms"`
 			Inferred bool  `json:"inferred"`
 		}
 		periods := map[string]period{}
-		for name, p := range plan.Periods {
-			periods[name] = period{p, plan.Inferred[name]}
+		for name, r := range plan.Rules() {
+			periods[name] = period{r.PeriodMs, r.Inferred}
 		}
 		if err := put(MetaCPUPeriods, periods); err != nil {
 			return nil, err
@@ -145,15 +134,12 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, s
 		return nil, err
 	}
 	wanted := map[string]bool{}
-	for _, s := range series {
+	for _, s := range plan.Series {
 		wanted[s.Endpoint] = true
 	}
 	// What the window needs: estimates taken in it and the one in force
 	// at its start; sessions and gaps that overlap it.
-	from, to := f.Range()
-	if plan != nil {
-		from, to = plan.FromMs, plan.ToMs
-	}
+	from, to := plan.Window.From, plan.Window.To
 	limit := max(256, metaListBudget/max(1, len(wanted)))
 	thinned := func(list string, ep string, total int) {
 		if total > limit {
@@ -215,13 +201,13 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, s
 	return m, nil
 }
 
-// filterJSON is the JSON form of the export's filters; unset parts are
-// left out.
-func filterJSON(f query.Filter) map[string]any {
+// filterJSON is the JSON form of the export's filters, with the time
+// range resolved (rng); unset parts are left out.
+func filterJSON(f query.Filter, rng query.Interval) map[string]any {
 	out := map[string]any{}
-	if from, to := f.Range(); from != math.MinInt64 || to != math.MaxInt64 {
-		out["from_ms"], out["to_ms"] = from, to
-		out["from"], out["to"] = query.FormatTime(from), query.FormatTime(to)
+	if rng != query.All {
+		out["from_ms"], out["to_ms"] = rng.From, rng.To
+		out["from"], out["to"] = query.FormatTime(rng.From), query.FormatTime(rng.To)
 	}
 	if len(f.Endpoints) > 0 {
 		out["endpoints"] = f.Endpoints
@@ -229,11 +215,7 @@ func filterJSON(f query.Filter) map[string]any {
 	if len(f.Devices) > 0 {
 		var devs []string
 		for _, d := range f.Devices {
-			s := d.Kind.String()
-			if !d.AnyDevice {
-				s += ":" + strconv.Itoa(int(d.Device))
-			}
-			devs = append(devs, s)
+			devs = append(devs, d.String())
 		}
 		out["devices"] = devs
 	}

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"context"
 	"math"
 
 	"github.com/wattrec/wattrec/query"
@@ -23,10 +22,10 @@ const progressEvery = 16 << 10
 // every few thousand rows; the last call has done == total.
 type ProgressFunc func(done, total int64)
 
-// Options tune Parquet, CSV and grid exports. The zero value works: no
-// version in the metadata, no progress, DefaultRowGroupRows, CPU periods
-// inferred as query does. It travels as JSON (Progress excepted), e.g.
-// in a control socket request.
+// Options tune the exports. The zero value works: no version in the
+// metadata, no progress, DefaultRowGroupRows, CPU periods inferred as
+// query does. It travels as JSON (Progress excepted), e.g. in a control
+// socket request.
 type Options struct {
 	// Version is the wattrec version recorded in the file's metadata.
 	Version string `json:"version,omitempty"`
@@ -35,12 +34,9 @@ type Options struct {
 	// RowGroupRows caps the rows of a Parquet row group; zero means
 	// DefaultRowGroupRows.
 	RowGroupRows int64 `json:"row_group_rows,omitempty"`
-	// CPUPeriodMs fixes the CPU/DRAM poll period of the integration rules
-	// (query's --cpu-period); zero means infer it per series.
+	// CPUPeriodMs fixes the CPU/DRAM poll period of the integration rules;
+	// zero means infer it per series.
 	CPUPeriodMs int64 `json:"cpu_period_ms,omitempty"`
-	// LiveUntilMs, when set, extends open sessions (a recorder still
-	// running) to this time, as query.Options.LiveUntilMs does.
-	LiveUntilMs int64 `json:"live_until_ms,omitempty"`
 }
 
 func (o Options) rowGroupRows() int64 {
@@ -80,10 +76,11 @@ func (p *progress) finish() {
 	}
 }
 
-// estimateRows estimates how many readings of series fall in [from, to):
-// each series' count, scaled by the part of its time span the range
-// covers (readings are spread about evenly in time).
-func estimateRows(series []store.SeriesStats, from, to int64) int64 {
+// estimateRows estimates how many readings of series fall in iv: each
+// series' count, scaled by the part of its time span iv covers
+// (readings are spread about evenly in time).
+func estimateRows(series []store.SeriesStats, iv query.Interval) int64 {
+	from, to := iv.From, iv.To
 	var n float64
 	for _, s := range series {
 		if from <= s.FirstMs && s.LastMs < to {
@@ -97,14 +94,4 @@ func estimateRows(series []store.SeriesStats, from, to int64) int64 {
 		n += float64(s.Readings) * float64(hi-lo) / float64(s.LastMs+1-s.FirstMs)
 	}
 	return int64(math.Round(n))
-}
-
-// resolve applies Filter.Resolve and lists the series that pass f.
-func resolve(ctx context.Context, db *store.DB, f query.Filter) (query.Filter, []store.SeriesStats, error) {
-	f, err := f.Resolve(ctx, db)
-	if err != nil {
-		return f, nil, err
-	}
-	series, err := f.Series(ctx, db)
-	return f, series, err
 }

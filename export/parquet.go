@@ -16,8 +16,8 @@ import (
 // writer.
 const chunkRows = 4096
 
-// readingRow is one row of the raw table. The struct tags are the file's
-// schema (see Parquet).
+// readingRow is one row of the raw table (rawColumns, in order). The
+// struct tags are the file's schema (see Parquet).
 type readingRow struct {
 	Time         int64   `parquet:"time,timestamp(millisecond:utc),delta"`
 	DaemonTimeMs int64   `parquet:"daemon_time_ms,delta"`
@@ -81,24 +81,17 @@ func newWriter[T any](w io.Writer, opt Options, meta map[string]string) (pw *par
 // a valid Parquet file, and WriteFile removes it. It returns the number
 // of rows written.
 func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Options) (int64, error) {
-	f, series, err := resolve(ctx, db, f)
+	plan, err := query.NewPlan(ctx, db, f, opt.CPUPeriodMs)
 	if err != nil {
 		return 0, err
 	}
-	var plan *query.Plan
-	if len(series) > 0 {
-		if plan, err = query.NewPlan(ctx, db, query.Options{Filter: f, CPUPeriodMs: opt.CPUPeriodMs, LiveUntilMs: opt.LiveUntilMs}); err != nil {
-			return 0, err
-		}
-	}
-	meta, err := metadata(ctx, db, TableReadings, f, series, plan, opt, 0)
+	meta, err := metadata(ctx, db, TableReadings, f, plan, opt, 0)
 	if err != nil {
 		return 0, err
 	}
 	pw, release := newWriter[readingRow](w, opt, meta)
 	defer release()
-	from, to := f.Range()
-	prog := newProgress(opt.Progress, estimateRows(series, from, to))
+	prog := newProgress(opt.Progress, estimateRows(plan.Series, plan.Range))
 	buf := make([]readingRow, 0, chunkRows)
 	flush := func() error {
 		if len(buf) == 0 {
@@ -111,9 +104,9 @@ func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt
 		buf = buf[:0]
 		return nil
 	}
-	for _, s := range series {
+	for _, s := range plan.Series {
 		endpoint, kind, device := s.Endpoint, s.Kind.String(), s.Device
-		err := db.Scan(ctx, s.SeriesKey, from, to, func(r *store.Reading) error {
+		err := db.Scan(ctx, s.SeriesKey, plan.Range.From, plan.Range.To, func(r *store.Reading) error {
 			buf = append(buf, readingRow{
 				Time: r.TimeMs, DaemonTimeMs: r.DaemonMs, Endpoint: endpoint, Kind: kind, Device: device,
 				PowerW: float64(r.MilliWatts) / 1000, Seed: r.Seed,
@@ -163,7 +156,7 @@ func GridParquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter,
 	if err != nil {
 		return 0, err
 	}
-	meta, err := metadata(ctx, db, TableGrid, plan.filter, plan.Series, plan.Plan, opt, binMs)
+	meta, err := metadata(ctx, db, TableGrid, plan.filter, plan.Plan, opt, binMs)
 	if err != nil {
 		return 0, err
 	}

@@ -281,11 +281,11 @@ func TestParquet_Filter(t *testing.T) {
 		name string
 		f    query.Filter
 	}{
-		{"Window", query.Filter{FromMs: t0 + 12_345, ToMs: t0 + 31_000}},
+		{"Window", query.Filter{Range: query.Between(t0+12_345, t0+31_000)}},
 		{"Endpoint", query.Filter{Endpoints: []string{epUnix}}},
 		{"Devices", query.Filter{Devices: devs}},
-		{"All", query.Filter{FromMs: t0 + 10_000, ToMs: t0 + 40_000, Endpoints: []string{epTCP}, Devices: devs}},
-		{"NothingInWindow", query.Filter{FromMs: t0 - 10_000, ToMs: t0 - 5_000}},
+		{"All", query.Filter{Range: query.Between(t0+10_000, t0+40_000), Endpoints: []string{epTCP}, Devices: devs}},
+		{"NothingInWindow", query.Filter{Range: query.Between(t0-10_000, t0-5_000)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := storeRows(t, db, tc.f)
@@ -297,8 +297,8 @@ func TestParquet_Filter(t *testing.T) {
 			diffRows(t, af.rows(t), want)
 			var filter map[string]any
 			mustJSON(t, af.meta, export.MetaFilter, &filter)
-			if tc.f.FromMs != 0 && filter["from_ms"] != float64(tc.f.FromMs) {
-				t.Errorf("filter metadata %v lacks from_ms %d", filter, tc.f.FromMs)
+			if tc.f.Range.From.Ms != 0 && filter["from_ms"] != float64(tc.f.Range.From.Ms) {
+				t.Errorf("filter metadata %v lacks from_ms %d", filter, tc.f.Range.From.Ms)
 			}
 			if tc.f.Devices != nil && !slices.Equal(anyStrings(filter["devices"]), []string{"gpu:1", "cpu:0"}) {
 				t.Errorf("filter metadata %v, want devices gpu:1, cpu:0", filter)
@@ -384,9 +384,9 @@ func TestParquet_MetadataWindow(t *testing.T) {
 		clocks, sessions, nGaps int
 		firstClockMs            int64
 	}{
-		{"AfterTheGap", query.Filter{FromMs: t0 + 25_000, ToMs: t0 + 35_000}, 1, 2, 0, t0 + 20_000},
-		{"OverTheGap", query.Filter{FromMs: t0 + 19_000, ToMs: t0 + 45_000}, 3, 3, 1, t0},
-		{"BeforeTheFirstEstimate", query.Filter{FromMs: t0 - 1_000, ToMs: t0 + 1_000}, 1, 2, 0, t0},
+		{"AfterTheGap", query.Filter{Range: query.Between(t0+25_000, t0+35_000)}, 1, 2, 0, t0 + 20_000},
+		{"OverTheGap", query.Filter{Range: query.Between(t0+19_000, t0+45_000)}, 3, 3, 1, t0},
+		{"BeforeTheFirstEstimate", query.Filter{Range: query.Between(t0-1_000, t0+1_000)}, 1, 2, 0, t0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data, _ := exportParquet(t, db, tc.f, export.Options{})

@@ -23,7 +23,7 @@ func TestOptions_Progress(t *testing.T) {
 			return export.Parquet(ctx, io.Discard, db, query.Filter{}, opt)
 		},
 		"ParquetWindow": func(opt export.Options) (int64, error) {
-			return export.Parquet(ctx, io.Discard, db, query.Filter{FromMs: t0 + 60_000, ToMs: t0 + 300_000}, opt)
+			return export.Parquet(ctx, io.Discard, db, query.Filter{Range: query.Between(t0+60_000, t0+300_000)}, opt)
 		},
 		"CSV": func(opt export.Options) (int64, error) { return export.CSV(ctx, io.Discard, db, query.Filter{}, opt) },
 		"GridParquet": func(opt export.Options) (int64, error) {

@@ -2,8 +2,8 @@ package query
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -19,22 +19,30 @@ const (
 	ByTotal    = "total"
 )
 
-// DefaultCPUPeriodMs is zeusd's default CPU poll period (10 Hz), used when
-// a series has too few readings to infer its own.
-const DefaultCPUPeriodMs = 100
+// Integration methods of a report.
+const (
+	MethodHold      = "hold"      // the rules (RulesText): exact
+	MethodTrapezoid = "trapezoid" // linear interpolation between readings, for comparison
+	MethodCompare   = "compare"   // both, with their relative difference
+)
+
+// Methods and Groupings list the valid Options.Method and Options.By.
+var (
+	Methods   = []string{MethodHold, MethodTrapezoid, MethodCompare}
+	Groupings = []string{ByDevice, ByEndpoint, ByKind, ByTotal}
+)
 
 // Options describe an energy query.
 type Options struct {
-	Filter      Filter // series, and the window [FromMs, ToMs); zero = the whole recording
+	Filter      Filter // the series, and the time range; zero = the whole recording
 	By          string // ByDevice (default), ByEndpoint, ByKind or ByTotal
 	EveryMs     int64  // bucket width; 0 = one bucket for the whole window
 	CPUPeriodMs int64  // CPU/DRAM poll period; 0 = infer it per series
-	// LiveUntilMs, when set, extends open sessions (a recorder still
-	// running) to this time instead of their last commit.
-	LiveUntilMs int64
 	// Window names a mark: the report has one set of rows per instance of
-	// it (clipped to the filter's window, if any) and one for their sum.
+	// it (clipped to the filter's time range, if any) and one for their sum.
 	Window string
+	Method string // MethodHold (default), MethodTrapezoid or MethodCompare
+	Format string // for Print: FormatTable (default), FormatJSON or FormatCSV
 }
 
 // Row is one group in one bucket.
@@ -56,37 +64,59 @@ type Row struct {
 type Report struct {
 	FromMs, ToMs int64
 	By           string
-	Periods      map[string]int64 // CPU/DRAM series → the poll period used (ms)
-	Inferred     map[string]bool  // whether that period was inferred from the data
-	Rows         []Row            // per bucket: the groups, then a total row (ByDevice, ByEndpoint, ByKind)
-	Window       string           // the mark the buckets are instances of, if any
-	Warnings     []string         // integral and counter disagree, ...
+	Rules        map[string]Rule // CPU/DRAM series → the rule used (its poll period)
+	Rows         []Row           // per bucket: the groups, then a total row (ByDevice, ByEndpoint, ByKind)
+	Window       string          // the mark the buckets are instances of, if any
+	Compare      bool            // rows carry the trapezoid integral beside the exact one
+	Warnings     []string        // integral and counter disagree, ...
 }
 
 // CounterTolerance is the relative disagreement between integrated energy
 // and a hardware counter delta above which a report warns.
 const CounterTolerance = 0.02
 
+// Print runs the energy query opt on db and writes the report to w in
+// opt.Format.
+func Print(ctx context.Context, w io.Writer, db *store.DB, opt Options) error {
+	if !slices.Contains([]string{"", FormatTable, FormatJSON, FormatCSV}, opt.Format) {
+		return Invalid("format %q: want table, json or csv", opt.Format)
+	}
+	rep, err := Energy(ctx, db, opt)
+	if err != nil {
+		return err
+	}
+	return rep.Write(w, opt.Format)
+}
+
 // Energy integrates every series that passes opt.Filter over the window
-// (or each bucket of it) by the integration rules (see Integrator).
+// (or each bucket of it) by the integration rules (see Rule).
 func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err error) {
 	if opt.By == "" {
 		opt.By = ByDevice
 	}
-	if !slices.Contains([]string{ByDevice, ByEndpoint, ByKind, ByTotal}, opt.By) {
-		return nil, fmt.Errorf("group by %q: want device, endpoint, kind or total", opt.By)
+	if !slices.Contains(Groupings, opt.By) {
+		return nil, Invalid("group by %q: want device, endpoint, kind or total", opt.By)
 	}
-	if opt.EveryMs < 0 || opt.CPUPeriodMs < 0 {
-		return nil, errors.New("bucket width and CPU period must be positive")
+	if opt.Method == "" {
+		opt.Method = MethodHold
 	}
-	plan, err := NewPlan(ctx, db, opt)
+	if !slices.Contains(Methods, opt.Method) {
+		return nil, Invalid("method %q: want hold, trapezoid or compare", opt.Method)
+	}
+	if opt.EveryMs < 0 {
+		return nil, Invalid("bucket width %d ms: must be positive", opt.EveryMs)
+	}
+	plan, err := NewPlan(ctx, db, opt.Filter, opt.CPUPeriodMs)
 	if err != nil {
 		return nil, err
 	}
+	if len(plan.Series) == 0 {
+		return nil, Invalid("no series in %s match the filters", db.Path())
+	}
 	series, specs := plan.Series, plan.Specs
-	rep = &Report{By: opt.By, FromMs: plan.FromMs, ToMs: plan.ToMs, Periods: plan.Periods, Inferred: plan.Inferred}
+	rep = &Report{By: opt.By, FromMs: plan.Window.From, ToMs: plan.Window.To, Rules: plan.Rules(), Compare: opt.Method == MethodCompare}
 
-	windows, labels, err := reportWindows(ctx, db, opt, rep)
+	windows, labels, err := reportWindows(ctx, db, opt, plan, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +127,7 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 		var order []string
 		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: labels[w], Group: "total"}
 		for i, s := range series {
-			res, err := integrateSeriesFast(ctx, db, s.SeriesKey, specs[i], bucket)
+			res, err := integrateSeries(ctx, db, s.SeriesKey, specs[i], bucket)
 			if err != nil {
 				return nil, err
 			}
@@ -141,6 +171,11 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 	}
 	for _, key := range sumOrder {
 		rep.Rows = append(rep.Rows, *sums[key])
+	}
+	if opt.Method == MethodTrapezoid {
+		for i := range rep.Rows {
+			rep.Rows[i].EnergyUJ = int64(math.Round(rep.Rows[i].TrapezoidUJ))
+		}
 	}
 	return rep, nil
 }
@@ -187,13 +222,13 @@ func (r Row) CounterRatio() float64 {
 // reportWindows returns the windows to integrate and their labels: the
 // instances of opt.Window (clipped to the filter's window when it has
 // one), or the buckets of the report's window.
-func reportWindows(ctx context.Context, db *store.DB, opt Options, rep *Report) ([]Interval, []string, error) {
+func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, rep *Report) ([]Interval, []string, error) {
 	if opt.Window == "" {
-		ws := buckets(rep.FromMs, rep.ToMs, opt.EveryMs)
+		ws := buckets(plan.Window, opt.EveryMs)
 		return ws, make([]string, len(ws)), nil
 	}
 	if opt.EveryMs != 0 {
-		return nil, nil, errors.New("a window report has one row set per instance: drop the bucket width")
+		return nil, nil, Invalid("a window report has one row set per instance: drop the bucket width")
 	}
 	marks, err := db.Marks(ctx, opt.Window)
 	if err != nil {
@@ -213,23 +248,19 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, rep *Report) 
 			}
 		}
 		if len(have) == 0 {
-			return nil, nil, fmt.Errorf("no window named %q: %s has no marks", opt.Window, db.Path())
+			return nil, nil, Invalid("no window named %q: %s has no marks", opt.Window, db.Path())
 		}
-		return nil, nil, fmt.Errorf("no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
+		return nil, nil, Invalid("no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
 	}
 	rep.Window = opt.Window
-	clipTo := Interval{math.MinInt64, math.MaxInt64}
-	if f := opt.Filter; f.FromMs != 0 || f.ToMs != 0 || f.FromStart || f.ToEnd {
-		clipTo = Interval{rep.FromMs, rep.ToMs}
-	}
 	var ws []Interval
 	var labels []string
 	for i, m := range marks {
 		end := m.EndMs
 		if m.Open { // still running: up to the end of the data
-			end = max(rep.ToMs, opt.LiveUntilMs)
+			end = plan.Window.To
 		}
-		w := clip(Interval{m.BeginMs, end}, clipTo)
+		w := clip(Interval{m.BeginMs, end}, plan.Range)
 		if w.Len() == 0 {
 			continue
 		}
@@ -237,7 +268,7 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, rep *Report) 
 		labels = append(labels, fmt.Sprintf("%s #%d", m.Name, i+1))
 	}
 	if len(ws) == 0 {
-		return nil, nil, fmt.Errorf("no instance of window %q overlaps %s → %s", opt.Window, FormatTime(rep.FromMs), FormatTime(rep.ToMs))
+		return nil, nil, Invalid("no instance of window %q overlaps %s → %s", opt.Window, FormatTime(rep.FromMs), FormatTime(rep.ToMs))
 	}
 	rep.FromMs, rep.ToMs = ws[0].From, ws[0].To
 	for _, w := range ws {
@@ -278,14 +309,14 @@ const (
 // no comparison when the counter went down (driver reload, daemon
 // restart), when a reading's round trip was slow, or when the recording
 // does not cover the readings' whole interval.
-func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Series, window Interval) (counterResult, error) {
+func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) (counterResult, error) {
 	br, err := db.CounterBracket(ctx, k, window.From, window.To)
 	if err != nil || !br.Complete() || br.End.EnergyUJ < br.Start.EnergyUJ || br.End.TakenMs <= br.Start.TakenMs ||
 		br.Start.RTTUs > counterMaxRTTUs || br.End.RTTUs > counterMaxRTTUs {
 		return counterResult{}, err
 	}
 	span := Interval{br.Start.TakenMs, br.End.TakenMs}
-	res, err := integrateSeriesFast(ctx, db, k, spec, span)
+	res, err := integrateSeries(ctx, db, k, spec, span)
 	if err != nil || res.Coverage() < counterMinCoverage {
 		return counterResult{}, err
 	}
@@ -301,123 +332,14 @@ func (r Row) AvgW() float64 {
 	return float64(r.EnergyUJ) / float64(r.ValuedMs) / 1000 * float64(r.Series)
 }
 
-// integrateSeries is the reference for integrateSeriesFast, which the
-// reports use: the same Result from every reading, decoded one by one.
-// It runs one Integrator over window: the carry-in reading
-// before the window, then every reading that can cover part of it.
-func integrateSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Series, window Interval) (Result, error) {
-	it := NewIntegrator(spec, window)
-	carry, ok, err := db.Before(ctx, k, window.From)
-	if err != nil {
-		return Result{}, err
-	}
-	if ok {
-		it.Add(Point{carry.TimeMs, carry.MilliWatts})
-	}
-	// A backward value stamped up to one period after the window still
-	// covers its end.
-	err = db.Scan(ctx, k, window.From, window.To+spec.PeriodMs+1, func(r *store.Reading) error {
-		it.Add(Point{r.TimeMs, r.MilliWatts})
-		return nil
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	return it.Result(), nil
-}
-
-// inferPeriod finds a CPU series' poll period: the most common positive
-// spacing of daemon timestamps among its first readings from near the
-// window (zeusd sends CPU values on change, which real RAPL readings
-// almost always are, so most spacings are one period). 0 means too few
-// readings to tell.
-func inferPeriod(ctx context.Context, db *store.DB, k store.SeriesKey, from int64) (int64, error) {
-	const want = 512
-	counts := map[int64]int{}
-	prev, n := int64(math.MinInt64), 0
-	errEnough := errors.New("enough")
-	scan := func(start int64) error {
-		err := db.Scan(ctx, k, start, math.MaxInt64, func(r *store.Reading) error {
-			if r.Seed {
-				return nil
-			}
-			if d := r.DaemonMs - prev; prev != math.MinInt64 && d > 0 && d <= 10_000 {
-				counts[d]++
-				n++
-			}
-			prev = r.DaemonMs
-			if n >= want {
-				return errEnough
-			}
-			return nil
-		})
-		if errors.Is(err, errEnough) {
-			return nil
-		}
-		return err
-	}
-	if err := scan(from - 60_000); err != nil {
-		return 0, err
-	}
-	if n < 8 { // too little near the window: use the whole series
-		clear(counts)
-		prev, n = math.MinInt64, 0
-		if err := scan(math.MinInt64); err != nil {
-			return 0, err
-		}
-	}
-	if n < 3 {
-		return 0, nil
-	}
-	best, bestN := int64(0), 0
-	for d, c := range counts {
-		if c > bestN || (c == bestN && d < best) {
-			best, bestN = d, c
-		}
-	}
-	return best, nil
-}
-
-// recordingSpan is the span of the stream sessions of the series (outside
-// them nothing holds), or of their readings when no session is stored.
-func recordingSpan(series []store.SeriesStats, sessions map[string]map[store.Stream][]Interval) (from, to int64) {
-	from, to = math.MaxInt64, math.MinInt64
-	for _, s := range series {
-		for _, ses := range sessions[s.Endpoint][store.StreamOf(s.Kind)] {
-			from, to = min(from, ses.From), max(to, ses.To)
-		}
-	}
-	if from < to {
-		return from, to
-	}
-	for _, s := range series {
-		from, to = min(from, s.FirstMs), max(to, s.LastMs+1)
-	}
-	return from, to
-}
-
-// buckets splits [from, to) at multiples of every (aligned to the Unix
-// epoch, so 1m buckets start on the minute).
-func buckets(from, to, every int64) []Interval {
-	if every <= 0 {
-		return []Interval{{from, to}}
-	}
+// buckets splits window at multiples of every since the Unix epoch (so
+// 1m buckets start on the minute); every <= 0 means one bucket.
+func buckets(window Interval, every int64) []Interval {
 	var out []Interval
-	start := from
-	for start < to {
-		next := (start/every + 1) * every
-		if start < 0 && start%every != 0 {
-			next = (start / every) * every
-		}
-		next = min(next, to)
-		out = append(out, Interval{start, next})
-		start = next
+	for b := (binner{at: window.From, to: window.To, every: every}); !b.done(); {
+		out = append(out, b.next())
 	}
 	return out
-}
-
-func seriesName(k store.SeriesKey) string {
-	return fmt.Sprintf("%s %s:%d", k.Endpoint, k.Kind, k.Device)
 }
 
 func groupKey(k store.SeriesKey, by string) string {
@@ -430,40 +352,4 @@ func groupKey(k store.SeriesKey, by string) string {
 		return "total"
 	}
 	return seriesName(k)
-}
-
-// UseTrapezoid replaces each row's energy with its trapezoid integral, for
-// --method trapezoid.
-func (rep *Report) UseTrapezoid() {
-	for i := range rep.Rows {
-		rep.Rows[i].EnergyUJ = int64(math.Round(rep.Rows[i].TrapezoidUJ))
-	}
-}
-
-// Span returns the first and last millisecond (exclusive) of the
-// recording: its readings and stream sessions.
-func Span(ctx context.Context, db *store.DB) (from, to int64, err error) {
-	series, err := db.Series(ctx, "", false)
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(series) == 0 {
-		return 0, 0, fmt.Errorf("%s holds no readings", db.Path())
-	}
-	sessions := map[string]map[store.Stream][]Interval{}
-	for _, s := range series {
-		if sessions[s.Endpoint] != nil {
-			continue
-		}
-		all, err := db.Sessions(ctx, s.Endpoint)
-		if err != nil {
-			return 0, 0, err
-		}
-		sessions[s.Endpoint] = map[store.Stream][]Interval{}
-		for _, ses := range all {
-			sessions[s.Endpoint][ses.Stream] = append(sessions[s.Endpoint][ses.Stream], Interval{ses.Start, ses.End})
-		}
-	}
-	from, to = recordingSpan(series, sessions)
-	return from, to, nil
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
 // Output formats of a report.
@@ -21,9 +20,10 @@ const (
 )
 
 // Write renders the report as FormatTable, FormatJSON or FormatCSV. With
-// compare set, rows also carry the trapezoid integral and its relative
+// Compare set, rows also carry the trapezoid integral and its relative
 // difference from the exact (hold) integral.
-func (rep *Report) Write(w io.Writer, format string, compare bool) error {
+func (rep *Report) Write(w io.Writer, format string) error {
+	compare := rep.Compare
 	switch format {
 	case FormatTable, "":
 		return rep.writeTable(w, compare)
@@ -32,7 +32,7 @@ func (rep *Report) Write(w io.Writer, format string, compare bool) error {
 	case FormatCSV:
 		return rep.writeCSV(w, compare)
 	}
-	return fmt.Errorf("format %q: want table, json or csv", format)
+	return Invalid("format %q: want table, json or csv", format)
 }
 
 func (rep *Report) hasCounters() bool {
@@ -43,30 +43,17 @@ func (rep *Report) bucketed() bool {
 	return len(rep.Rows) > 0 && (rep.Rows[0].FromMs != rep.FromMs || rep.Rows[len(rep.Rows)-1].ToMs != rep.ToMs || rep.Rows[0].ToMs != rep.ToMs)
 }
 
-// Rules describes the integration rules used, for the report's header.
-func (rep *Report) Rules() string {
-	var b strings.Builder
-	b.WriteString("GPU: a value holds until the next reading; CPU/DRAM: a value covers the poll period before it and holds until the next period; never across a gap")
-	periods := map[string][]string{}
-	for name, p := range rep.Periods {
-		how := "inferred"
-		if !rep.Inferred[name] {
-			how = "assumed"
-		}
-		key := fmt.Sprintf("%s %s", time.Duration(p)*time.Millisecond, how)
-		periods[key] = append(periods[key], name)
+// RulesLine describes the integration rules used in one line, for the
+// report's header.
+func (rep *Report) RulesLine() string { return RulesSummary() + periodsLine(rep.Rules) }
+
+// periods maps each CPU/DRAM series to its poll period (ms).
+func (rep *Report) periods() map[string]int64 {
+	out := map[string]int64{}
+	for name, r := range rep.Rules {
+		out[name] = r.PeriodMs
 	}
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range periods {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, k := range keys {
-		fmt.Fprintf(&b, "; CPU period %s (%d series)", k, len(periods[k]))
-	}
-	return b.String()
+	return out
 }
 
 func diffPct(r Row) float64 {
@@ -81,7 +68,7 @@ func (rep *Report) writeTable(w io.Writer, compare bool) error {
 	if rep.Window != "" {
 		fmt.Fprintf(w, ", instances of %q", rep.Window)
 	}
-	fmt.Fprintf(w, "\nrules  %s\n\n", rep.Rules())
+	fmt.Fprintf(w, "\nrules  %s\n\n", rep.RulesLine())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	bucketed, counters := rep.bucketed() && rep.Window == "", rep.hasCounters()
 	header := []string{"group", "joules"}
@@ -174,7 +161,7 @@ func (rep *Report) writeJSON(w io.Writer, compare bool) error {
 		Window   string           `json:"window,omitempty"`
 		Rows     []jsonRow        `json:"rows"`
 		Warnings []string         `json:"warnings,omitempty"`
-	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.Rules(), Periods: rep.Periods,
+	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.RulesLine(), Periods: rep.periods(),
 		Window: rep.Window, Warnings: rep.Warnings}
 	for _, r := range rep.Rows {
 		jr := jsonRow{From: FormatTime(r.FromMs), To: FormatTime(r.ToMs), Group: r.Group, Joules: r.Joules(), EnergyUJ: r.EnergyUJ,

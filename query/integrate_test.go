@@ -7,7 +7,7 @@ import (
 	"github.com/wattrec/wattrec/query"
 )
 
-func integrate(s query.Series, w query.Interval, pts []query.Point) query.Result {
+func integrate(s query.Spec, w query.Interval, pts []query.Point) query.Result {
 	it := query.NewIntegrator(s, w)
 	for _, p := range pts {
 		it.Add(p)
@@ -21,7 +21,7 @@ func TestIntegrator(t *testing.T) {
 	forever := []query.Interval{{-1 << 40, 1 << 40}}
 	for _, tc := range []struct {
 		name       string
-		s          query.Series
+		s          query.Spec
 		window     query.Interval
 		pts        []query.Point
 		wantJ      float64 // joules
@@ -36,28 +36,28 @@ func TestIntegrator(t *testing.T) {
 			// disconnect at 6 s, reconnect at 8 s with a 200 W seed, 250 W
 			// at 9 s; window [1 s, 10 s) = 1,750 J, coverage 7/9, one 2 s gap.
 			name:   "DesignExample",
-			s:      query.Series{Rule: query.RuleHold, Sessions: []query.Interval{{-10 * sec, 6 * sec}, {8 * sec, 20 * sec}}},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: []query.Interval{{-10 * sec, 6 * sec}, {8 * sec, 20 * sec}}},
 			window: query.Interval{1 * sec, 10 * sec},
 			pts:    []query.Point{{0, 100_000}, {2 * sec, 300_000}, {8 * sec, 200_000}, {9 * sec, 250_000}},
 			wantJ:  1750, wantValued: 7 * sec, wantGaps: 1, wantLong: 2 * sec, wantPeakMW: 300_000, wantN: 3,
 		},
 		{
 			name:   "EdgesInsideOneSegment",
-			s:      query.Series{Rule: query.RuleHold, Sessions: forever},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: forever},
 			window: query.Interval{1500, 1750},
 			pts:    []query.Point{{1000, 80_000}, {2000, 90_000}},
 			wantJ:  80 * 0.25, wantValued: 250, wantPeakMW: 80_000,
 		},
 		{
 			name:   "CarryInFromBeforeWindow",
-			s:      query.Series{Rule: query.RuleHold, Sessions: forever},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: forever},
 			window: query.Interval{10 * sec, 20 * sec},
 			pts:    []query.Point{{0, 50_000}, {15 * sec, 70_000}},
 			wantJ:  50*5 + 70*5, wantValued: 10 * sec, wantPeakMW: 70_000, wantN: 1,
 		},
 		{
 			name:   "NoCarryAcrossDisconnect",
-			s:      query.Series{Rule: query.RuleHold, Sessions: []query.Interval{{0, 5 * sec}, {8 * sec, 30 * sec}}},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: []query.Interval{{0, 5 * sec}, {8 * sec, 30 * sec}}},
 			window: query.Interval{10 * sec, 20 * sec},
 			pts:    []query.Point{{1 * sec, 50_000}, {12 * sec, 70_000}},
 			// The 50 W value belongs to the first session; the second has
@@ -66,34 +66,34 @@ func TestIntegrator(t *testing.T) {
 		},
 		{
 			name:   "SeedStampedInGapBelongsToNextSession",
-			s:      query.Series{Rule: query.RuleHold, Sessions: []query.Interval{{0, 5 * sec}, {8 * sec, 10 * sec}}},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: []query.Interval{{0, 5 * sec}, {8 * sec, 10 * sec}}},
 			window: query.Interval{0, 10 * sec},
 			pts:    []query.Point{{0, 10_000}, {7900, 20_000}},
 			wantJ:  10*5 + 20*2, wantValued: 7 * sec, wantGaps: 1, wantLong: 3 * sec, wantPeakMW: 20_000, wantN: 2,
 		},
 		{
 			name:   "GapInsideWindow",
-			s:      query.Series{Rule: query.RuleHold, Sessions: []query.Interval{{0, 4 * sec}, {6 * sec, 10 * sec}}},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: []query.Interval{{0, 4 * sec}, {6 * sec, 10 * sec}}},
 			window: query.Interval{0, 10 * sec},
 			pts:    []query.Point{{0, 100_000}, {6 * sec, 100_000}},
 			wantJ:  800, wantValued: 8 * sec, wantGaps: 1, wantLong: 2 * sec, wantPeakMW: 100_000, wantN: 2,
 		},
 		{
 			name:   "OneSample",
-			s:      query.Series{Rule: query.RuleHold, Sessions: []query.Interval{{0, 10 * sec}}},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: []query.Interval{{0, 10 * sec}}},
 			window: query.Interval{0, 10 * sec},
 			pts:    []query.Point{{2 * sec, 60_000}},
 			wantJ:  60 * 8, wantValued: 8 * sec, wantGaps: 1, wantLong: 2 * sec, wantPeakMW: 60_000, wantN: 1,
 		},
 		{
 			name:   "EmptyWindow",
-			s:      query.Series{Rule: query.RuleHold, Sessions: forever},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: forever},
 			window: query.Interval{5 * sec, 5 * sec},
 			pts:    []query.Point{{0, 60_000}},
 		},
 		{
 			name:     "NoPoints",
-			s:        query.Series{Rule: query.RuleHold, Sessions: forever},
+			s:        query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: forever},
 			window:   query.Interval{0, 5 * sec},
 			wantGaps: 1, wantLong: 5 * sec,
 		},
@@ -101,14 +101,14 @@ func TestIntegrator(t *testing.T) {
 			// DESIGN.md's CPU example at 10 Hz: 50 W at 1.0 s covers
 			// (0.9, 1.4], 60 W at 1.5 s covers (1.4, ...].
 			name:   "CPUBackward",
-			s:      query.Series{Rule: query.RuleBackward, PeriodMs: 100, Sessions: forever},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleBackward, PeriodMs: 100}, Sessions: forever},
 			window: query.Interval{900, 2000},
 			pts:    []query.Point{{1000, 50_000}, {1500, 60_000}},
 			wantJ:  50*0.5 + 60*0.6, wantValued: 1100, wantPeakMW: 60_000, wantN: 2,
 		},
 		{
 			name:   "CPUNextReadingJustAfterWindow",
-			s:      query.Series{Rule: query.RuleBackward, PeriodMs: 100, Sessions: forever},
+			s:      query.Spec{Rule: query.Rule{Kind: query.RuleBackward, PeriodMs: 100}, Sessions: forever},
 			window: query.Interval{0, 1000},
 			pts:    []query.Point{{500, 10_000}, {1050, 30_000}},
 			// 10 W covers [400, 950), 30 W covers [950, ...): the reading
@@ -134,7 +134,7 @@ func TestIntegrator(t *testing.T) {
 // TestIntegrator_Nested: overlapping and nested windows are independent
 // integrals of the same points.
 func TestIntegrator_Nested(t *testing.T) {
-	s := query.Series{Rule: query.RuleHold, Sessions: []query.Interval{{0, 100 * sec}}}
+	s := query.Spec{Rule: query.Rule{Kind: query.RuleHold}, Sessions: []query.Interval{{0, 100 * sec}}}
 	pts := []query.Point{{0, 100_000}, {10 * sec, 200_000}, {20 * sec, 50_000}}
 	outer := integrate(s, query.Interval{0, 30 * sec}, pts)
 	inner := integrate(s, query.Interval{5 * sec, 15 * sec}, pts)
@@ -145,10 +145,10 @@ func TestIntegrator_Nested(t *testing.T) {
 }
 
 // randomSeries makes a step series with sessions and gaps.
-func randomSeries(rng *rand.Rand) (query.Series, []query.Point) {
-	s := query.Series{Rule: query.RuleHold}
+func randomSeries(rng *rand.Rand) (query.Spec, []query.Point) {
+	s := query.Spec{Rule: query.Rule{Kind: query.RuleHold}}
 	if rng.IntN(2) == 0 {
-		s.Rule, s.PeriodMs = query.RuleBackward, 1+rng.Int64N(200)
+		s.Rule = query.Rule{Kind: query.RuleBackward, PeriodMs: 1 + rng.Int64N(200)}
 	}
 	var pts []query.Point
 	t := rng.Int64N(1000)

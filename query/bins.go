@@ -1,0 +1,130 @@
+package query
+
+import (
+	"context"
+	"math"
+
+	"github.com/wattrec/wattrec/store"
+)
+
+// IntegrateBins integrates series k by spec over the consecutive bins of
+// window, split at multiples of every since the Unix epoch (the buckets
+// of Energy's EveryMs; every <= 0 means one bin), in one scan of the
+// series. It calls fn once per bin, in time order, with that bin's
+// Result, which equals what Energy reports for that series and bucket:
+// each bin gets the same carry-in and the same readings as the window's
+// integral. The bins of a window therefore sum to the window's integral.
+// It stops at the first error from fn and returns it.
+func IntegrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, every int64, fn func(bin Interval, res Result) error) error {
+	from, to := window.From, window.To
+	if to <= from {
+		return nil
+	}
+	bins := binner{at: from, to: to, every: every}
+	reach := spec.Rule.Reach()
+
+	// active holds the integrators of the bins that have started and can
+	// still receive readings, oldest first. A bin is started with the last
+	// reading before it (its carry-in) when the scan first reaches its
+	// start, and finished once the scan is past its end + reach.
+	type open struct {
+		bin Interval
+		it  *Integrator
+	}
+	var (
+		active []open
+		last   Point
+		have   bool
+	)
+	finish := func(o open) error { return fn(o.bin, o.it.Result()) }
+	start := func(bin Interval) *Integrator {
+		it := NewIntegrator(spec, bin)
+		if have {
+			it.Add(last)
+		}
+		return it
+	}
+	// advance finishes and starts bins for a reading at t (math.MaxInt64:
+	// the end of the scan), leaving in active exactly the bins t is fed to.
+	advance := func(t int64) error {
+		n := 0
+		for n < len(active) && t >= sat(active[n].bin.To, reach) {
+			if err := finish(active[n]); err != nil {
+				return err
+			}
+			n++
+		}
+		active = append(active[:0], active[n:]...)
+		for !bins.done() && bins.at <= t {
+			bin := bins.next()
+			it := start(bin)
+			if t >= sat(bin.To, reach) { // no reading reaches it: it holds only the carry-in
+				if err := fn(bin, it.Result()); err != nil {
+					return err
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				continue
+			}
+			active = append(active, open{bin, it})
+		}
+		return nil
+	}
+
+	carry, ok, err := db.Before(ctx, k, from)
+	if err != nil {
+		return err
+	}
+	if ok {
+		last, have = Point{carry.TimeMs, carry.MilliWatts}, true
+	}
+	err = db.Scan(ctx, k, from, sat(to, reach), func(r *store.Reading) error {
+		p := Point{r.TimeMs, r.MilliWatts}
+		if err := advance(p.T); err != nil {
+			return err
+		}
+		for _, o := range active {
+			o.it.Add(p)
+		}
+		last, have = p, true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return advance(math.MaxInt64)
+}
+
+// sat is a + b, saturated at math.MaxInt64 (b >= 0).
+func sat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// binner yields the buckets of [at, to) one at a time, the same intervals
+// buckets returns, without holding them all.
+type binner struct {
+	at, to, every int64
+}
+
+func (b *binner) done() bool { return b.at >= b.to }
+
+func (b *binner) next() Interval {
+	start := b.at
+	next := b.to
+	if b.every > 0 {
+		next = (start/b.every + 1) * b.every
+		if start < 0 && start%b.every != 0 {
+			next = (start / b.every) * b.every
+		}
+		if next < start { // overflow near math.MaxInt64
+			next = b.to
+		}
+		next = min(next, b.to)
+	}
+	b.at = next
+	return Interval{start, next}
+}
