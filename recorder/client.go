@@ -24,20 +24,16 @@ const (
 	DefaultRequestTimeout  = 10 * time.Second
 )
 
-// ErrNotRunning is returned by ReadCounters before Start has succeeded and
-// once the client is stopping.
-var ErrNotRunning = errors.New("client is not running")
-
 // minClockSamples is the fewest GET /time round trips an estimate uses.
 const minClockSamples = 5
 
 // Client streams GPU and CPU power from one or many zeusd endpoints: the
 // Go counterpart of zeus's PowerStreamingClient. It runs one GPU and one
 // CPU stream per endpoint, corrects every timestamp for the daemon's clock
-// offset, and keeps the latest readings for Snapshot and Updates. With a
-// Sink it also hands every observation (readings, stream sessions, clock
-// estimates, energy counter readings, endpoint info) to the caller;
-// Recorder stores them.
+// offset, and, with KeepLatest (NewClient's default), keeps the latest
+// readings for Snapshot and Updates. With a Sink it also hands every
+// observation (readings, stream sessions, clock estimates, energy counter
+// readings, endpoint info) to the caller; Recorder stores them.
 //
 // Set the exported fields before Start; they must not change afterwards.
 type Client struct {
@@ -61,6 +57,12 @@ type Client struct {
 	MaxBackoff time.Duration
 	// RequestTimeout bounds each non-stream request.
 	RequestTimeout time.Duration
+	// KeepLatest keeps the latest readings of every endpoint for Snapshot
+	// and Updates, at a cost on every batch. NewClient sets it; New clears
+	// it, since a Recorder takes everything from Sink (set it again after
+	// New to have both). Without it Snapshot returns nil and Updates
+	// yields nothing.
+	KeepLatest bool
 	// Sink, if set, receives every observation, in order per stream. It
 	// is called from the client's goroutines, may block (which slows the
 	// stream down, losing nothing), and owns the batch's slices once
@@ -103,6 +105,7 @@ func NewClient(servers []Server) *Client {
 		CounterInterval: DefaultCounterInterval,
 		MaxBackoff:      DefaultMaxBackoff,
 		RequestTimeout:  DefaultRequestTimeout,
+		KeepLatest:      true,
 		Logger:          slog.Default(),
 		Now:             time.Now,
 		latest:          map[string]*PowerReadings{},
@@ -284,7 +287,11 @@ func (c *Client) Err() error {
 }
 
 // Snapshot returns a deep copy of the latest readings of every endpoint.
+// It returns nil on a client without KeepLatest, which keeps no readings.
 func (c *Client) Snapshot() Snapshot {
+	if !c.KeepLatest {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(Snapshot, len(c.latest))
@@ -304,8 +311,12 @@ func (c *Client) Snapshot() Snapshot {
 // Updates yields a snapshot after each update, until Stop, ctx is done or
 // the loop breaks. A slow consumer never slows the streams: it gets the
 // latest state when it asks again, with intermediate updates folded in.
+// On a client without KeepLatest it yields nothing and ends at once.
 func (c *Client) Updates(ctx context.Context) iter.Seq[Snapshot] {
 	return func(yield func(Snapshot) bool) {
+		if !c.KeepLatest {
+			return
+		}
 		for {
 			c.mu.Lock()
 			ch := c.changed
@@ -324,9 +335,9 @@ func (c *Client) Updates(ctx context.Context) iter.Seq[Snapshot] {
 	}
 }
 
-// emit updates the snapshot state and hands b to the sink.
+// emit updates the snapshot state, if kept, and hands b to the sink.
 func (c *Client) emit(b store.Batch) {
-	if len(b.Readings) > 0 {
+	if c.KeepLatest && len(b.Readings) > 0 {
 		c.mu.Lock()
 		for i := range b.Readings {
 			c.note(&b.Readings[i])
@@ -399,19 +410,21 @@ func (c *Client) prepare(ctx context.Context, ep *endpoint) error {
 		acc.Scopes = who.Scopes
 		c.Logger.Info("token accepted", "endpoint", name, "sub", who.Sub, "scopes", who.Scopes)
 	}
-	var skipGPU, skipCPU string
-	if ep.gpus, skipGPU, err = Resolve(name, "GPU", groupGPURead, ep.srv.GPUs, ep.disc.gpuIDs(), acc); err != nil {
+	var skipGPU, skipCPU error
+	if ep.gpus, skipGPU, err = resolve(name, "GPU", groupGPURead, ep.srv.GPUs, ep.disc.gpuIDs(), acc); err != nil {
 		return err
 	}
-	if ep.cpus, skipCPU, err = Resolve(name, "CPU", groupCPURead, ep.srv.CPUs, ep.disc.cpuIDs(), acc); err != nil {
+	if ep.cpus, skipCPU, err = resolve(name, "CPU", groupCPURead, ep.srv.CPUs, ep.disc.cpuIDs(), acc); err != nil {
 		return err
 	}
 	if ep.gpus == nil && ep.cpus == nil {
-		return fmt.Errorf("endpoint %s: nothing to record: %s; %s", name, skipGPU, skipCPU)
+		// Both kinds are skipped, so both have a reason; wrapping them
+		// keeps a missing token testable with errors.Is.
+		return fmt.Errorf("endpoint %s: nothing to record: %w; %w", name, skipGPU, skipCPU)
 	}
-	for _, skip := range []string{skipGPU, skipCPU} {
-		if skip != "" {
-			c.Logger.Info("skipping", "endpoint", name, "reason", skip)
+	for _, skip := range []error{skipGPU, skipCPU} {
+		if skip != nil {
+			c.Logger.Info("skipping", "endpoint", name, "reason", skip.Error())
 		}
 	}
 	est, err := c.estimateClock(ctx, ep)

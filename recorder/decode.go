@@ -18,9 +18,6 @@ const (
 	maxMilliWatts     = 1_000_000_000 // 1 MW: no single device draws more
 )
 
-// errMalformed wraps every decode failure.
-var errMalformed = errors.New("malformed event")
-
 // Value is one device value decoded from an event, before clock correction.
 type Value struct {
 	Kind       store.Kind
@@ -35,14 +32,7 @@ type Value struct {
 // {"timestamp_ms":N,"power_mw":{"0":75000,"1":120000}}. On error dst is
 // returned unchanged.
 func DecodeGPU(dst []Value, data []byte) ([]Value, error) {
-	if out, ok := decodeGPUFast(dst, data); ok {
-		return out, nil
-	}
-	out, err := decodeGPU(dst, data)
-	if err != nil {
-		return dst, fmt.Errorf("%w: %v", errMalformed, err)
-	}
-	return out, nil
+	return decodeWith(dst, data, decodeGPUFast[[]byte], decodeGPU)
 }
 
 // DecodeCPU decodes one CPU event of either wire format and appends a
@@ -51,10 +41,26 @@ func DecodeGPU(dst []Value, data []byte) ([]Value, error) {
 // or {"timestamp_ms":N,"power_mw":{"0":{"cpu_mw":85000,"dram_mw":null}}}.
 // On error dst is returned unchanged.
 func DecodeCPU(dst []Value, data []byte) ([]Value, error) {
-	if out, ok := decodeCPUFast(dst, data); ok {
+	return decodeWith(dst, data, decodeCPUFast[[]byte], decodeCPU)
+}
+
+// decodeWith decodes one event with fast, the per-device sample parser,
+// and only where it declines, once with slow, the encoding/json decoder.
+// DecodeGPU, DecodeCPU and the streams all go through it, so a miss costs
+// one fast attempt and one encoding/json decode. On error dst is returned
+// unchanged.
+func decodeWith[T string | []byte](dst []Value, data T,
+	fast func([]Value, T) ([]Value, bool), slow func([]Value, []byte) ([]Value, error)) ([]Value, error) {
+	if out, ok := fast(dst, data); ok {
 		return out, nil
 	}
-	out, err := decodeCPU(dst, data)
+	return decodeSlow(dst, []byte(data), slow)
+}
+
+// decodeSlow decodes data with slow, the encoding/json decoder, and
+// marks a failure as errMalformed. On error dst is returned unchanged.
+func decodeSlow(dst []Value, data []byte, slow func([]Value, []byte) ([]Value, error)) ([]Value, error) {
+	out, err := slow(dst, data)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", errMalformed, err)
 	}

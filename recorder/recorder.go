@@ -44,8 +44,11 @@ type Recorder struct {
 	startedOnce sync.Once
 }
 
-// New returns a Recorder with default settings. It sets client.Sink.
+// New returns a Recorder with default settings. It clears
+// client.KeepLatest, since the Recorder takes every observation from
+// client.Sink, which Run sets.
 func New(client *Client, db Appender) *Recorder {
+	client.KeepLatest = false
 	return &Recorder{Client: client, DB: db, FlushInterval: DefaultFlushInterval,
 		BatchSize: DefaultBatchSize, Version: "dev", Logger: client.Logger,
 		flushReq: make(chan chan error), writerDone: make(chan struct{}), started: make(chan struct{})}

@@ -306,6 +306,38 @@ func TestClient_StartChecks(t *testing.T) {
 	}
 }
 
+// TestClient_StartSentinels: the refusals main explains with a hint wrap
+// a sentinel and name no command-line flag.
+func TestClient_StartSentinels(t *testing.T) {
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.AuthSecret = []byte("s3cret")
+	_, authSrv, _ := simtest.Start(t, cfg, "tcp")
+	explicit := authSrv
+	explicit.GPUs = recorder.Only(0)
+	for _, tc := range []struct {
+		name    string
+		servers []recorder.Server
+		want    error
+	}{
+		{"NoServers", nil, recorder.ErrNoServers},
+		{"NoTokenExplicit", []recorder.Server{explicit}, recorder.ErrTokenRequired},
+		{"NoTokenUnset", []recorder.Server{authSrv}, recorder.ErrTokenRequired}, // nothing to record
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := recorder.NewClient(tc.servers)
+			c.Logger = testLogger(t)
+			err := c.Start(context.Background())
+			defer c.Stop()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Start = %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "--") {
+				t.Errorf("error %q names a command-line flag", err)
+			}
+		})
+	}
+}
+
 // TestClient_KeepTrying: an endpoint that comes up late is recorded.
 func TestClient_KeepTrying(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -392,6 +424,57 @@ func TestClient_Snapshot(t *testing.T) {
 	}
 	if updates < 20 {
 		t.Errorf("updates = %d", updates)
+	}
+}
+
+// TestRecorder_LiveView: a Recorder's client keeps no live view unless
+// asked: Snapshot is nil and Updates ends at once. With KeepLatest set
+// again after New it has both, besides storing.
+func TestRecorder_LiveView(t *testing.T) {
+	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "tcp")
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("KeepLatest=%v", keep), func(t *testing.T) {
+			client := recorder.NewClient([]recorder.Server{srv})
+			client.Logger = testLogger(t)
+			rec := recorder.New(client, simtest.MustOpenDB(t))
+			client.KeepLatest = keep
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- rec.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+			defer wcancel()
+			if err := client.WaitFirstValues(wctx); err != nil {
+				t.Fatalf("WaitFirstValues: %v", err)
+			}
+
+			snap := client.Snapshot()
+			if !keep {
+				if snap != nil {
+					t.Errorf("Snapshot = %+v, want nil", snap)
+				}
+				for range client.Updates(wctx) {
+					t.Error("Updates yielded a snapshot")
+					break
+				}
+				if wctx.Err() != nil {
+					t.Error("Updates did not end at once")
+				}
+				return
+			}
+			if pr := snap[srv.Endpoint()]; len(pr.GPUWatts) != 2 || len(pr.CPUs) != 1 {
+				t.Errorf("snapshot = %+v, want 2 GPUs and a CPU", pr)
+			}
+			for range client.Updates(wctx) {
+				return
+			}
+			t.Error("Updates ended without a snapshot")
+		})
 	}
 }
 

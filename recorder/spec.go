@@ -253,10 +253,11 @@ func ParseServersFile(r io.Reader, name string) ([]Server, error) {
 	return out, nil
 }
 
-// CheckServers refuses an empty list and duplicate endpoints.
+// CheckServers refuses an empty list (ErrNoServers) and duplicate
+// endpoints.
 func CheckServers(servers []Server) error {
 	if len(servers) == 0 {
-		return errors.New("no zeusd server given (use --server, --servers-file, ZEUSD_SOCK_PATH or ZEUSD_HOST_PORT)")
+		return ErrNoServers
 	}
 	seen := map[string]bool{}
 	for _, s := range servers {

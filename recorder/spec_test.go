@@ -398,6 +398,9 @@ func TestCheckServers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := recorder.CheckServers(tt.servers)
+			if len(tt.servers) == 0 && !errors.Is(err, recorder.ErrNoServers) {
+				t.Errorf("CheckServers = %v, want ErrNoServers", err)
+			}
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("CheckServers: %v", err)
@@ -473,6 +476,7 @@ func TestResolve(t *testing.T) {
 		wantIDs   []int
 		wantSkip  []string // substrings of the skip reason; nil for no skip
 		wantErr   []string // substrings of the error; nil for no error
+		wantIs    error    // a sentinel the error wraps
 	}{
 		// none: never streamed, whatever the daemon says.
 		{name: "None/OK", kind: "GPU", group: "gpu-read", sel: recorder.None(), available: gpus, acc: open,
@@ -516,7 +520,7 @@ func TestResolve(t *testing.T) {
 		{name: "Explicit/GroupNotEnabled", kind: "GPU", group: "gpu-read", sel: recorder.Only(0, 1), available: gpus, acc: noGroup,
 			wantErr: []string{"endpoint node1:4938", "GPUs 0,1", `API group "gpu-read" is not enabled`, "[cpu-read]"}},
 		{name: "Explicit/NoToken", kind: "CPU", group: "cpu-read", sel: recorder.Only(0), available: []int{0}, acc: noToken,
-			wantErr: []string{"endpoint node1:4938", "CPUs 0", "requires a token", `"cpu-read"`}},
+			wantErr: []string{"endpoint node1:4938", "CPUs 0", "requires a token", `"cpu-read"`}, wantIs: recorder.ErrTokenRequired},
 		{name: "Explicit/ScopeMissing", kind: "GPU", group: "gpu-read", sel: recorder.Only(2), available: gpus, acc: noScope,
 			wantErr: []string{"endpoint node1:4938", "GPUs 2", `lacks scope "gpu-read"`, "[cpu-read]"}},
 		{name: "Explicit/NoDevices", kind: "GPU", group: "gpu-read", sel: recorder.Only(0), available: nil, acc: open,
@@ -548,6 +552,12 @@ func TestResolve(t *testing.T) {
 						t.Errorf("error %q does not contain %q", err, want)
 					}
 				}
+				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+					t.Errorf("error %q does not wrap %q", err, tt.wantIs)
+				}
+				if strings.Contains(err.Error(), "--") {
+					t.Errorf("error %q names a command-line flag", err)
+				}
 				if ids != nil || skip != "" {
 					t.Errorf("got ids %v, skip %q with the error, want nil and \"\"", ids, skip)
 				}
@@ -560,6 +570,9 @@ func TestResolve(t *testing.T) {
 				}
 				if skip == "" {
 					t.Fatal("empty skip reason")
+				}
+				if strings.Contains(skip, "--") {
+					t.Errorf("skip reason %q names a command-line flag", skip)
 				}
 				for _, want := range tt.wantSkip {
 					if !strings.Contains(skip, want) {

@@ -62,34 +62,40 @@ type Access struct {
 // Resolve applies the zeus client's selection rules for one kind (kind is
 // "GPU" or "CPU", group its API group) on endpoint. It returns the devices
 // to stream, or nil and the reason the kind is skipped, or an error when
-// an explicit selection cannot be honoured.
+// an explicit selection cannot be honoured. The error for a missing token
+// wraps ErrTokenRequired.
 func Resolve(endpoint, kind, group string, sel Selection, available []int, acc Access) (ids []int, skip string, err error) {
-	if sel.IsNone() {
-		return nil, kind + " streaming not selected (none)", nil
+	ids, reason, err := resolve(endpoint, kind, group, sel, available, acc)
+	if reason != nil {
+		skip = reason.Error()
 	}
-	refuse := func(format string, args ...any) ([]int, string, error) {
-		what := "all " + kind + "s"
-		if sel.Set {
-			what = kind + "s " + sel.String()
-		}
-		msg := fmt.Sprintf(format, args...)
+	return ids, skip, err
+}
+
+// resolve is Resolve with the skip reason as an error, so that a skip for
+// a missing token can wrap ErrTokenRequired too.
+func resolve(endpoint, kind, group string, sel Selection, available []int, acc Access) (ids []int, skip, err error) {
+	if sel.IsNone() {
+		return nil, errors.New(kind + " streaming not selected (none)"), nil
+	}
+	refuse := func(reason error) ([]int, error, error) {
 		if !sel.Set {
-			return nil, msg, nil // unset selections skip quietly
+			return nil, reason, nil // unset selections skip quietly
 		}
-		return nil, "", fmt.Errorf("endpoint %s: cannot stream %s: %s", endpoint, what, msg)
+		return nil, nil, fmt.Errorf("endpoint %s: cannot stream %ss %s: %w", endpoint, kind, sel.String(), reason)
 	}
 	switch {
 	case !slices.Contains(acc.Groups, group):
-		return refuse("API group %q is not enabled on the daemon (enabled: [%s])", group, strings.Join(acc.Groups, ", "))
+		return refuse(fmt.Errorf("API group %q is not enabled on the daemon (enabled: [%s])", group, strings.Join(acc.Groups, ", ")))
 	case acc.AuthRequired && !acc.HasToken:
-		return refuse("the daemon requires a token with scope %q (set ZEUSD_TOKEN or --token-file)", group)
+		return refuse(fmt.Errorf("%w with scope %q", ErrTokenRequired, group))
 	case acc.AuthRequired && !slices.Contains(acc.Scopes, group):
-		return refuse("the token lacks scope %q (it has [%s])", group, strings.Join(acc.Scopes, ", "))
+		return refuse(fmt.Errorf("the token lacks scope %q (it has [%s])", group, strings.Join(acc.Scopes, ", ")))
 	case len(available) == 0:
-		return refuse("the daemon has no %ss", kind)
+		return refuse(fmt.Errorf("the daemon has no %ss", kind))
 	}
 	if !sel.Set {
-		return slices.Clone(available), "", nil
+		return slices.Clone(available), nil, nil
 	}
 	var missing []int
 	for _, id := range sel.IDs {
@@ -98,10 +104,10 @@ func Resolve(endpoint, kind, group string, sel Selection, available []int, acc A
 		}
 	}
 	if len(missing) > 0 {
-		return nil, "", fmt.Errorf("endpoint %s: %s indices %s not available; the daemon has %s %s",
+		return nil, nil, fmt.Errorf("endpoint %s: %s indices %s not available; the daemon has %s %s",
 			endpoint, kind, intList(missing), kind, intList(available))
 	}
-	return slices.Clone(sel.IDs), "", nil
+	return slices.Clone(sel.IDs), nil, nil
 }
 
 func intList(ids []int) string {
@@ -117,9 +123,6 @@ type whoami struct {
 	Sub    string   `json:"sub"`
 	Scopes []string `json:"scopes"`
 }
-
-// errUnreachable marks a startup failure that --keep-trying retries.
-var errUnreachable = errors.New("unreachable")
 
 // clockSamples does n round trips to GET /time.
 func (c *conn) clockSamples(ctx context.Context, n int, now func() time.Time) ([]ClockSample, error) {

@@ -21,9 +21,6 @@ const (
 	malformedLogEvery  = 10 * time.Second // rate limit of "malformed event" logs
 )
 
-// errServerClosed is the reason of a stream the daemon ended cleanly.
-var errServerClosed = errors.New("server closed the stream")
-
 // stream is one SSE stream (GPU or CPU) of one endpoint.
 type stream struct {
 	c        *Client
@@ -31,8 +28,14 @@ type stream struct {
 	kind     store.Stream
 	path     string // the SSE request
 	seedPath string // get_power, read at every (re)connect
-	decode   func([]Value, []byte) ([]Value, error)
-	log      *slog.Logger
+	// fast decodes the per-device sample events zeusd sends today,
+	// without copying or encoding/json; it declines anything else.
+	fast func([]Value, string) ([]Value, bool)
+	// decode is the encoding/json decoder of both wire formats: the
+	// fallback where fast declines, and the decoder of get_power answers.
+	// It never tries fast itself, so a miss costs one fast attempt.
+	decode func([]Value, []byte) ([]Value, error)
+	log    *slog.Logger
 
 	lastStart    int64     // session keys must be unique
 	failures     int       // consecutive failed connections
@@ -49,9 +52,11 @@ func (c *Client) newStream(ep *endpoint, kind store.Stream) *stream {
 	var sel Selection
 	var param string
 	if kind == store.StreamGPU {
-		s.path, s.seedPath, s.decode, sel, param = "/gpu/stream_power", "/gpu/get_power", DecodeGPU, ep.srv.GPUs, "gpu_ids"
+		s.path, s.seedPath, sel, param = "/gpu/stream_power", "/gpu/get_power", ep.srv.GPUs, "gpu_ids"
+		s.fast, s.decode = decodeGPUFast[string], decodeGPU
 	} else {
-		s.path, s.seedPath, s.decode, sel, param = "/cpu/stream_power", "/cpu/get_power", DecodeCPU, ep.srv.CPUs, "cpu_ids"
+		s.path, s.seedPath, sel, param = "/cpu/stream_power", "/cpu/get_power", ep.srv.CPUs, "cpu_ids"
+		s.fast, s.decode = decodeCPUFast[string], decodeCPU
 	}
 	// Unset selections ask for everything, as the zeus client does.
 	if sel.Set {
@@ -203,8 +208,8 @@ func (s *stream) seed(ctx context.Context) ([]store.Reading, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read: %w", s.ep.srv.Endpoint(), s.seedPath, err)
 	}
-	// get_power answers in the snapshot format.
-	vals, err := s.decode(nil, body)
+	// get_power answers in the snapshot format, which fast declines.
+	vals, err := decodeSlow(nil, body, s.decode)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", s.ep.srv.Endpoint(), s.seedPath, err)
 	}
@@ -231,14 +236,7 @@ func (s *stream) appendReadings(rs []store.Reading, vals []Value, seed bool) []s
 // decodeEvent decodes one event's data: the per-device sample format
 // without copying or encoding/json when it can, else with s.decode.
 func (s *stream) decodeEvent(dst []Value, data string) ([]Value, error) {
-	if s.kind == store.StreamGPU {
-		if out, ok := decodeGPUFast(dst, data); ok {
-			return out, nil
-		}
-	} else if out, ok := decodeCPUFast(dst, data); ok {
-		return out, nil
-	}
-	return s.decode(dst, []byte(data))
+	return decodeWith(dst, data, s.fast, s.decode)
 }
 
 // maxPendingReadings bounds the readings a stream decodes before handing

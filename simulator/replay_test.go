@@ -23,11 +23,13 @@ func MustServeReplay(tb testing.TB, r *simulator.Replay) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ctx, ln) }()
-	ts := &testServer{base: "http://" + ln.Addr().String(), client: &http.Client{}, cancel: cancel, done: done}
+	tr := &http.Transport{}
+	ts := &testServer{base: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}, cancel: cancel, done: done}
 	tb.Cleanup(func() {
 		if err := ts.stop(); err != nil {
 			tb.Error(err)
 		}
+		tr.CloseIdleConnections()
 	})
 	return ts
 }

@@ -1,7 +1,27 @@
-// Package simulator is an in-process zeusd: it serves the zeusd HTTP and
-// SSE API (see shared/zeusd-protocol.md) over any net.Listener, with
+// Package simulator is an in-process zeusd, the Zeus project's per-node
+// power daemon: it serves zeusd's HTTP API over any net.Listener, with
 // simulated GPUs and CPU packages whose power traces are deterministic
-// functions of a seed.
+// functions of a seed. Listen makes a listener where zeusd would: on a
+// TCP address (DefaultAddr by default) or a Unix socket.
+//
+// # API
+//
+// The routes a power recorder uses are served as zeusd serves them:
+// GET /discover (devices, enabled API groups, whether auth is on), GET
+// /time (the daemon clock, which Config.ClockOffset can skew), GET
+// /auth/whoami, and per kind (gpu, cpu) get_power, get_cumulative_energy
+// and stream_power, a server-sent event stream. Stream events are JSON in
+// milliwatts and Unix milliseconds on the daemon clock, in one of zeusd's
+// two wire formats: FormatSample, the current daemon's one event per
+// device ({"timestamp_ms":N,"gpu_id":0,"power_mw":75000}, and for CPUs
+// cpu_id, cpu_mw and a nullable dram_mw), or FormatSnapshot, the older
+// daemons' one event per tick with every device that changed
+// ({"timestamp_ms":N,"power_mw":{"0":75000}}). The device routes are
+// gated by API group (GroupGPURead, GroupCPURead) and, with
+// Config.AuthSecret, by an HS256 JWT whose scopes name the groups
+// (MintToken); refusals use zeusd's status codes (400 for unknown device
+// ids, 401 for a missing or bad token, 403 for a missing scope, 404 for a
+// disabled group).
 //
 // # Traces and counters
 //
@@ -83,6 +103,9 @@ var (
 	ErrClosed = errors.New("simulator closed")
 	// ErrServing is returned by Serve while another Serve call is running.
 	ErrServing = errors.New("simulator already serving")
+	// ErrAddrAndSocket is returned by Listen when it is given both a TCP
+	// address and a socket path.
+	ErrAddrAndSocket = errors.New("a listen address and a socket path are both given")
 )
 
 // Config describes a simulated node. New applies no defaults except where

@@ -1,0 +1,38 @@
+// Package recorder streams zeusd's server-sent power events from one or
+// many endpoints, corrects their timestamps for each daemon's clock
+// offset, and hands them to a store writer. Its Client is the Go
+// counterpart of zeus's PowerStreamingClient.
+//
+// # Client
+//
+// A Client is given a list of Server specs (ParseServer, ParseServersFile:
+// a TCP host:port or a Unix socket, each with a GPU and a CPU Selection).
+// Start checks every endpoint (GET /discover, the token's scopes, the
+// selections, a first clock estimate) and then runs one GPU and one CPU
+// stream per endpoint, reconnecting with capped, jittered backoff. Every
+// stream is seeded with get_power at each connect, because zeusd sends
+// only changes. Both wire formats of zeusd are decoded (DecodeGPU,
+// DecodeCPU): the per-device samples of the current daemon, and the
+// snapshots of older ones.
+//
+// Timestamps are corrected by the midpoint method over GET /time round
+// trips (EstimateClock), re-estimated every ClockInterval to follow
+// drift. The hardware energy counters are read at start, at stop, every
+// CounterInterval and on ReadCounters.
+//
+// Library users read the latest values with Snapshot and Updates
+// (Client.KeepLatest); a program that stores everything sets Sink
+// instead, which receives every observation as a store.Batch.
+//
+// # Recorder
+//
+// A Recorder is the Sink that stores: one writer goroutine merges the
+// client's batches and commits them to an Appender (a *store.DB) at least
+// every FlushInterval, and once more, with a detached context, when it
+// stops.
+//
+// The package does not read flags or the environment: callers parse
+// them and fill in the exported fields. Errors callers may want to
+// explain (ErrNoServers, ErrTokenRequired, ...) are sentinels to test
+// with errors.Is.
+package recorder
