@@ -63,7 +63,7 @@ func Dial(ctx context.Context, db string) (*Client, error) {
 }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() error { c.http.CloseIdleConnections(); return nil }
 
 // Query runs the energy query opt in the recorder and copies the report
 // to w.

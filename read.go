@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattrec/wattrec/export"
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/recording"
+)
+
+func dbFlag() cli.Flag { return &cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true} }
+
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		dbFlag(),
+		&cli.StringFlag{Name: "from", Usage: "start `TIME` (inclusive): RFC 3339 (zone optional, default local), Unix s or ms, now, -15m, start"},
+		&cli.StringFlag{Name: "to", Usage: "end `TIME` (exclusive); end is the end of the recording"},
+		&cli.StringSliceFlag{Name: "endpoint", Usage: "only this endpoint (repeatable)"},
+		&cli.StringFlag{Name: "device", Usage: "only these devices, e.g. gpu:0,gpu:1,cpu:0 (cpu:N includes its DRAM), or gpu"},
+	}
+}
+
+// filterFromFlags parses --from, --to, --endpoint and --device.
+func filterFromFlags(c *cli.Context) (query.Filter, error) {
+	f := query.Filter{Endpoints: c.StringSlice("endpoint")}
+	if d := c.String("device"); d != "" {
+		var err error
+		if f.Devices, err = query.ParseDevices(d); err != nil {
+			return f, fmt.Errorf("--device: %w", err)
+		}
+	}
+	now := time.Now()
+	var err error
+	if f.Range.From, err = query.ParseBound(c.String("from"), now, time.Local); err != nil {
+		return f, fmt.Errorf("--from: %w", err)
+	}
+	if f.Range.To, err = query.ParseBound(c.String("to"), now, time.Local); err != nil {
+		return f, fmt.Errorf("--to: %w", err)
+	}
+	return f, nil
+}
+
+// withReader runs fn on the file of --db: through its recorder when one
+// holds it, else on the file itself.
+func withReader(c *cli.Context, writable bool, fn func(recording.Reader) error) error {
+	rd, err := recording.Open(c.Context, c.Path("db"), writable)
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(rd), rd.Close())
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "info",
+		Usage:     "summarise a recording: endpoints, devices, span, counts, sessions and gaps, clock offsets",
+		UsageText: "wattrec info --db run.db",
+		Flags:     []cli.Flag{dbFlag()},
+		Action: func(c *cli.Context) error {
+			return withReader(c, false, func(rd recording.Reader) error { return rd.Info(c.Context, c.App.Writer) })
+		},
+	}
+}
+
+// queryHelp is query's description: the rules, from their one wording.
+func queryHelp() string {
+	return "Integration rules (integer mW x ms, converted to joules once at the end; the CPU\n" +
+		"period can be given with --cpu-period):\n" + indent(query.RulesText(82), "  ") +
+		`coverage = the fraction of the window (device-time) inside a live session with a
+known value; gaps = stretches without one. DRAM is its own series, apart from the
+CPU package. avg W = joules / observed seconds; peak W = the largest single-device value.
+--from/--to: RFC 3339 (zone optional, default local), Unix s or ms, now, -15m,
+start or end (of the recording). Default: the whole recording.`
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+prefix) + "\n"
+}
+
+func queryCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "query",
+		Usage:       "exact joules between two times, per device, endpoint, kind or in total, with coverage",
+		UsageText:   "wattrec query --db run.db --from 2026-11-27T16:00:00Z --to 2026-11-27T17:00:00Z --by device --every 10m",
+		Description: queryHelp(),
+		Flags: append(filterFlags(),
+			&cli.StringFlag{Name: "by", Value: query.ByDevice, Usage: "group rows by device, endpoint, kind or total (a total row follows the groups)"},
+			&cli.StringFlag{Name: "every", Usage: "split the window into buckets of this `WIDTH`, aligned to the clock (e.g. 1m); \"window\" (with --window) is one bucket per instance, the default"},
+			&cli.StringFlag{Name: "window", Usage: "report each instance of the mark `NAME` (wattrec mark) and their sum"},
+			&cli.StringFlag{Name: "method", Value: query.MethodHold, Usage: "hold (the rules above), trapezoid (linear interpolation, for comparison) or compare (both, with their relative difference)"},
+			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period (default: inferred per series)"},
+			&cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: "table, json or csv"},
+		),
+		Action: func(c *cli.Context) error {
+			opt, err := queryOptions(c)
+			if err != nil {
+				return err
+			}
+			return withReader(c, false, func(rd recording.Reader) error { return rd.Query(c.Context, c.App.Writer, opt) })
+		},
+	}
+}
+
+func queryOptions(c *cli.Context) (query.Options, error) {
+	opt := query.Options{By: c.String("by"), Method: c.String("method"), Format: c.String("format"),
+		CPUPeriodMs: c.Duration("cpu-period").Milliseconds(), Window: c.String("window")}
+	if !slices.Contains(query.Methods, opt.Method) {
+		return opt, fmt.Errorf("--method %q: want hold, trapezoid or compare", opt.Method)
+	}
+	if !slices.Contains([]string{query.FormatTable, query.FormatJSON, query.FormatCSV}, opt.Format) {
+		return opt, fmt.Errorf("--format %q: want table, json or csv", opt.Format)
+	}
+	switch every := c.String("every"); {
+	case every == "":
+	case every == "window":
+		if opt.Window == "" {
+			return opt, errors.New("--every window needs --window NAME")
+		}
+	default:
+		d, err := time.ParseDuration(every)
+		if err != nil || d < time.Millisecond {
+			return opt, fmt.Errorf("--every %q: want a width of at least 1ms, like 10s or 1m, or \"window\"", every)
+		}
+		opt.EveryMs = d.Milliseconds()
+	}
+	var err error
+	opt.Filter, err = filterFromFlags(c)
+	return opt, err
+}
+
+// exportHelp is export's description, with the columns from their one
+// list.
+func exportHelp() string {
+	var cols strings.Builder
+	for _, col := range export.RawColumns() {
+		fmt.Fprintf(&cols, "  %-15s %s\n", col[0], col[1])
+	}
+	return "One row per stored device value, ordered by endpoint, kind, device and time:\n" + cols.String() +
+		`Parquet (zstd, dictionary-encoded endpoint and kind) is the default when -o ends in
+.parquet, CSV for .csv, JSON Lines otherwise (the same columns and units as CSV).
+The Parquet footer carries the integration rules, clock estimates, sessions and gaps,
+each endpoint's /discover answer, the wattrec version and the export's filters.
+--grid WIDTH also writes an energy-conserving grid (RUN.grid.parquet beside -o):
+per bin and device, energy_j (the exact integral over the bin by query's rules),
+avg_power_w and coverage; the bins of a window sum to query's joules.
+Files are written atomically (a temp file renamed into place); an existing file
+is kept unless --force.`
+}
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "export",
+		Usage:       "write stored readings (and an energy grid) as Parquet, CSV or JSON Lines",
+		UsageText:   "wattrec export --db run.db -o run.parquet --grid 1s --device gpu:0",
+		Description: exportHelp(),
+		Flags: append(filterFlags(),
+			&cli.StringFlag{Name: "format", Usage: "parquet, csv or jsonl (default: from -o's extension, else jsonl)"},
+			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (default: standard output)"},
+			&cli.DurationFlag{Name: "grid", Usage: "also write the energy grid with bins of this `WIDTH` (e.g. 1s)"},
+			&cli.BoolFlag{Name: "grid-only", Usage: "write only the grid, to -o"},
+			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period for the grid (default: inferred per series)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace existing output files"},
+		),
+		Action: func(c *cli.Context) error {
+			outs, err := exportOutputs(c)
+			if err != nil {
+				return err
+			}
+			return withReader(c, false, func(rd recording.Reader) error {
+				return recording.ExportFiles(c.Context, rd, outs, c.Bool("force"), c.App.Writer, c.App.ErrWriter)
+			})
+		},
+	}
+}
+
+func exportOutputs(c *cli.Context) ([]export.Output, error) {
+	filter, err := filterFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	out := c.Path("output")
+	if out == "-" {
+		out = ""
+	}
+	format, err := export.FormatFor(out, c.String("format"))
+	if err != nil {
+		return nil, fmt.Errorf("--format %q: want parquet, csv or jsonl", c.String("format"))
+	}
+	gridMs := c.Duration("grid").Milliseconds()
+	switch {
+	case c.IsSet("grid") && gridMs < 1:
+		return nil, fmt.Errorf("--grid %v: want a bin width of at least 1ms", c.Duration("grid"))
+	case c.Bool("grid-only") && gridMs == 0:
+		return nil, errors.New("--grid-only needs --grid WIDTH")
+	case gridMs > 0 && format == export.FormatJSONL:
+		return nil, errors.New("the grid is written as parquet or csv: use -o FILE.parquet or --format csv")
+	case gridMs > 0 && !c.Bool("grid-only") && out == "":
+		return nil, errors.New("--grid writes a second file beside -o: give -o FILE (or --grid-only for standard output)")
+	}
+	req := export.Request{Filter: filter, Format: format, GridMs: gridMs,
+		Options: export.Options{Version: wattrecVersion(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()}}
+	return export.Outputs(out, req, c.Bool("grid-only"), c.Bool("force"))
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattrec/wattrec/recording"
+	"github.com/wattrec/wattrec/simulator"
+)
+
+func simulatorFlags() []cli.Flag {
+	def := simulator.DefaultConfig()
+	return []cli.Flag{
+		&cli.IntFlag{Name: "gpus", Value: def.GPUs, Usage: "simulated GPUs"},
+		&cli.IntFlag{Name: "cpus", Value: def.CPUs, Usage: "simulated CPU packages (each with DRAM)"},
+		&cli.Float64Flag{Name: "gpu-hz", Value: def.GPUPollHz, Usage: "GPU poll rate"},
+		&cli.Float64Flag{Name: "cpu-hz", Value: def.CPUPollHz, Usage: "CPU poll rate"},
+		&cli.StringFlag{Name: "format", Value: def.Format, Usage: "stream format: sample (current zeusd) or snapshot (older zeusd)"},
+		&cli.Int64Flag{Name: "seed", Value: def.Seed, Usage: "trace seed: the same seed gives the same power traces"},
+		&cli.DurationFlag{Name: "clock-offset", Usage: "daemon clock minus true clock, e.g. -5s"},
+	}
+}
+
+func simulatorConfig(c *cli.Context) simulator.Config {
+	cfg := simulator.DefaultConfig()
+	cfg.GPUs, cfg.CPUs = c.Int("gpus"), c.Int("cpus")
+	cfg.GPUPollHz, cfg.CPUPollHz = c.Float64("gpu-hz"), c.Float64("cpu-hz")
+	cfg.Format, cfg.Seed, cfg.ClockOffset = c.String("format"), c.Int64("seed"), c.Duration("clock-offset")
+	return cfg
+}
+
+func simulateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "simulate",
+		Usage:     "serve a simulated zeusd (discover, time, auth, get_power, cumulative energy, both stream formats)",
+		UsageText: "wattrec simulate --listen 127.0.0.1:4938 --gpus 4 --cpus 2 --clock-offset -5s",
+		Description: `Serves the zeusd API over TCP or a Unix socket until SIGINT/SIGTERM, with
+deterministic, seeded power traces. --auth-secret-file turns on JWT auth;
+--token-out then writes a token with every read scope (mode 0600).`,
+		Flags: append(simulatorFlags(),
+			&cli.StringFlag{Name: "listen", Usage: "TCP `ADDR` to serve on (default " + simulator.DefaultAddr + ")"},
+			&cli.PathFlag{Name: "socket", Usage: "Unix socket `PATH` to serve on instead"},
+			&cli.PathFlag{Name: "auth-secret-file", Usage: "`FILE` with the HS256 secret; enables auth"},
+			&cli.PathFlag{Name: "token-out", Usage: "write a token for gpu-read and cpu-read to `FILE`"},
+		),
+		Action: func(c *cli.Context) error {
+			cfg := simulatorConfig(c)
+			if err := simulatorAuth(c, &cfg); err != nil {
+				return err
+			}
+			sim, err := simulator.New(cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := simulator.Listen(c.String("listen"), c.Path("socket"))
+			if errors.Is(err, simulator.ErrAddrAndSocket) {
+				return errors.New("give --listen or --socket, not both")
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "simulated zeusd on %s (%d GPUs, %d CPUs, %s format)\n", ln.Addr(), cfg.GPUs, cfg.CPUs, cfg.Format)
+			return sim.Serve(c.Context, ln)
+		},
+	}
+}
+
+// simulatorAuth reads --auth-secret-file into cfg and writes --token-out.
+func simulatorAuth(c *cli.Context, cfg *simulator.Config) error {
+	if path := c.Path("auth-secret-file"); path != "" {
+		secret, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--auth-secret-file: %w", err)
+		}
+		if len(strings.TrimSpace(string(secret))) == 0 {
+			return fmt.Errorf("--auth-secret-file %s is empty", path)
+		}
+		cfg.AuthSecret = []byte(strings.TrimSpace(string(secret)))
+	}
+	out := c.Path("token-out")
+	if out == "" {
+		return nil
+	}
+	if cfg.AuthSecret == nil {
+		return errors.New("--token-out needs --auth-secret-file")
+	}
+	tok, err := simulator.MintToken(cfg.AuthSecret, "wattrec-demo", []string{simulator.GroupGPURead, simulator.GroupCPURead}, time.Time{})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
+		return fmt.Errorf("--token-out: %w", err)
+	}
+	return nil
+}
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "demo",
+		Usage:     "start a simulated zeusd on a Unix socket, record it for a while, and show what was stored",
+		UsageText: "wattrec demo --db demo.db --duration 10s",
+		Flags: append(simulatorFlags(),
+			&cli.PathFlag{Name: "db", Value: "demo.db", Usage: "bbolt `FILE` to record into"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to record"},
+		),
+		Action: func(c *cli.Context) error {
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			return recording.Demo(c.Context, c.App.Writer, recording.DemoOptions{DB: c.Path("db"), Duration: c.Duration("duration"),
+				Simulator: simulatorConfig(c), Version: wattrecVersion(), Logger: log})
+		},
+	}
+}
