@@ -69,7 +69,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
-		Commands:                  []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(), migrateCommand(), simulateCommand(), demoCommand()},
+		Commands:                  []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(), simulateCommand(), demoCommand()},
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
@@ -757,29 +757,6 @@ with coverage) on stderr, and exits with the command's status.`,
 				return exitCode(exitErr.ExitCode())
 			}
 			return fmt.Errorf("run: %w", cmdErr)
-		},
-	}
-}
-
-func migrateCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "migrate",
-		Usage:     "convert a file of an earlier layout into the current one",
-		UsageText: "wattrec migrate --db old.db -o new.db",
-		Description: `Reads every record of FILE (any layout this build reads) and writes a new file
-in the current layout: readings re-encoded into compressed chunks, everything else
-copied. The old file is opened read-only and never changed; the new one appears
-atomically, complete and checked, or not at all.`,
-		Flags: []cli.Flag{
-			&cli.PathFlag{Name: "db", Usage: "the old wattrec `FILE`", Required: true},
-			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "the new `FILE` (must not exist)", Required: true},
-		},
-		Action: func(c *cli.Context) error {
-			if err := store.Migrate(c.Context, c.Path("db"), c.Path("output")); err != nil {
-				return explainOpen(err)
-			}
-			fmt.Fprintf(c.App.Writer, "migrated %s to %s\n", c.Path("db"), c.Path("output"))
-			return nil
 		},
 	}
 }

@@ -13,11 +13,11 @@ import (
 // TestIntegrateSeriesFast checks that the chunk path gives exactly the
 // reading-by-reading Result, for both rules, on random series with
 // sessions, gaps, seeds stamped in gaps, ties and clock steps, over
-// random windows, in both store formats.
+// random windows.
 func TestIntegrateSeriesFast(t *testing.T) {
 	ctx := context.Background()
-	for _, format1 := range []bool{false, true} {
-		db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true, Format1: format1})
+	t.Run("Chunks", func(t *testing.T) {
+		db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,9 +75,9 @@ func TestIntegrateSeriesFast(t *testing.T) {
 				}
 				got.TrapezoidUJ = want.TrapezoidUJ
 				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("format1=%v %s period %d window %v:\n got %+v\nwant %+v", format1, spec.Rule, spec.PeriodMs, w, got, want)
+					t.Fatalf("%s period %d window %v:\n got %+v\nwant %+v", spec.Rule, spec.PeriodMs, w, got, want)
 				}
 			}
 		}
-	}
+	})
 }

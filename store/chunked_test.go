@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -361,35 +360,4 @@ func TestDB_FailedBatchKeepsHeads(t *testing.T) {
 	if err := db.Append(ctx, []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1<<62 + 1}}); err == nil {
 		t.Fatal("power beyond 2^62 mW stored")
 	}
-}
-
-func TestOpen_Format(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := store.Open(path, store.Options{Format1: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}
-	if err := db.Append(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	_, err = store.Open(path, store.Options{})
-	if !errors.Is(err, store.ErrFormat) || !contains(err.Error(), "wattrec migrate --db") {
-		t.Fatalf("writing a format-1 file: %v, want ErrFormat naming wattrec migrate", err)
-	}
-	ro, err := store.Open(path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-	if got := scanAll(t, ro, k, 0, 100); !reflect.DeepEqual(got, in) {
-		t.Fatalf("format 1 read back %+v", got)
-	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
 }

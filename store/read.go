@@ -50,9 +50,6 @@ type SeriesStats struct {
 // endpoint, kind, device, with counts and time spans. With full set it also
 // reads every value to count seeds and find the power range.
 func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesStats, error) {
-	if db.format != format1 {
-		return db.series2(ctx, endpoint, full)
-	}
 	var out []SeriesStats
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		eps := tx.Bucket(endpointsBucket)
@@ -60,7 +57,8 @@ func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesS
 			if endpoint != "" && string(name) != endpoint {
 				return nil
 			}
-			sb := eps.Bucket(name).Bucket(seriesBucket)
+			ep := eps.Bucket(name)
+			sb, stats := ep.Bucket(seriesBucket), ep.Bucket(statsBucket)
 			if sb == nil {
 				return nil
 			}
@@ -69,36 +67,20 @@ func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesS
 					return fmt.Errorf("endpoint %q series %x: %w", name, sk, ErrCorrupt)
 				}
 				st := SeriesStats{SeriesKey: SeriesKey{string(name), Kind(sk[0]), int32(binary.BigEndian.Uint32(sk[1:]))}}
-				b := sb.Bucket(sk)
-				c := b.Cursor()
-				first, _ := c.First()
-				if first == nil {
+				if k, _ := sb.Bucket(sk).Cursor().First(); k == nil {
 					return nil
 				}
-				last, _ := c.Last()
-				if len(first) != 10 || len(last) != 10 {
-					return fmt.Errorf("series %s: %w", st.SeriesKey, ErrCorrupt)
+				var s seriesStats
+				if stats == nil {
+					return fmt.Errorf("series %s: stats missing: %w", st.SeriesKey, ErrCorrupt)
 				}
-				st.FirstMs, st.LastMs = getInt64(first), getInt64(last)
+				if err := decodeStats(&s, stats.Get(sk)); err != nil {
+					return fmt.Errorf("series %s stats: %w", st.SeriesKey, err)
+				}
+				st.Readings, st.FirstMs, st.LastMs = int(s.n), s.first, s.last
 				if full {
 					st.SeedsCounted, st.ValuesExamined = true, true
-					st.MinMW, st.MaxMW = math.MaxInt64, math.MinInt64
-					var r Reading
-					for k, v := c.First(); k != nil; k, v = c.Next() {
-						if err := decodeReading(&r, k, v); err != nil {
-							return fmt.Errorf("series %s: %w", st.SeriesKey, err)
-						}
-						st.Readings++
-						if r.Seed {
-							st.SeedReadings++
-						}
-						st.MinMW, st.MaxMW = min(st.MinMW, r.MilliWatts), max(st.MaxMW, r.MilliWatts)
-						if st.Readings%4096 == 0 && ctx.Err() != nil {
-							return ctx.Err()
-						}
-					}
-				} else {
-					st.Readings = b.Stats().KeyN
+					st.SeedReadings, st.MinMW, st.MaxMW = int(s.seeds), s.minMW, s.maxMW
 				}
 				out = append(out, st)
 				return ctx.Err()
@@ -113,29 +95,43 @@ func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesS
 // valid during the call. Scan stops at the first error from fn and returns
 // it. A series that is not in the file is ErrNotFound.
 func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) error {
-	if db.format != format1 {
-		return db.scan2(ctx, k, fromMs, toMs, fn)
-	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		b := seriesBucketOf(tx, k)
 		if b == nil {
 			return fmt.Errorf("series %s: %w", k, ErrNotFound)
 		}
+		if fromMs >= toMs {
+			return nil
+		}
 		r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
-		c, end := b.Cursor(), putInt64(nil, toMs)
-		n := 0
-		for key, v := c.Seek(putInt64(nil, fromMs)); key != nil; key, v = c.Next() {
-			if len(key) == 10 && bytes.Compare(key[:8], end) >= 0 {
-				break
+		var h chunkHeader
+		var dec chunkDec
+		c := b.Cursor()
+		for key, v := seekChunk(c, fromMs); key != nil && getInt64(key) < toMs; key, v = c.Next() {
+			if err := parseChunk(&h, key, v); err != nil {
+				return fmt.Errorf("series %s chunk %x: %w", k, key, err)
 			}
-			if err := decodeReading(&r, key, v); err != nil {
-				return fmt.Errorf("series %s key %x: %w", k, key, err)
+			if h.lastT < fromMs {
+				continue
 			}
-			if err := fn(&r); err != nil {
+			dec.reset(&h)
+			for dec.next() {
+				if dec.cur.t < fromMs {
+					continue
+				}
+				if dec.cur.t >= toMs {
+					break
+				}
+				r.TimeMs, r.DaemonMs, r.MilliWatts, r.Seed = dec.cur.t, dec.cur.daemon(), dec.cur.mw, dec.cur.seed
+				if err := fn(&r); err != nil {
+					return err
+				}
+			}
+			if dec.err != nil {
+				return fmt.Errorf("series %s chunk %x: %w", k, key, dec.err)
+			}
+			if err := ctx.Err(); err != nil {
 				return err
-			}
-			if n++; n%1024 == 0 && ctx.Err() != nil {
-				return ctx.Err()
 			}
 		}
 		return ctx.Err()
@@ -220,9 +216,6 @@ func (db *DB) Runs(ctx context.Context) ([]Run, error) {
 // one stored, if several share that millisecond), and whether there is
 // one.
 func (db *DB) Before(ctx context.Context, k SeriesKey, t int64) (Reading, bool, error) {
-	if db.format != format1 {
-		return db.before2(ctx, k, t)
-	}
 	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
 	found := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -230,6 +223,7 @@ func (db *DB) Before(ctx context.Context, k SeriesKey, t int64) (Reading, bool, 
 		if b == nil {
 			return fmt.Errorf("series %s: %w", k, ErrNotFound)
 		}
+		// The last chunk that starts before t holds the answer.
 		c := b.Cursor()
 		key, v := c.Seek(putInt64(nil, t))
 		if key == nil {
@@ -240,10 +234,28 @@ func (db *DB) Before(ctx context.Context, k SeriesKey, t int64) (Reading, bool, 
 		if key == nil {
 			return nil
 		}
-		found = true
-		if err := decodeReading(&r, key, v); err != nil {
-			return fmt.Errorf("series %s key %x: %w", k, key, err)
+		var h chunkHeader
+		if err := parseChunk(&h, key, v); err != nil {
+			return fmt.Errorf("series %s chunk %x: %w", k, key, err)
 		}
+		if h.firstT >= t {
+			return fmt.Errorf("series %s chunk %x: %w", k, key, ErrCorrupt)
+		}
+		found = true
+		if h.lastT < t {
+			h.lastReading(&r)
+			return ctx.Err()
+		}
+		var dec chunkDec
+		dec.reset(&h)
+		var last rd
+		for dec.next() && dec.cur.t < t {
+			last = dec.cur
+		}
+		if dec.err != nil {
+			return fmt.Errorf("series %s chunk %x: %w", k, key, dec.err)
+		}
+		r.TimeMs, r.DaemonMs, r.MilliWatts, r.Seed = last.t, last.daemon(), last.mw, last.seed
 		return ctx.Err()
 	})
 	return r, found, err

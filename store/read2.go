@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -10,47 +9,6 @@ import (
 
 // This file is the read path of format 2 (chunks), and ScanChunks for
 // both formats.
-
-func (db *DB) series2(ctx context.Context, endpoint string, full bool) ([]SeriesStats, error) {
-	var out []SeriesStats
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		eps := tx.Bucket(endpointsBucket)
-		return eps.ForEachBucket(func(name []byte) error {
-			if endpoint != "" && string(name) != endpoint {
-				return nil
-			}
-			ep := eps.Bucket(name)
-			sb, stats := ep.Bucket(seriesBucket), ep.Bucket(statsBucket)
-			if sb == nil {
-				return nil
-			}
-			return sb.ForEachBucket(func(sk []byte) error {
-				if len(sk) != 5 || !Kind(sk[0]).Valid() {
-					return fmt.Errorf("endpoint %q series %x: %w", name, sk, ErrCorrupt)
-				}
-				st := SeriesStats{SeriesKey: SeriesKey{string(name), Kind(sk[0]), int32(binary.BigEndian.Uint32(sk[1:]))}}
-				if k, _ := sb.Bucket(sk).Cursor().First(); k == nil {
-					return nil
-				}
-				var s seriesStats
-				if stats == nil {
-					return fmt.Errorf("series %s: stats missing: %w", st.SeriesKey, ErrCorrupt)
-				}
-				if err := decodeStats(&s, stats.Get(sk)); err != nil {
-					return fmt.Errorf("series %s stats: %w", st.SeriesKey, err)
-				}
-				st.Readings, st.FirstMs, st.LastMs = int(s.n), s.first, s.last
-				if full {
-					st.SeedsCounted, st.ValuesExamined = true, true
-					st.SeedReadings, st.MinMW, st.MaxMW = int(s.seeds), s.minMW, s.maxMW
-				}
-				out = append(out, st)
-				return ctx.Err()
-			})
-		})
-	})
-	return out, err
-}
 
 // seekChunk positions c on the chunk that holds time t: the last chunk
 // whose key is <= t, or the first chunk if t precedes them all.
@@ -68,98 +26,8 @@ func seekChunk(c *bolt.Cursor, t int64) (key, v []byte) {
 	return key, v
 }
 
-func (db *DB) scan2(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		b := seriesBucketOf(tx, k)
-		if b == nil {
-			return fmt.Errorf("series %s: %w", k, ErrNotFound)
-		}
-		if fromMs >= toMs {
-			return nil
-		}
-		r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
-		var h chunkHeader
-		var dec chunkDec
-		c := b.Cursor()
-		for key, v := seekChunk(c, fromMs); key != nil && getInt64(key) < toMs; key, v = c.Next() {
-			if err := parseChunk(&h, key, v); err != nil {
-				return fmt.Errorf("series %s chunk %x: %w", k, key, err)
-			}
-			if h.lastT < fromMs {
-				continue
-			}
-			dec.reset(&h)
-			for dec.next() {
-				if dec.cur.t < fromMs {
-					continue
-				}
-				if dec.cur.t >= toMs {
-					break
-				}
-				r.TimeMs, r.DaemonMs, r.MilliWatts, r.Seed = dec.cur.t, dec.cur.daemon(), dec.cur.mw, dec.cur.seed
-				if err := fn(&r); err != nil {
-					return err
-				}
-			}
-			if dec.err != nil {
-				return fmt.Errorf("series %s chunk %x: %w", k, key, dec.err)
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		return ctx.Err()
-	})
-}
-
-func (db *DB) before2(ctx context.Context, k SeriesKey, t int64) (Reading, bool, error) {
-	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
-	found := false
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		b := seriesBucketOf(tx, k)
-		if b == nil {
-			return fmt.Errorf("series %s: %w", k, ErrNotFound)
-		}
-		// The last chunk that starts before t holds the answer.
-		c := b.Cursor()
-		key, v := c.Seek(putInt64(nil, t))
-		if key == nil {
-			key, v = c.Last()
-		} else {
-			key, v = c.Prev()
-		}
-		if key == nil {
-			return nil
-		}
-		var h chunkHeader
-		if err := parseChunk(&h, key, v); err != nil {
-			return fmt.Errorf("series %s chunk %x: %w", k, key, err)
-		}
-		if h.firstT >= t {
-			return fmt.Errorf("series %s chunk %x: %w", k, key, ErrCorrupt)
-		}
-		found = true
-		if h.lastT < t {
-			h.lastReading(&r)
-			return ctx.Err()
-		}
-		var dec chunkDec
-		dec.reset(&h)
-		var last rd
-		for dec.next() && dec.cur.t < t {
-			last = dec.cur
-		}
-		if dec.err != nil {
-			return fmt.Errorf("series %s chunk %x: %w", k, key, dec.err)
-		}
-		r.TimeMs, r.DaemonMs, r.MilliWatts, r.Seed = last.t, last.daemon(), last.mw, last.seed
-		return ctx.Err()
-	})
-	return r, found, err
-}
-
 // Chunk is a run of consecutive readings of one series, in Scan order, as
-// ScanChunks passes it: in format 2 one stored chunk. Its fields
+// ScanChunks passes it: one stored chunk. Its fields
 // summarise the run, so that a computation over a window that holds all
 // of it can skip decoding it; Readings decodes it. A Chunk and what it
 // returns are only valid during the call to ScanChunks' fn.
@@ -183,7 +51,6 @@ type Chunk struct {
 
 	k    SeriesKey
 	hdr  *chunkHeader
-	rs   []Reading // format 1: the readings
 	dec  chunkDec
 	read Reading
 }
@@ -192,14 +59,6 @@ type Chunk struct {
 // those outside the range ScanChunks was asked for). The Reading passed
 // to fn is only valid during the call.
 func (c *Chunk) Readings(fn func(*Reading) error) error {
-	if c.hdr == nil {
-		for i := range c.rs {
-			if err := fn(&c.rs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	r := &c.read
 	*r = Reading{Endpoint: c.k.Endpoint, Kind: c.k.Kind, Device: c.k.Device}
 	dec := &c.dec
@@ -216,22 +75,15 @@ func (c *Chunk) Readings(fn func(*Reading) error) error {
 	return nil
 }
 
-// scanChunksV1 is how many readings of a format-1 file one Chunk holds.
-const scanChunksV1 = 1024
-
 // ScanChunks calls fn for each chunk of series k that holds a reading
 // with fromMs <= TimeMs < toMs, oldest first, inside one read
 // transaction. A chunk can also hold readings outside that range: its
 // first chunk can start before fromMs and its last one end at or after
 // toMs. Chunks partition the series: each reading is in exactly one, and
-// the readings of one millisecond share a chunk. In a format-1 file the
-// chunks are runs of up to 1024 readings inside the range, read and
-// summed on the fly. ScanChunks stops at the first error from fn and
-// returns it. A series that is not in the file is ErrNotFound.
+// the readings of one millisecond share a chunk. ScanChunks stops at the
+// first error from fn and returns it. A series that is not in the file is
+// ErrNotFound.
 func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Chunk) error) error {
-	if db.format == format1 {
-		return db.scanChunksV1(ctx, k, fromMs, toMs, fn)
-	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		b := seriesBucketOf(tx, k)
 		if b == nil {
@@ -261,41 +113,4 @@ func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, f
 		}
 		return ctx.Err()
 	})
-}
-
-func (db *DB) scanChunksV1(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Chunk) error) error {
-	ch := Chunk{k: k}
-	var sums chunkSums
-	var prev rd
-	emit := func() error {
-		if len(ch.rs) == 0 {
-			return nil
-		}
-		first, last := &ch.rs[0], &ch.rs[len(ch.rs)-1]
-		ch.Len, ch.FirstMs, ch.LastMs, ch.FirstMW, ch.LastMW = len(ch.rs), first.TimeMs, last.TimeMs, first.MilliWatts, last.MilliWatts
-		ch.HasSums, ch.HoldUJ, ch.Trapezoid2UJ, ch.PeakMW = sums.ok, int64(sums.hold), int64(sums.trap2), sums.peak
-		err := fn(&ch)
-		ch.rs = ch.rs[:0]
-		return err
-	}
-	err := db.Scan(ctx, k, fromMs, toMs, func(r *Reading) error {
-		x := rd{t: r.TimeMs, mw: r.MilliWatts}
-		if len(ch.rs) == scanChunksV1 && x.t != prev.t {
-			if err := emit(); err != nil {
-				return err
-			}
-		}
-		if len(ch.rs) == 0 {
-			sums = chunkSums{peak: -1, ok: true}
-		} else {
-			sums.add(prev, x)
-		}
-		ch.rs = append(ch.rs, *r)
-		prev = x
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return emit()
 }

@@ -14,22 +14,14 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Layout versions, stored under meta/format. Format 1 keeps one bbolt key
-// per reading; format 2 keeps each series' readings in compressed chunks.
-// Everything else is the same in both.
-const (
-	format1       = 1
-	format2       = 2
-	formatCurrent = format2
-)
+// layoutVersion is the layout this build reads and writes, stored under
+// meta/format. Files of any other version are refused with ErrFormat.
+const layoutVersion = 2
 
-// valueV1 is the version byte of format 1's values, and of the values
-// that format 2 did not change.
+// valueV1 is the version byte of the values whose encoding has not
+// changed since the first layout: sessions, clock estimates, counter
+// readings, and the JSON of runs, marks and endpoint info.
 const valueV1 = 0x01
-
-// MigrateCommand is the CLI command that converts a file of an older
-// layout, as named in ErrFormat messages.
-const MigrateCommand = "wattrec migrate --db OLD -o NEW"
 
 // allocSize is how much the file grows at a time, once bigger than that.
 const allocSize = 1 << 20
@@ -74,24 +66,18 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync on commit. Only benchmarks and tests use it.
 	NoSync bool
-	// Format1 creates a new file in format 1, one bbolt key per reading,
-	// and lets a format-1 file be opened for writing. It exists only as
-	// the baseline of the storage benchmarks (bench/) and for tests of
-	// Migrate: never set it for a recording.
-	Format1 bool
 }
 
 // DB is an open wattrec file. Its methods are safe for concurrent use;
 // bbolt serialises writers.
 type DB struct {
-	bolt   *bolt.DB
-	path   string
-	format byte
+	bolt *bolt.DB
+	path string
 
 	// wmu serialises Write, which keeps heads in step with the file.
 	wmu sync.Mutex
 	// heads caches the open chunk and the stats of each series written
-	// through this DB (format 2), as of the last commit.
+	// through this DB, as of the last commit.
 	heads map[SeriesKey]*seriesHead
 }
 
@@ -121,16 +107,16 @@ func Open(path string, opt Options) (*DB, error) {
 	// recording grows slowly, and the slack shows in its size.
 	bdb.AllocSize = allocSize
 	db := &DB{bolt: bdb, path: path, heads: map[SeriesKey]*seriesHead{}}
-	if err := db.init(opt); err != nil {
+	if err := db.init(opt.ReadOnly); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return db, nil
 }
 
-// init creates the top-level buckets of a new file, or checks the format
-// of an existing one.
-func (db *DB) init(opt Options) error {
+// init creates the top-level buckets of a new file, or checks the layout
+// version of an existing one.
+func (db *DB) init(readOnly bool) error {
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaBucket)
 		if meta == nil {
@@ -140,16 +126,12 @@ func (db *DB) init(opt Options) error {
 		if len(v) != 1 {
 			return fmt.Errorf("meta/format: %w", ErrCorrupt)
 		}
-		switch {
-		case v[0] == format1 && !opt.ReadOnly && !opt.Format1:
-			return fmt.Errorf("%w: layout version 1 (one bbolt key per reading) can be read but not written by this build; convert it with `%s`", ErrFormat, MigrateCommand)
-		case v[0] != format1 && v[0] != format2:
-			return fmt.Errorf("%w: layout version %d, this build reads versions 1 and 2", ErrFormat, v[0])
+		if v[0] != layoutVersion {
+			return fmt.Errorf("%w: layout version %d, this build reads version %d", ErrFormat, v[0], layoutVersion)
 		}
-		db.format = v[0]
 		return nil
 	}
-	if opt.ReadOnly {
+	if readOnly {
 		return db.bolt.View(func(tx *bolt.Tx) error {
 			if tx.Bucket(metaBucket) == nil && isEmpty(tx) {
 				return fmt.Errorf("%w (the file is empty)", ErrNotWattrec)
@@ -166,11 +148,7 @@ func (db *DB) init(opt Options) error {
 			if err != nil {
 				return err
 			}
-			format := byte(formatCurrent)
-			if opt.Format1 {
-				format = format1
-			}
-			if err := meta.Put(formatKey, []byte{format}); err != nil {
+			if err := meta.Put(formatKey, []byte{layoutVersion}); err != nil {
 				return err
 			}
 			if err := meta.Put(createdKey, putInt64(nil, time.Now().UnixMilli())); err != nil {
@@ -264,12 +242,8 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 				return fmt.Errorf("endpoint %q %s session: %w", s.Endpoint, s.Stream, err)
 			}
 		}
-		put := w.putReading
-		if db.format == format1 {
-			put = w.putReadingV1
-		}
 		for i := range b.Readings {
-			if err := put(&b.Readings[i]); err != nil {
+			if err := w.putReading(&b.Readings[i]); err != nil {
 				r := &b.Readings[i]
 				return fmt.Errorf("put %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TimeMs, err)
 			}
@@ -293,7 +267,7 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 	if err != nil {
 		// The cached heads of the series this batch touched may hold
 		// readings that were not committed: read them again next time.
-		for k := range w.series2 {
+		for k := range w.series {
 			delete(db.heads, k)
 		}
 	}
@@ -307,13 +281,11 @@ type writer struct {
 	endpoints *bolt.Bucket
 	lastEP    string
 	epBucket  *bolt.Bucket
-	lastSer   SeriesKey
-	serBucket *bolt.Bucket
 
-	// Format 2: the series written in this transaction.
-	series2 map[SeriesKey]*txSeries
-	eps2    map[string]*txEndpoint
-	recent  [64]*txSeries
+	// The series written in this transaction, and their endpoints.
+	series map[SeriesKey]*txSeries
+	eps    map[string]*txEndpoint
+	recent [64]*txSeries
 }
 
 func (w *writer) endpoint(name string) (*bolt.Bucket, error) {
@@ -328,7 +300,6 @@ func (w *writer) endpoint(name string) (*bolt.Bucket, error) {
 		return nil, err
 	}
 	w.lastEP, w.epBucket = name, b
-	w.serBucket = nil
 	return b, nil
 }
 
@@ -397,55 +368,6 @@ func checkReading(r *Reading) error {
 		return fmt.Errorf("power %d mW out of range", r.MilliWatts)
 	}
 	return nil
-}
-
-func (w *writer) series(k SeriesKey) (*bolt.Bucket, error) {
-	if w.serBucket != nil && w.lastSer == k && w.lastEP == k.Endpoint {
-		return w.serBucket, nil
-	}
-	if !k.Kind.Valid() {
-		return nil, fmt.Errorf("invalid kind %d", k.Kind)
-	}
-	if k.Device < 0 {
-		return nil, fmt.Errorf("negative device %d", k.Device)
-	}
-	all, err := w.sub(k.Endpoint, seriesBucket)
-	if err != nil {
-		return nil, err
-	}
-	b, err := all.CreateBucketIfNotExists(seriesName(k.Kind, k.Device))
-	if err != nil {
-		return nil, err
-	}
-	b.FillPercent = 0.9 // keys mostly grow: pack pages tightly
-	w.lastSer, w.serBucket = k, b
-	return b, nil
-}
-
-// putReadingV1 stores r in format 1: one key per reading.
-func (w *writer) putReadingV1(r *Reading) error {
-	b, err := w.series(r.Series())
-	if err != nil {
-		return err
-	}
-	if err := checkReading(r); err != nil {
-		return err
-	}
-	// bbolt keeps key and value until the commit: both are fresh slices.
-	val := encodeReading(make([]byte, 0, 16), r)
-	prefix := putInt64(make([]byte, 0, 10), r.TimeMs)
-	c := b.Cursor()
-	var dup uint16
-	for k, v := c.Seek(prefix); k != nil && len(k) == 10 && string(k[:8]) == string(prefix); k, v = c.Next() {
-		if string(v) == string(val) {
-			return nil // identical replay
-		}
-		dup = binary.BigEndian.Uint16(k[8:]) + 1
-		if dup == 0 {
-			return errors.New("more than 65536 different readings at one millisecond")
-		}
-	}
-	return b.Put(binary.BigEndian.AppendUint16(prefix, dup), val)
 }
 
 func (w *writer) putCounter(r *CounterReading) error {

@@ -3,11 +3,15 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/wattrec/wattrec/store"
 )
@@ -218,6 +222,35 @@ func TestOpen(t *testing.T) {
 		_, err = store.Open(path, store.Options{ReadOnly: true, LockTimeout: -1})
 		if !errors.Is(err, store.ErrLocked) {
 			t.Fatalf("err = %v, want ErrLocked", err)
+		}
+	})
+	t.Run("OtherLayoutVersion", func(t *testing.T) {
+		// A file of layout version 1 (one bbolt key per reading) or of a
+		// later build, made by hand: refused, read-only or not, with an
+		// error that says which version it is.
+		for _, version := range []byte{1, 3} {
+			path := filepath.Join(t.TempDir(), "w.db")
+			bdb, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = bdb.Update(func(tx *bolt.Tx) error {
+				meta, err := tx.CreateBucket([]byte("meta"))
+				if err != nil {
+					return err
+				}
+				return meta.Put([]byte("format"), []byte{version})
+			})
+			if err := errors.Join(err, bdb.Close()); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("layout version %d, this build reads version 2", version)
+			for _, ro := range []bool{true, false} {
+				_, err := store.Open(path, store.Options{ReadOnly: ro})
+				if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "wattrec ") {
+					t.Errorf("version %d, read-only %v: %v, want ErrFormat saying %q and naming no command", version, ro, err, want)
+				}
+			}
 		}
 	})
 	t.Run("ReadOnlyMissingFile", func(t *testing.T) {

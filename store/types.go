@@ -138,35 +138,6 @@ type Run struct {
 	Servers   []string `json:"servers"` // specs as configured; they never hold tokens
 }
 
-func encodeReading(dst []byte, r *Reading) []byte {
-	var flags byte
-	if r.Seed {
-		flags |= 1
-	}
-	dst = append(dst, valueV1, flags)
-	dst = binary.AppendUvarint(dst, uint64(r.MilliWatts))
-	return binary.AppendVarint(dst, r.DaemonMs-r.TimeMs)
-}
-
-func decodeReading(r *Reading, key, v []byte) error {
-	if len(key) != 10 || len(v) < 4 || v[0] != valueV1 || v[1]&^1 != 0 {
-		return ErrCorrupt
-	}
-	r.TimeMs = getInt64(key)
-	r.Seed = v[1]&1 != 0
-	mw, n := binary.Uvarint(v[2:])
-	if n <= 0 || mw > 1<<62 {
-		return ErrCorrupt
-	}
-	d, m := binary.Varint(v[2+n:])
-	if m <= 0 || 2+n+m != len(v) {
-		return ErrCorrupt
-	}
-	r.MilliWatts = int64(mw)
-	r.DaemonMs = r.TimeMs + d
-	return nil
-}
-
 func encodeSession(s Session) []byte {
 	var flags byte
 	if s.Open {

@@ -109,7 +109,7 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 	if s := *slot; s != nil && s.k == k {
 		return s, nil
 	}
-	if s := w.series2[k]; s != nil {
+	if s := w.series[k]; s != nil {
 		*slot = s
 		return s, nil
 	}
@@ -119,7 +119,7 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 	if k.Device < 0 {
 		return nil, fmt.Errorf("negative device %d", k.Device)
 	}
-	ep := w.eps2[k.Endpoint]
+	ep := w.eps[k.Endpoint]
 	if ep == nil {
 		ep = &txEndpoint{}
 		var err error
@@ -129,10 +129,10 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 		if ep.stats, err = w.sub(k.Endpoint, statsBucket); err != nil {
 			return nil, err
 		}
-		if w.eps2 == nil {
-			w.eps2 = map[string]*txEndpoint{}
+		if w.eps == nil {
+			w.eps = map[string]*txEndpoint{}
 		}
-		w.eps2[k.Endpoint] = ep
+		w.eps[k.Endpoint] = ep
 	}
 	b, err := ep.series.CreateBucketIfNotExists(seriesName(k.Kind, k.Device))
 	if err != nil {
@@ -148,10 +148,10 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 		w.db.heads[k] = h
 	}
 	s := &txSeries{k: k, b: b, stats: stats, h: h}
-	if w.series2 == nil {
-		w.series2 = map[SeriesKey]*txSeries{}
+	if w.series == nil {
+		w.series = map[SeriesKey]*txSeries{}
 	}
-	w.series2[k], *slot = s, s
+	w.series[k], *slot = s, s
 	return s, nil
 }
 
@@ -348,7 +348,7 @@ func merge(rs, late []rd, stats *seriesStats) (out []rd, added int, err error) {
 // flushHeads merges the late readings, then writes the head and the
 // stats of every series this transaction touched.
 func (w *writer) flushHeads() error {
-	for _, s := range w.series2 {
+	for _, s := range w.series {
 		if len(s.late) > 0 {
 			if err := w.mergeLate(s); err != nil {
 				return fmt.Errorf("series %s: %w", s.k, err)
