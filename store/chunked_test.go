@@ -292,7 +292,7 @@ func TestDB_ReplayOfWholeHistory(t *testing.T) {
 		if shuffle {
 			g.rng.Shuffle(len(again), func(i, j int) { again[i], again[j] = again[j], again[i] })
 		}
-		if err := db.Append(ctx, again); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: again}); err != nil {
 			t.Fatal(err)
 		}
 		check(t, db, m)
@@ -319,7 +319,7 @@ func TestDB_SameMillisecondSpansNoChunks(t *testing.T) {
 	for _, r := range rs {
 		m.put(r)
 	}
-	if err := db.Append(ctx, rs); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: rs}); err != nil {
 		t.Fatal(err)
 	}
 	check(t, db, m)
@@ -340,24 +340,24 @@ func TestDB_FailedBatchKeepsHeads(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
 	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-	if err := db.Append(ctx, []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}}); err != nil {
 		t.Fatal(err)
 	}
 	bad := gpu(40, 35, -1)
-	if err := db.Append(ctx, []store.Reading{gpu(30, 25, 3), gpu(5, 0, 4), bad}); err == nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(30, 25, 3), gpu(5, 0, 4), bad}}); err == nil {
 		t.Fatal("negative power stored")
 	}
-	if err := db.Append(ctx, []store.Reading{gpu(50, 45, 5)}); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(50, 45, 5)}}); err != nil {
 		t.Fatal(err)
 	}
 	want := []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2), gpu(50, 45, 5)}
 	if got := scanAll(t, db, k, math.MinInt64, math.MaxInt64); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	if err := db.Append(ctx, []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1 << 62}}); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1 << 62}}}); err != nil {
 		t.Fatalf("largest power: %v", err)
 	}
-	if err := db.Append(ctx, []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1<<62 + 1}}); err == nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1<<62 + 1}}}); err == nil {
 		t.Fatal("power beyond 2^62 mW stored")
 	}
 }

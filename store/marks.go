@@ -3,15 +3,11 @@ package store
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// marksBucket holds named windows: key = id (8 BE), value = v1 | JSON(Mark).
-var marksBucket = []byte("marks")
 
 // Mark is a named window of the recording. Windows may overlap, nest and
 // repeat: "epoch" can have a hundred instances.
@@ -42,11 +38,11 @@ func (w *writer) putMark(m Mark) (uint64, error) {
 			return 0, err
 		}
 	}
-	js, err := json.Marshal(m)
+	v, err := encodeJSON(m)
 	if err != nil {
 		return 0, err
 	}
-	return m.ID, b.Put(binary.BigEndian.AppendUint64(nil, m.ID), append([]byte{valueV1}, js...))
+	return m.ID, b.Put(binary.BigEndian.AppendUint64(nil, m.ID), v)
 }
 
 // PutMark stores m in its own transaction (a new mark when m.ID is 0) and
@@ -73,11 +69,8 @@ func (db *DB) Marks(ctx context.Context, name string) ([]Mark, error) {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			var m Mark
-			if len(v) < 1 || v[0] != valueV1 {
-				return fmt.Errorf("mark %x: %w", k, ErrCorrupt)
-			}
-			if err := json.Unmarshal(v[1:], &m); err != nil {
-				return fmt.Errorf("mark %x: %w: %v", k, ErrCorrupt, err)
+			if err := decodeJSON(v, &m); err != nil {
+				return fmt.Errorf("mark %x: %w", k, err)
 			}
 			if name == "" || m.Name == name {
 				out = append(out, m)

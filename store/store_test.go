@@ -58,7 +58,7 @@ func TestDB_Write(t *testing.T) {
 	t.Run("TimeOrderAndPreEpoch", func(t *testing.T) {
 		db := MustOpenDB(t)
 		in := []store.Reading{gpu(300, 295, 3), gpu(-5, -10, 1), gpu(100, 95, 2)}
-		if err := db.Append(ctx, in); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: in}); err != nil {
 			t.Fatal(err)
 		}
 		got := scanAll(t, db, k, -1000, 1000)
@@ -75,7 +75,7 @@ func TestDB_Write(t *testing.T) {
 		db := MustOpenDB(t)
 		in := []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}
 		for range 3 {
-			if err := db.Append(ctx, in); err != nil {
+			if err := db.Write(ctx, &store.Batch{Readings: in}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -90,7 +90,7 @@ func TestDB_Write(t *testing.T) {
 		seed := a
 		seed.Seed = true
 		in := []store.Reading{a, b, c, seed, b}
-		if err := db.Append(ctx, in); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: in}); err != nil {
 			t.Fatal(err)
 		}
 		want := []store.Reading{a, b, c, seed} // arrival order, replay of b skipped
@@ -102,7 +102,7 @@ func TestDB_Write(t *testing.T) {
 	t.Run("InvalidReadingRollsBackBatch", func(t *testing.T) {
 		db := MustOpenDB(t)
 		bad := gpu(20, 20, -1)
-		err := db.Append(ctx, []store.Reading{gpu(10, 10, 1), bad})
+		err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(10, 10, 1), bad}})
 		if err == nil {
 			t.Fatal("negative power accepted")
 		}
