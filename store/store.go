@@ -39,6 +39,11 @@ var (
 	ErrFormat = errors.New("unsupported file format")
 	// ErrNotWattrec means the file is a bbolt file without wattrec's metadata.
 	ErrNotWattrec = errors.New("not a wattrec database")
+	// ErrInvalidMark means a mark's name or window breaks the rules of
+	// CheckMarkName or AddMark.
+	ErrInvalidMark = errors.New("invalid mark")
+	// ErrNoOpenMark means EndMark found no open mark of that name.
+	ErrNoOpenMark = errors.New("no open mark")
 )
 
 // Bucket and key names; store/doc.go draws the tree.

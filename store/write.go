@@ -74,7 +74,7 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 			return err
 		}
 		for i := range b.Marks {
-			if _, err := w.putMark(b.Marks[i]); err != nil {
+			if _, err := putMark(tx, b.Marks[i]); err != nil {
 				return fmt.Errorf("mark %q: %w", b.Marks[i].Name, err)
 			}
 		}
