@@ -10,16 +10,18 @@
 // transaction, fsynced on commit. Readers scan one series in corrected-time
 // order with [DB.Scan] (or chunk by chunk with [DB.ScanChunks]), and a
 // series' energy counter readings with [DB.Counters] and
-// [DB.CounterBracket].
+// [DB.CounterBracket]. Marks, the named windows of a recording, are begun,
+// ended and added with [DB.BeginMark], [DB.EndMark] and [DB.AddMark], each
+// in one transaction, and listed with [DB.Marks].
 //
-// # Versions
+// # Layout version
 //
 // meta/format holds the layout version, 2: each series' readings in
 // compressed chunks of up to 2016 bytes (about a thousand readings), as
 // described below. Open refuses a file of any other version with
 // [ErrFormat]. Every value also starts with a version byte: 0x02 for
-// chunks and series stats, 0x01 for the values whose encoding has not
-// changed since the first layout. The version bytes guard against
+// chunks and series stats, 0x01 (v1 below) for the values whose encoding
+// has not changed since the first layout. The version bytes guard against
 // misreading: a change of encoding bumps its byte, and old bytes are never
 // reinterpreted.
 //
