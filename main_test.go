@@ -118,7 +118,7 @@ func TestCLI_Help(t *testing.T) {
 	if !strings.Contains(out, "Example: wattrec record") {
 		t.Errorf("--help has no example:\n%s", out)
 	}
-	for _, cmd := range []string{"record", "run", "query", "info", "export", "migrate", "simulate", "demo"} {
+	for _, cmd := range []string{"record", "run", "query", "info", "export", "simulate", "demo"} {
 		out, err := run(t, cmd, "--help")
 		if err != nil {
 			t.Fatal(err)
@@ -346,46 +346,6 @@ func TestExport_ParquetAndGrid(t *testing.T) {
 	}
 	if want := rep.Rows[0].Joules; math.Abs(sum-want) > 1e-9*want {
 		t.Errorf("grid bins sum to %.9f J, query says %.9f J", sum, want)
-	}
-}
-
-// TestMigrate converts a format-1 file: record commands refuse it with a
-// message naming migrate, reads still work, and the copy holds the same
-// readings.
-func TestMigrate(t *testing.T) {
-	dir := t.TempDir()
-	old := filepath.Join(dir, "old.db")
-	d, err := store.Open(old, store.Options{Format1: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b store.Batch
-	for i := int64(0); i < 100; i++ {
-		b.Readings = append(b.Readings, store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: 1_000 + i*50, DaemonMs: 1_000 + i*50, MilliWatts: 100_000 + i})
-	}
-	b.Sessions = []store.Session{{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: 0, End: 10_000}}
-	if err := d.Write(context.Background(), &b); err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
-
-	if _, err := run(t, "mark", "add", "--db", old, "--from", "1000", "--to", "2000", "x"); err == nil || !strings.Contains(err.Error(), "wattrec migrate") {
-		t.Errorf("writing to a format-1 file: %v, want a hint to migrate", err)
-	}
-	before, err := run(t, "export", "--db", old)
-	if err != nil {
-		t.Fatalf("reading a format-1 file: %v", err)
-	}
-	neu := filepath.Join(dir, "new.db")
-	if _, err := run(t, "migrate", "--db", old, "-o", neu); err != nil {
-		t.Fatal(err)
-	}
-	after, err := run(t, "export", "--db", neu)
-	if err != nil || after != before || strings.Count(after, "\n") != 100 {
-		t.Fatalf("migrated export differs (%v): %d vs %d lines", err, strings.Count(after, "\n"), strings.Count(before, "\n"))
-	}
-	if _, err := run(t, "migrate", "--db", old, "-o", neu); err == nil || !strings.Contains(err.Error(), "already exists") {
-		t.Errorf("migrate over an existing file: %v", err)
 	}
 }
 

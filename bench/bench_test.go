@@ -29,14 +29,6 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-// The two layouts.
-const (
-	baseline = "baseline" // format 1: one bbolt key per reading
-	chunks   = "chunks"   // format 2
-)
-
-var layouts = []string{baseline, chunks}
-
 // tmpDir holds the files of one benchmark process.
 var tmpDir string
 
@@ -72,17 +64,15 @@ var spans = []struct {
 // shows it; and the pages bbolt uses), and the recorder's peak RSS.
 func BenchmarkIngest(b *testing.B) {
 	for _, sp := range spans {
-		for _, layout := range layouts {
-			b.Run("layout="+layout+"/span="+sp.name, func(b *testing.B) {
-				for range b.N {
-					ingest(b, layout, sp.d)
-				}
-			})
-		}
+		b.Run("span="+sp.name, func(b *testing.B) {
+			for range b.N {
+				ingest(b, sp.d)
+			}
+		})
 	}
 }
 
-func ingest(b *testing.B, layout string, span time.Duration) {
+func ingest(b *testing.B, span time.Duration) {
 	r, err := Replay(span)
 	if err != nil {
 		b.Fatal(err)
@@ -102,11 +92,10 @@ func ingest(b *testing.B, layout string, span time.Duration) {
 		}
 	}()
 
-	path := filepath.Join(tmpDir, fmt.Sprintf("ingest-%s-%s.db", layout, span))
+	path := filepath.Join(tmpDir, fmt.Sprintf("ingest-%s.db", span))
 	os.Remove(path)
 	defer os.Remove(path)
-	res := runChild(b, childSpec{Mode: "ingest", DB: path, Format1: layout == baseline,
-		Servers: []string{ln.Addr().String()}, Expect: size.Samples})
+	res := runChild(b, childSpec{Mode: "ingest", DB: path, Servers: []string{ln.Addr().String()}, Expect: size.Samples})
 	secs := res.DurableSeconds
 	b.ReportMetric(float64(size.Events), "events")
 	b.ReportMetric(float64(size.Samples), "samples")
@@ -166,23 +155,23 @@ func countOf(span time.Duration, r *simulator.Replay) Size {
 // (4 GPUs at 20 Hz, 2 CPU packages with DRAM at 10 Hz each, in real time)
 // with a recorder in its own process for WATTREC_BENCH_RSS_SECONDS
 // (default 60) and reports its peak and final RSS. The recorder is
-// recorder.New + Run in a child process, for both layouts, and, when
+// recorder.New + Run in a child process (recorder=library) and, when
 // WATTREC_BENCH_WATTREC names a wattrec binary, `wattrec record` itself
-// (layout=binary, which writes the chunked layout; layout=binary-memlimit
-// is the same with GOMEMLIMIT=40MiB).
+// (recorder=binary; recorder=binary-memlimit is the same with
+// GOMEMLIMIT=40MiB).
 func BenchmarkRSS(b *testing.B) {
 	secs := 60 // RSS levels off after about a minute (GC pacing, bbolt pages touched)
 	if s := os.Getenv("WATTREC_BENCH_RSS_SECONDS"); s != "" {
 		secs, _ = strconv.Atoi(s)
 	}
 	const endpoints = 100
-	all := layouts
+	recorders := []string{"library"}
 	bin := os.Getenv("WATTREC_BENCH_WATTREC")
 	if bin != "" {
-		all = append(all[:len(all):len(all)], "binary", "binary-memlimit")
+		recorders = append(recorders, "binary", "binary-memlimit")
 	}
-	for _, layout := range all {
-		b.Run("layout="+layout+"/endpoints=100", func(b *testing.B) {
+	for _, rec := range recorders {
+		b.Run("recorder="+rec+"/endpoints=100", func(b *testing.B) {
 			for range b.N {
 				ctx, cancel := context.WithCancel(context.Background())
 				var wg sync.WaitGroup
@@ -205,16 +194,16 @@ func BenchmarkRSS(b *testing.B) {
 						s.Serve(ctx, ln)
 					}()
 				}
-				path := filepath.Join(tmpDir, "rss-"+layout+".db")
+				path := filepath.Join(tmpDir, "rss-"+rec+".db")
 				os.Remove(path)
 				var res childResult
-				switch layout {
+				switch rec {
 				case "binary":
 					res = runBinary(b, bin, path, addrs, secs, "")
 				case "binary-memlimit":
 					res = runBinary(b, bin, path, addrs, secs, "GOMEMLIMIT=40MiB")
 				default:
-					res = runChild(b, childSpec{Mode: "rss", DB: path, Format1: layout == baseline, Servers: addrs, Seconds: secs})
+					res = runChild(b, childSpec{Mode: "rss", DB: path, Servers: addrs, Seconds: secs})
 				}
 				cancel()
 				wg.Wait()
@@ -261,26 +250,28 @@ func runBinary(tb testing.TB, bin, db string, addrs []string, secs int, env stri
 	return res
 }
 
-// queryDBs holds the 24 h data set built once per layout.
-var queryDBs sync.Map // layout → *store.DB
-
-func queryDB(b *testing.B, layout string) *store.DB {
-	if db, ok := queryDBs.Load(layout); ok {
-		return db.(*store.DB)
-	}
+// queryDB returns the 24 h data set, built on the first call.
+var queryDB = sync.OnceValues(func() (*store.DB, error) {
 	r, err := Replay(24 * time.Hour)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
-	path := filepath.Join(tmpDir, "query-"+layout+".db")
-	db, err := store.Open(path, store.Options{Format1: layout == baseline, NoSync: true})
+	db, err := store.Open(filepath.Join(tmpDir, "query.db"), store.Options{NoSync: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return db, nil
+})
+
+// mustQueryDB is queryDB for a benchmark.
+func mustQueryDB(b *testing.B) *store.DB {
+	db, err := queryDB()
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16); err != nil {
-		b.Fatal(err)
-	}
-	queryDBs.Store(layout, db)
 	return db
 }
 
@@ -290,50 +281,48 @@ func queryDB(b *testing.B, layout string) *store.DB {
 // query.Energy, as `wattrec query` runs it; path=fast is the same plan
 // integrated with query.IntegrateSeries, the chunk-aware path. Both
 // report the joules they found (J metric), which must agree across
-// layouts and paths.
+// paths.
 func BenchmarkJoules(b *testing.B) {
 	ctx := context.Background()
-	for _, layout := range layouts {
-		for _, devs := range []string{"gpu:0", "gpu"} {
-			for _, w := range []struct {
-				name     string
-				from, to time.Duration
-			}{{"1h", 12 * time.Hour, 13 * time.Hour}, {"24h", 0, 24 * time.Hour}} {
-				for _, path := range []string{"energy", "fast"} {
-					name := fmt.Sprintf("layout=%s/gpus=%d/window=%s/path=%s", layout, map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name, path)
-					b.Run(name, func(b *testing.B) {
-						db := queryDB(b, layout)
-						f, err := query.ParseDevices(devs)
-						if err != nil {
-							b.Fatal(err)
-						}
-						opt := query.Options{By: query.ByTotal, Filter: query.Filter{Devices: f,
-							FromMs: Start.Add(w.from).UnixMilli() + OffsetMs, ToMs: Start.Add(w.to).UnixMilli() + OffsetMs}}
-						run := func() int64 {
-							if path == "energy" {
-								rep, err := query.Energy(ctx, db, opt)
-								if err != nil {
-									b.Fatal(err)
-								}
-								return rep.Rows[0].EnergyUJ
-							}
-							uj, err := energyFast(ctx, db, opt)
+	for _, devs := range []string{"gpu:0", "gpu"} {
+		for _, w := range []struct {
+			name     string
+			from, to time.Duration
+		}{{"1h", 12 * time.Hour, 13 * time.Hour}, {"24h", 0, 24 * time.Hour}} {
+			for _, path := range []string{"energy", "fast"} {
+				name := fmt.Sprintf("gpus=%d/window=%s/path=%s", map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name, path)
+				b.Run(name, func(b *testing.B) {
+					db := mustQueryDB(b)
+					f, err := query.ParseDevices(devs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					opt := query.Options{By: query.ByTotal, Filter: query.Filter{Devices: f,
+						FromMs: Start.Add(w.from).UnixMilli() + OffsetMs, ToMs: Start.Add(w.to).UnixMilli() + OffsetMs}}
+					run := func() int64 {
+						if path == "energy" {
+							rep, err := query.Energy(ctx, db, opt)
 							if err != nil {
 								b.Fatal(err)
 							}
-							return uj
+							return rep.Rows[0].EnergyUJ
 						}
-						uj := run() // warm up
-						b.ResetTimer()
-						for range b.N {
-							if got := run(); got != uj {
-								b.Fatalf("%d µJ, then %d", uj, got)
-							}
+						uj, err := energyFast(ctx, db, opt)
+						if err != nil {
+							b.Fatal(err)
 						}
-						b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
-						b.ReportMetric(float64(uj)/1e6, "J")
-					})
-				}
+						return uj
+					}
+					uj := run() // warm up
+					b.ResetTimer()
+					for range b.N {
+						if got := run(); got != uj {
+							b.Fatalf("%d µJ, then %d", uj, got)
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+					b.ReportMetric(float64(uj)/1e6, "J")
+				})
 			}
 		}
 	}
@@ -361,27 +350,25 @@ func energyFast(ctx context.Context, db *store.DB, opt query.Options) (int64, er
 // (what an export reads), warm.
 func BenchmarkScan(b *testing.B) {
 	ctx := context.Background()
-	for _, layout := range layouts {
-		b.Run("layout="+layout+"/span=24h", func(b *testing.B) {
-			db := queryDB(b, layout)
-			series, err := db.Series(ctx, "", false)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var n int64
-			b.ResetTimer()
-			for range b.N {
-				n = 0
-				for _, s := range series {
-					err := db.Scan(ctx, s.SeriesKey, -1<<63, 1<<63-1, func(*store.Reading) error { n++; return nil })
-					if err != nil {
-						b.Fatal(err)
-					}
+	b.Run("span=24h", func(b *testing.B) {
+		db := mustQueryDB(b)
+		series, err := db.Series(ctx, "", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int64
+		b.ResetTimer()
+		for range b.N {
+			n = 0
+			for _, s := range series {
+				err := db.Scan(ctx, s.SeriesKey, -1<<63, 1<<63-1, func(*store.Reading) error { n++; return nil })
+				if err != nil {
+					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
-		})
-	}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+	})
 }
 
 // childSpec tells the recorder child what to do; it travels as JSON in
@@ -389,7 +376,6 @@ func BenchmarkScan(b *testing.B) {
 type childSpec struct {
 	Mode    string // "ingest": until Expect readings are durable; "rss": for Seconds
 	DB      string
-	Format1 bool
 	Servers []string
 	Expect  int64
 	Seconds int
@@ -517,7 +503,7 @@ func runRecorder(spec childSpec, res *childResult) error {
 		}
 		servers = append(servers, s)
 	}
-	db, err := store.Open(spec.DB, store.Options{Format1: spec.Format1})
+	db, err := store.Open(spec.DB, store.Options{})
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,10 @@
-// Package bench measures wattrec's storage engine against the
-// one-bbolt-key-per-reading layout it replaced (format 1, kept as the
-// baseline), on a deterministic data set: 8 GPUs at 20 Hz (change-only)
-// and 2 CPU packages with DRAM at 10 Hz, as the simulator's traces make
-// them, over 1 h or 24 h.
+// Package bench measures wattrec's storage engine (ingest rate, bytes per
+// sample, query time, recorder memory) on a deterministic data set: 8
+// GPUs at 20 Hz (change-only) and 2 CPU packages with DRAM at 10 Hz, as
+// the simulator's traces make them, over 1 h or 24 h.
 //
 // The measurements are Go benchmarks in bench_test.go; run.sh runs them
-// and prints one table with the baseline beside the chunked layout,
-// measured in the same run. Nothing here runs in a plain `go test`.
+// and prints one table. Nothing here runs in a plain `go test`.
 package bench
 
 import (

@@ -80,10 +80,6 @@ func (w *bitWriter) appendTo(dst []byte) []byte {
 	return dst
 }
 
-func (w *bitWriter) reset() {
-	w.buf, w.acc, w.nacc = w.buf[:0], 0, 0
-}
-
 // bitReader reads a stream written by bitWriter. buf carries at least 8
 // bytes of zero padding past the stream, so every peek is one load; a
 // read past the stream's end sets pos beyond end, which the decoder
@@ -148,5 +144,6 @@ func (r *bitReader) rice2(k1, k2 uint) (uint64, uint64) {
 	return a, r.rice(k2)
 }
 
-func zigzag(x int64) uint64   { return uint64(x<<1) ^ uint64(x>>63) }
+func zigzag(x int64) uint64 { return uint64(x<<1) ^ uint64(x>>63) }
+
 func unzigzag(z uint64) int64 { return int64(z>>1) ^ -int64(z&1) }

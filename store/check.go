@@ -7,8 +7,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Check runs bbolt's consistency check over the whole file and, in
-// format 2, decodes every chunk and checks the layout's invariants: each
+// Check runs bbolt's consistency check over the whole file, then decodes
+// every chunk and checks the layout's invariants: each
 // chunk's readings sorted and inside its key range, its sums and the
 // series stats right. It returns every problem it finds, joined.
 func (db *DB) Check() error {
@@ -17,14 +17,14 @@ func (db *DB) Check() error {
 		for err := range tx.Check() { // drain fully: the checker sends until done
 			errs = append(errs, err)
 		}
-		if len(errs) == 0 && db.format == format2 {
+		if len(errs) == 0 {
 			errs = append(errs, checkChunks(tx))
 		}
 		return errors.Join(errs...)
 	})
 }
 
-// checkChunks checks every series of a format-2 file.
+// checkChunks checks every series of the file.
 func checkChunks(tx *bolt.Tx) error {
 	var errs []error
 	eps := tx.Bucket(endpointsBucket)

@@ -8,10 +8,10 @@ import (
 	"slices"
 )
 
-// This file is the chunk codec of format 2: a run of readings of one
-// series in one bbolt value. store/doc.go documents the bytes.
+// This file is the chunk codec: a run of readings of one series in one
+// bbolt value. store/doc.go documents the bytes.
 
-// valueV2 is the version byte of format-2 chunk and stats values.
+// valueV2 is the version byte of chunk and series stats values.
 const valueV2 = 0x02
 
 // Chunk size limits. A chunk ends (is sealed) before it would exceed
@@ -41,6 +41,11 @@ type rd struct {
 }
 
 func (r rd) daemon() int64 { return r.t + r.d }
+
+// fill sets the time, value and seed flag of dst to r's.
+func (r rd) fill(dst *Reading) {
+	dst.TimeMs, dst.DaemonMs, dst.MilliWatts, dst.Seed = r.t, r.daemon(), r.mw, r.seed
+}
 
 // chunkParams are the coding parameters of one chunk.
 type chunkParams struct {

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -293,7 +292,7 @@ func TestDB_ReplayOfWholeHistory(t *testing.T) {
 		if shuffle {
 			g.rng.Shuffle(len(again), func(i, j int) { again[i], again[j] = again[j], again[i] })
 		}
-		if err := db.Append(ctx, again); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: again}); err != nil {
 			t.Fatal(err)
 		}
 		check(t, db, m)
@@ -320,7 +319,7 @@ func TestDB_SameMillisecondSpansNoChunks(t *testing.T) {
 	for _, r := range rs {
 		m.put(r)
 	}
-	if err := db.Append(ctx, rs); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: rs}); err != nil {
 		t.Fatal(err)
 	}
 	check(t, db, m)
@@ -341,55 +340,24 @@ func TestDB_FailedBatchKeepsHeads(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
 	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-	if err := db.Append(ctx, []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}}); err != nil {
 		t.Fatal(err)
 	}
 	bad := gpu(40, 35, -1)
-	if err := db.Append(ctx, []store.Reading{gpu(30, 25, 3), gpu(5, 0, 4), bad}); err == nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(30, 25, 3), gpu(5, 0, 4), bad}}); err == nil {
 		t.Fatal("negative power stored")
 	}
-	if err := db.Append(ctx, []store.Reading{gpu(50, 45, 5)}); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(50, 45, 5)}}); err != nil {
 		t.Fatal(err)
 	}
 	want := []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2), gpu(50, 45, 5)}
 	if got := scanAll(t, db, k, math.MinInt64, math.MaxInt64); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	if err := db.Append(ctx, []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1 << 62}}); err != nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1 << 62}}}); err != nil {
 		t.Fatalf("largest power: %v", err)
 	}
-	if err := db.Append(ctx, []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1<<62 + 1}}); err == nil {
+	if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, MilliWatts: 1<<62 + 1}}}); err == nil {
 		t.Fatal("power beyond 2^62 mW stored")
 	}
-}
-
-func TestOpen_Format(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := store.Open(path, store.Options{Format1: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}
-	if err := db.Append(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	_, err = store.Open(path, store.Options{})
-	if !errors.Is(err, store.ErrFormat) || !contains(err.Error(), "wattrec migrate --db") {
-		t.Fatalf("writing a format-1 file: %v, want ErrFormat naming wattrec migrate", err)
-	}
-	ro, err := store.Open(path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-	if got := scanAll(t, ro, k, 0, 100); !reflect.DeepEqual(got, in) {
-		t.Fatalf("format 1 read back %+v", got)
-	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
 }

@@ -99,7 +99,7 @@ func TestDB_Counters(t *testing.T) {
 			t.Fatalf("unknown endpoint bracket: err=%v, want ErrNotFound", err)
 		}
 		// The endpoint exists (readings only): no counters is not an error.
-		if err := db.Append(ctx, []store.Reading{gpu(10, 10, 1)}); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(10, 10, 1)}}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := db.Counters(ctx, gpu0, 0, 100); err != nil || len(got) != 0 {

@@ -1,7 +1,7 @@
-// Package store keeps everything wattrec records in one bbolt file: power
+// Package store is wattrec's database: one bbolt file that holds power
 // readings per series, hardware energy counter readings, stream sessions,
-// clock estimates and per-endpoint metadata. It imports only bbolt and the
-// standard library and does not log.
+// clock estimates, marks and per-endpoint metadata. It imports only bbolt
+// and the standard library and does not log.
 //
 // # Basics
 //
@@ -10,26 +10,24 @@
 // transaction, fsynced on commit. Readers scan one series in corrected-time
 // order with [DB.Scan] (or chunk by chunk with [DB.ScanChunks]), and a
 // series' energy counter readings with [DB.Counters] and
-// [DB.CounterBracket]. Every value starts with a version byte; a format
-// change bumps it and old bytes are never reinterpreted.
+// [DB.CounterBracket]. Marks, the named windows of a recording, are begun,
+// ended and added with [DB.BeginMark], [DB.EndMark] and [DB.AddMark], each
+// in one transaction, and listed with [DB.Marks].
 //
-// # Formats
+// # Layout version
 //
-// meta/format says how readings are laid out; everything else is the same
-// in both formats.
-//
-//   - Format 2 (new files): each series' readings in compressed chunks of
-//     up to 2016 bytes (about a thousand readings), described below.
-//   - Format 1 (files of earlier builds): one bbolt key per reading. This
-//     build reads it: Open with ReadOnly, and every read method works. It
-//     refuses to write it, naming the command that converts it
-//     (MigrateCommand, `wattrec migrate --db OLD -o NEW`, which runs
-//     [Migrate]). The format-1 writer is kept only as the baseline of the
-//     benchmarks in bench/ (Options.Format1).
+// meta/format holds the layout version, 2: each series' readings in
+// compressed chunks of up to 2016 bytes (about a thousand readings), as
+// described below. Open refuses a file of any other version with
+// [ErrFormat]. Every value also starts with a version byte: 0x02 for
+// chunks and series stats, 0x01 (v1 below) for the values whose encoding
+// has not changed since the first layout. The version bytes guard against
+// misreading: a change of encoding bumps its byte, and old bytes are never
+// reinterpreted.
 //
 // # Bucket tree
 //
-//	meta/                         format  -> [1]byte{2} (or 1)
+//	meta/                         format  -> [1]byte{2}
 //	                              created -> 8-byte BE Unix ms
 //	runs/                         8-byte BE sequence -> v1 | JSON(Run)
 //	marks/                        8-byte BE mark id -> v1 | JSON(Mark)   (named windows)
@@ -37,8 +35,8 @@
 //	  <endpoint identity>/        "host:port" or the socket path, as typed
 //	    info                      -> v1 | JSON(EndpointInfo)    (latest /discover etc.)
 //	    series/
-//	      <kind:1><device:4 BE>/  one bucket per series: chunks (format 2) or readings (format 1)
-//	    stats/                    format 2: key <kind:1><device:4 BE> -> series stats (below)
+//	      <kind:1><device:4 BE>/  one bucket per series: its chunks (below)
+//	    stats/                    key <kind:1><device:4 BE> -> series stats (below)
 //	    sessions/                 key: start ms (8, sign-flipped BE) | stream (1)
 //	                              value: v1 | Session (below)
 //	    clock/                    key: taken ms (8, sign-flipped BE) | seq (8 BE)
@@ -50,7 +48,7 @@
 // "Sign-flipped BE" is the int64 as big-endian bytes with bit 63 flipped,
 // so that byte order is numeric order, negative times included.
 //
-// # Reading chunks (format 2)
+// # Reading chunks
 //
 // A series bucket holds the series' readings, in corrected-time order (ties
 // in arrival order), cut into chunks:
@@ -105,6 +103,9 @@
 // i's daemon time is daemon_{i−1} + x_i·unit, its d is d0 or the last change
 // at or before i, its corrected time daemon − d, its seed flag whether i
 // is in the seed list.
+// A seed reading was taken with get_power at a (re)connect, not streamed.
+// The daemon's own timestamp is kept beside the corrected time, so the
+// clock correction is a view that can be recomputed, not a rewrite.
 //
 // Daemon times sit on the daemon's poll grid, so the unit is the poll
 // period (50 ms at 20 Hz) and a change-only stream's delta is mostly one
@@ -139,29 +140,13 @@
 // Milliwatts are at most 2^62 (Write refuses more), so that the sum of two
 // fits an int64.
 //
-// # Series stats (format 2)
+// # Series stats
 //
 //	0x02 | n (uvarint) | seeds (uvarint) | first ms (varint) | last − first (uvarint)
 //	     | min mW (uvarint) | max mW (uvarint)
 //
 // Kept up to date by every commit that adds readings, so that
 // [DB.Series] reads no chunk.
-//
-// # Reading keys and values (format 1)
-//
-//	key   = time ms (8, sign-flipped BE, clock-corrected) | dup (2 BE)
-//	value = 0x01 | flags (1) | milliwatts (uvarint) | daemon ms − time ms (zigzag varint)
-//
-// flags bit 0: seed (taken with get_power at a (re)connect, not streamed).
-// Other flag bits must be zero. The corrected time is in the key; the
-// daemon's own timestamp is kept beside it, so the correction is a view
-// that can be recomputed, not a rewrite.
-//
-// Duplicate policy: readings of one series with the same corrected time
-// share the 8-byte prefix. A reading whose value bytes equal a stored value
-// under that prefix is an identical replay and is skipped. A different
-// value gets the next free dup index (0, 1, 2, ...), so two different events
-// at the same millisecond are both kept, in arrival order.
 //
 // # Session values
 //
@@ -196,8 +181,8 @@
 //
 // Trigger bytes: 1 start, 2 periodic, 3 mark, 4 stop.
 //
-// The bucket is an addition to format 1, not a change: files without it
-// read as having no counter readings, and builds that predate it never
+// The bucket was added without a change of layout version: a file
+// without it has no counter readings, and builds that predate it never
 // look at it.
 //
 // Duplicate policy: as for readings, per series and millisecond. An

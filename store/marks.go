@@ -3,15 +3,13 @@ package store
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
+	"unicode"
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// marksBucket holds named windows: key = id (8 BE), value = v1 | JSON(Mark).
-var marksBucket = []byte("marks")
 
 // Mark is a named window of the recording. Windows may overlap, nest and
 // repeat: "epoch" can have a hundred instances.
@@ -22,45 +20,96 @@ type Mark struct {
 	EndMs     int64  `json:"end_ms"`   // meaningful unless Open
 	Open      bool   `json:"open"`     // begun, not yet ended
 	CreatedMs int64  `json:"created_ms"`
-	Source    string `json:"source"` // "mark begin", "mark add", "run", ...
+	Source    string `json:"source"` // who asked: "cli", "run", a script's name
 }
 
-// putMark stores m and returns its ID (a new one when m.ID is 0).
-func (w *writer) putMark(m Mark) (uint64, error) {
-	if m.Name == "" {
-		return 0, fmt.Errorf("mark without a name")
+// maxMarkName is the longest mark name CheckMarkName accepts, in bytes.
+const maxMarkName = 200
+
+// CheckMarkName refuses names a report could not print on one line:
+// empty ones, ones longer than 200 bytes and ones with control
+// characters. Its errors wrap ErrInvalidMark.
+func CheckMarkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: the name is empty", ErrInvalidMark)
+	case len(name) > maxMarkName:
+		return fmt.Errorf("%w: the name is %d bytes, longer than %d", ErrInvalidMark, len(name), maxMarkName)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: the name %q has control characters", ErrInvalidMark, name)
 	}
-	if !m.Open && m.EndMs < m.BeginMs {
-		return 0, fmt.Errorf("mark %q ends before it begins", m.Name)
+	return nil
+}
+
+// BeginMark stores a new open mark named name that begins at nowMs
+// (recorder clock), and returns it as stored. source says who asked.
+func (db *DB) BeginMark(ctx context.Context, name, source string, nowMs int64) (Mark, error) {
+	if err := CheckMarkName(name); err != nil {
+		return Mark{}, err
 	}
-	b, err := w.tx.CreateBucketIfNotExists(marksBucket)
-	if err != nil {
-		return 0, err
+	return db.storeMark(ctx, Mark{Name: name, BeginMs: nowMs, Open: true, CreatedMs: nowMs, Source: source})
+}
+
+// EndMark closes the most recently begun open mark named name at nowMs,
+// or at its begin if that is later, and returns it as stored. Finding the
+// mark and closing it are one transaction, so of two concurrent calls
+// only one closes a given mark. With no open mark of that name the error
+// wraps ErrNoOpenMark.
+func (db *DB) EndMark(ctx context.Context, name string, nowMs int64) (Mark, error) {
+	if err := CheckMarkName(name); err != nil {
+		return Mark{}, err
 	}
-	if m.ID == 0 {
-		if m.ID, err = b.NextSequence(); err != nil {
-			return 0, err
+	if err := ctx.Err(); err != nil {
+		return Mark{}, err
+	}
+	var m Mark
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		found := false
+		if b := tx.Bucket(marksBucket); b != nil {
+			// In ID order: of open marks that begin together, the last
+			// one stored is the most recent.
+			err := forEachMark(b, func(c Mark) error {
+				if c.Open && c.Name == name && (!found || c.BeginMs >= m.BeginMs) {
+					m, found = c, true
+				}
+				return ctx.Err()
+			})
+			if err != nil {
+				return err
+			}
 		}
-	}
-	js, err := json.Marshal(m)
+		if !found {
+			return fmt.Errorf("%w named %q to end", ErrNoOpenMark, name)
+		}
+		m.EndMs, m.Open = max(nowMs, m.BeginMs), false
+		_, err := putMark(tx, m)
+		return err
+	})
 	if err != nil {
-		return 0, err
+		return Mark{}, err
 	}
-	return m.ID, b.Put(binary.BigEndian.AppendUint64(nil, m.ID), append([]byte{valueV1}, js...))
+	return m, nil
+}
+
+// AddMark stores a closed mark named name over [fromMs, toMs), created at
+// nowMs, and returns it as stored. toMs <= fromMs is an error wrapping
+// ErrInvalidMark.
+func (db *DB) AddMark(ctx context.Context, name, source string, fromMs, toMs, nowMs int64) (Mark, error) {
+	if err := CheckMarkName(name); err != nil {
+		return Mark{}, err
+	}
+	if toMs <= fromMs {
+		return Mark{}, fmt.Errorf("%w %q: the end is not after the begin", ErrInvalidMark, name)
+	}
+	return db.storeMark(ctx, Mark{Name: name, BeginMs: fromMs, EndMs: toMs, CreatedMs: nowMs, Source: source})
 }
 
 // PutMark stores m in its own transaction (a new mark when m.ID is 0) and
-// returns it as stored, with its ID.
+// returns it as stored, with its ID. Unlike BeginMark, EndMark and
+// AddMark it applies no rule beyond a name and an end not before the
+// begin.
 func (db *DB) PutMark(ctx context.Context, m Mark) (Mark, error) {
-	if err := ctx.Err(); err != nil {
-		return m, err
-	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		var err error
-		m.ID, err = (&writer{tx: tx}).putMark(m)
-		return err
-	})
-	return m, err
+	return db.storeMark(ctx, m)
 }
 
 // Marks returns the marks named name ("" = all), ordered by begin time.
@@ -71,14 +120,7 @@ func (db *DB) Marks(ctx context.Context, name string) ([]Mark, error) {
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var m Mark
-			if len(v) < 1 || v[0] != valueV1 {
-				return fmt.Errorf("mark %x: %w", k, ErrCorrupt)
-			}
-			if err := json.Unmarshal(v[1:], &m); err != nil {
-				return fmt.Errorf("mark %x: %w: %v", k, ErrCorrupt, err)
-			}
+		return forEachMark(b, func(m Mark) error {
 			if name == "" || m.Name == name {
 				out = append(out, m)
 			}
@@ -87,4 +129,55 @@ func (db *DB) Marks(ctx context.Context, name string) ([]Mark, error) {
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].BeginMs < out[j].BeginMs })
 	return out, err
+}
+
+// storeMark stores m in its own transaction and returns it with its ID.
+func (db *DB) storeMark(ctx context.Context, m Mark) (Mark, error) {
+	if err := ctx.Err(); err != nil {
+		return Mark{}, err
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var err error
+		m.ID, err = putMark(tx, m)
+		return err
+	})
+	if err != nil {
+		return Mark{}, err
+	}
+	return m, nil
+}
+
+// putMark stores m and returns its ID (a new one when m.ID is 0).
+func putMark(tx *bolt.Tx, m Mark) (uint64, error) {
+	if m.Name == "" {
+		return 0, fmt.Errorf("%w: no name", ErrInvalidMark)
+	}
+	if !m.Open && m.EndMs < m.BeginMs {
+		return 0, fmt.Errorf("%w: it ends before it begins", ErrInvalidMark)
+	}
+	b, err := tx.CreateBucketIfNotExists(marksBucket)
+	if err != nil {
+		return 0, err
+	}
+	if m.ID == 0 {
+		if m.ID, err = b.NextSequence(); err != nil {
+			return 0, err
+		}
+	}
+	v, err := encodeJSON(m)
+	if err != nil {
+		return 0, err
+	}
+	return m.ID, b.Put(binary.BigEndian.AppendUint64(nil, m.ID), v)
+}
+
+// forEachMark calls fn with each mark in b, in ID order.
+func forEachMark(b *bolt.Bucket, fn func(Mark) error) error {
+	return b.ForEach(func(k, v []byte) error {
+		var m Mark
+		if err := decodeJSON(v, &m); err != nil {
+			return fmt.Errorf("mark %x: %w", k, err)
+		}
+		return fn(m)
+	})
 }

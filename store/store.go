@@ -1,9 +1,7 @@
 package store
 
 import (
-	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,22 +12,14 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Layout versions, stored under meta/format. Format 1 keeps one bbolt key
-// per reading; format 2 keeps each series' readings in compressed chunks.
-// Everything else is the same in both.
-const (
-	format1       = 1
-	format2       = 2
-	formatCurrent = format2
-)
+// layoutVersion is the layout this build reads and writes, stored under
+// meta/format. Files of any other version are refused with ErrFormat.
+const layoutVersion = 2
 
-// valueV1 is the version byte of format 1's values, and of the values
-// that format 2 did not change.
+// valueV1 is the version byte of the values whose encoding has not
+// changed since the first layout: sessions, clock estimates, counter
+// readings, and the JSON of runs, marks and endpoint info.
 const valueV1 = 0x01
-
-// MigrateCommand is the CLI command that converts a file of an older
-// layout, as named in ErrFormat messages.
-const MigrateCommand = "wattrec migrate --db OLD -o NEW"
 
 // allocSize is how much the file grows at a time, once bigger than that.
 const allocSize = 1 << 20
@@ -41,7 +31,7 @@ const DefaultLockTimeout = time.Second
 var (
 	// ErrLocked means another process (a running recorder) holds the file.
 	ErrLocked = errors.New("database is in use by a running recorder")
-	// ErrCorrupt means stored bytes do not decode under this format.
+	// ErrCorrupt means stored bytes do not decode under this layout.
 	ErrCorrupt = errors.New("corrupt record")
 	// ErrNotFound means the endpoint or series is not in the file.
 	ErrNotFound = errors.New("not found")
@@ -49,8 +39,14 @@ var (
 	ErrFormat = errors.New("unsupported file format")
 	// ErrNotWattrec means the file is a bbolt file without wattrec's metadata.
 	ErrNotWattrec = errors.New("not a wattrec database")
+	// ErrInvalidMark means a mark's name or window breaks the rules of
+	// CheckMarkName or AddMark.
+	ErrInvalidMark = errors.New("invalid mark")
+	// ErrNoOpenMark means EndMark found no open mark of that name.
+	ErrNoOpenMark = errors.New("no open mark")
 )
 
+// Bucket and key names; store/doc.go draws the tree.
 var (
 	metaBucket      = []byte("meta")
 	runsBucket      = []byte("runs")
@@ -59,6 +55,8 @@ var (
 	sessionsBucket  = []byte("sessions")
 	clockBucket     = []byte("clock")
 	countersBucket  = []byte("counters")
+	statsBucket     = []byte("stats")
+	marksBucket     = []byte("marks")
 	infoKey         = []byte("info")
 	formatKey       = []byte("format")
 	createdKey      = []byte("created")
@@ -74,24 +72,18 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync on commit. Only benchmarks and tests use it.
 	NoSync bool
-	// Format1 creates a new file in format 1, one bbolt key per reading,
-	// and lets a format-1 file be opened for writing. It exists only as
-	// the baseline of the storage benchmarks (bench/) and for tests of
-	// Migrate: never set it for a recording.
-	Format1 bool
 }
 
 // DB is an open wattrec file. Its methods are safe for concurrent use;
 // bbolt serialises writers.
 type DB struct {
-	bolt   *bolt.DB
-	path   string
-	format byte
+	bolt *bolt.DB
+	path string
 
 	// wmu serialises Write, which keeps heads in step with the file.
 	wmu sync.Mutex
 	// heads caches the open chunk and the stats of each series written
-	// through this DB (format 2), as of the last commit.
+	// through this DB, as of the last commit.
 	heads map[SeriesKey]*seriesHead
 }
 
@@ -121,16 +113,16 @@ func Open(path string, opt Options) (*DB, error) {
 	// recording grows slowly, and the slack shows in its size.
 	bdb.AllocSize = allocSize
 	db := &DB{bolt: bdb, path: path, heads: map[SeriesKey]*seriesHead{}}
-	if err := db.init(opt); err != nil {
+	if err := db.init(opt.ReadOnly); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return db, nil
 }
 
-// init creates the top-level buckets of a new file, or checks the format
-// of an existing one.
-func (db *DB) init(opt Options) error {
+// init creates the top-level buckets of a new file, or checks the layout
+// version of an existing one.
+func (db *DB) init(readOnly bool) error {
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaBucket)
 		if meta == nil {
@@ -140,16 +132,12 @@ func (db *DB) init(opt Options) error {
 		if len(v) != 1 {
 			return fmt.Errorf("meta/format: %w", ErrCorrupt)
 		}
-		switch {
-		case v[0] == format1 && !opt.ReadOnly && !opt.Format1:
-			return fmt.Errorf("%w: layout version 1 (one bbolt key per reading) can be read but not written by this build; convert it with `%s`", ErrFormat, MigrateCommand)
-		case v[0] != format1 && v[0] != format2:
-			return fmt.Errorf("%w: layout version %d, this build reads versions 1 and 2", ErrFormat, v[0])
+		if v[0] != layoutVersion {
+			return fmt.Errorf("%w: layout version %d, this build reads version %d", ErrFormat, v[0], layoutVersion)
 		}
-		db.format = v[0]
 		return nil
 	}
-	if opt.ReadOnly {
+	if readOnly {
 		return db.bolt.View(func(tx *bolt.Tx) error {
 			if tx.Bucket(metaBucket) == nil && isEmpty(tx) {
 				return fmt.Errorf("%w (the file is empty)", ErrNotWattrec)
@@ -166,11 +154,7 @@ func (db *DB) init(opt Options) error {
 			if err != nil {
 				return err
 			}
-			format := byte(formatCurrent)
-			if opt.Format1 {
-				format = format1
-			}
-			if err := meta.Put(formatKey, []byte{format}); err != nil {
+			if err := meta.Put(formatKey, []byte{layoutVersion}); err != nil {
 				return err
 			}
 			if err := meta.Put(createdKey, putInt64(nil, time.Now().UnixMilli())); err != nil {
@@ -204,300 +188,13 @@ func (db *DB) Size() (int64, error) {
 	return n, err
 }
 
-// Batch is everything one commit writes. Any field may be empty.
-type Batch struct {
-	Readings  []Reading
-	Sessions  []Session // upserted by (Endpoint, Stream, Start)
-	Clocks    []ClockEstimate
-	Endpoints []EndpointInfo // replaces the endpoint's info
-	Runs      []Run
-	Counters  []CounterReading
-	Marks     []Mark // upserted by ID; ID 0 adds a new mark
-}
-
-// Len is the number of records in b.
-func (b *Batch) Len() int {
-	return len(b.Readings) + len(b.Sessions) + len(b.Clocks) + len(b.Endpoints) + len(b.Runs) + len(b.Counters) + len(b.Marks)
-}
-
-// Reset empties b, keeping its capacity.
-func (b *Batch) Reset() {
-	b.Readings, b.Sessions, b.Clocks = b.Readings[:0], b.Sessions[:0], b.Clocks[:0]
-	b.Endpoints, b.Runs, b.Counters, b.Marks = b.Endpoints[:0], b.Runs[:0], b.Counters[:0], b.Marks[:0]
-}
-
-// Append writes rs in one transaction. It does not retain rs.
-func (db *DB) Append(ctx context.Context, rs []Reading) error {
-	return db.Write(ctx, &Batch{Readings: rs})
-}
-
-// Write commits b in one transaction: all of it or, on error, none of it.
-// Identical replays of stored readings and counter readings are skipped
-// (see the package documentation for the duplicate policy). It does not
-// retain b.
-func (db *DB) Write(ctx context.Context, b *Batch) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	w := writer{db: db}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		w.tx, w.endpoints = tx, tx.Bucket(endpointsBucket)
-		for _, e := range b.Endpoints {
-			if err := w.putEndpoint(e); err != nil {
-				return fmt.Errorf("endpoint %q info: %w", e.Endpoint, err)
-			}
-		}
-		for _, r := range b.Runs {
-			if err := w.putRun(r); err != nil {
-				return fmt.Errorf("run record: %w", err)
-			}
-		}
-		for _, c := range b.Clocks {
-			if err := w.putClock(c); err != nil {
-				return fmt.Errorf("endpoint %q clock estimate: %w", c.Endpoint, err)
-			}
-		}
-		for _, s := range b.Sessions {
-			if err := w.putSession(s); err != nil {
-				return fmt.Errorf("endpoint %q %s session: %w", s.Endpoint, s.Stream, err)
-			}
-		}
-		put := w.putReading
-		if db.format == format1 {
-			put = w.putReadingV1
-		}
-		for i := range b.Readings {
-			if err := put(&b.Readings[i]); err != nil {
-				r := &b.Readings[i]
-				return fmt.Errorf("put %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TimeMs, err)
-			}
-		}
-		if err := w.flushHeads(); err != nil {
-			return err
-		}
-		for i := range b.Marks {
-			if _, err := w.putMark(b.Marks[i]); err != nil {
-				return fmt.Errorf("mark %q: %w", b.Marks[i].Name, err)
-			}
-		}
-		for i := range b.Counters {
-			if err := w.putCounter(&b.Counters[i]); err != nil {
-				r := &b.Counters[i]
-				return fmt.Errorf("put counter %s %s:%d @%d: %w", r.Endpoint, r.Kind, r.Device, r.TakenMs, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		// The cached heads of the series this batch touched may hold
-		// readings that were not committed: read them again next time.
-		for k := range w.series2 {
-			delete(db.heads, k)
-		}
-	}
-	return err
-}
-
-// writer caches the buckets of one write transaction.
-type writer struct {
-	db        *DB
-	tx        *bolt.Tx
-	endpoints *bolt.Bucket
-	lastEP    string
-	epBucket  *bolt.Bucket
-	lastSer   SeriesKey
-	serBucket *bolt.Bucket
-
-	// Format 2: the series written in this transaction.
-	series2 map[SeriesKey]*txSeries
-	eps2    map[string]*txEndpoint
-	recent  [64]*txSeries
-}
-
-func (w *writer) endpoint(name string) (*bolt.Bucket, error) {
-	if w.epBucket != nil && w.lastEP == name {
-		return w.epBucket, nil
-	}
-	if name == "" {
-		return nil, errors.New("empty endpoint name")
-	}
-	b, err := w.endpoints.CreateBucketIfNotExists([]byte(name))
-	if err != nil {
-		return nil, err
-	}
-	w.lastEP, w.epBucket = name, b
-	w.serBucket = nil
-	return b, nil
-}
-
-func (w *writer) sub(endpoint string, name []byte) (*bolt.Bucket, error) {
-	ep, err := w.endpoint(endpoint)
-	if err != nil {
-		return nil, err
-	}
-	return ep.CreateBucketIfNotExists(name)
-}
-
-func (w *writer) putEndpoint(e EndpointInfo) error {
-	ep, err := w.endpoint(e.Endpoint)
-	if err != nil {
-		return err
-	}
-	js, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	return ep.Put(infoKey, append([]byte{valueV1}, js...))
-}
-
-func (w *writer) putRun(r Run) error {
-	b := w.tx.Bucket(runsBucket)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	js, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return b.Put(binary.BigEndian.AppendUint64(nil, seq), append([]byte{valueV1}, js...))
-}
-
-func (w *writer) putClock(c ClockEstimate) error {
-	b, err := w.sub(c.Endpoint, clockBucket)
-	if err != nil {
-		return err
-	}
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	return b.Put(binary.BigEndian.AppendUint64(putInt64(nil, c.TakenMs), seq), encodeClock(c))
-}
-
-func (w *writer) putSession(s Session) error {
-	if s.Stream != StreamGPU && s.Stream != StreamCPU {
-		return fmt.Errorf("invalid stream %d", s.Stream)
-	}
-	b, err := w.sub(s.Endpoint, sessionsBucket)
-	if err != nil {
-		return err
-	}
-	return b.Put(sessionKey(s.Start, s.Stream), encodeSession(s))
-}
-
-// checkReading rejects values the store cannot hold.
-func checkReading(r *Reading) error {
-	if r.MilliWatts < 0 {
-		return fmt.Errorf("negative power %d mW", r.MilliWatts)
-	}
-	if r.MilliWatts > maxMilliWatts {
-		return fmt.Errorf("power %d mW out of range", r.MilliWatts)
-	}
-	return nil
-}
-
-func (w *writer) series(k SeriesKey) (*bolt.Bucket, error) {
-	if w.serBucket != nil && w.lastSer == k && w.lastEP == k.Endpoint {
-		return w.serBucket, nil
-	}
-	if !k.Kind.Valid() {
-		return nil, fmt.Errorf("invalid kind %d", k.Kind)
-	}
-	if k.Device < 0 {
-		return nil, fmt.Errorf("negative device %d", k.Device)
-	}
-	all, err := w.sub(k.Endpoint, seriesBucket)
-	if err != nil {
-		return nil, err
-	}
-	b, err := all.CreateBucketIfNotExists(seriesName(k.Kind, k.Device))
-	if err != nil {
-		return nil, err
-	}
-	b.FillPercent = 0.9 // keys mostly grow: pack pages tightly
-	w.lastSer, w.serBucket = k, b
-	return b, nil
-}
-
-// putReadingV1 stores r in format 1: one key per reading.
-func (w *writer) putReadingV1(r *Reading) error {
-	b, err := w.series(r.Series())
-	if err != nil {
-		return err
-	}
-	if err := checkReading(r); err != nil {
-		return err
-	}
-	// bbolt keeps key and value until the commit: both are fresh slices.
-	val := encodeReading(make([]byte, 0, 16), r)
-	prefix := putInt64(make([]byte, 0, 10), r.TimeMs)
-	c := b.Cursor()
-	var dup uint16
-	for k, v := c.Seek(prefix); k != nil && len(k) == 10 && string(k[:8]) == string(prefix); k, v = c.Next() {
-		if string(v) == string(val) {
-			return nil // identical replay
-		}
-		dup = binary.BigEndian.Uint16(k[8:]) + 1
-		if dup == 0 {
-			return errors.New("more than 65536 different readings at one millisecond")
-		}
-	}
-	return b.Put(binary.BigEndian.AppendUint16(prefix, dup), val)
-}
-
-func (w *writer) putCounter(r *CounterReading) error {
-	switch {
-	case !r.Kind.Valid():
-		return fmt.Errorf("invalid kind %d", r.Kind)
-	case r.Device < 0:
-		return fmt.Errorf("negative device %d", r.Device)
-	case !r.Trigger.Valid():
-		return fmt.Errorf("invalid trigger %d", r.Trigger)
-	case r.EnergyUJ < 0:
-		return fmt.Errorf("negative energy %d µJ", r.EnergyUJ)
-	case r.RTTUs < 0:
-		return fmt.Errorf("negative round trip %d µs", r.RTTUs)
-	}
-	b, err := w.sub(r.Endpoint, countersBucket)
-	if err != nil {
-		return err
-	}
-	b.FillPercent = 0.9 // each series only appends at its end: pack pages tightly
-	// Same duplicate policy as readings: skip an identical replay, keep a
-	// different reading of the same millisecond under the next dup index.
-	val := encodeCounter(make([]byte, 0, 24), r)
-	prefix := counterKey(make([]byte, 0, counterKeyLen), r.Kind, r.Device, r.TakenMs)
-	c := b.Cursor()
-	var dup uint16
-	for k, v := c.Seek(prefix); k != nil && len(k) == counterKeyLen && string(k[:counterPrefixLen]) == string(prefix); k, v = c.Next() {
-		if string(v) == string(val) {
-			return nil // identical replay
-		}
-		dup = binary.BigEndian.Uint16(k[counterPrefixLen:]) + 1
-		if dup == 0 {
-			return errors.New("more than 65536 different counter readings at one millisecond")
-		}
-	}
-	return b.Put(binary.BigEndian.AppendUint16(prefix, dup), val)
-}
-
 // putInt64 appends v as 8 big-endian bytes with the sign bit flipped, so
 // that byte order is numeric order for negative values too.
 func putInt64(dst []byte, v int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(v)^(1<<63))
 }
 
+// getInt64 decodes the first 8 bytes of b, written by putInt64.
 func getInt64(b []byte) int64 {
 	return int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
-}
-
-func seriesName(k Kind, device int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{byte(k)}, uint32(device))
-}
-
-func sessionKey(start int64, s Stream) []byte {
-	return append(putInt64(make([]byte, 0, 9), start), byte(s))
 }

@@ -3,11 +3,15 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/wattrec/wattrec/store"
 )
@@ -54,7 +58,7 @@ func TestDB_Write(t *testing.T) {
 	t.Run("TimeOrderAndPreEpoch", func(t *testing.T) {
 		db := MustOpenDB(t)
 		in := []store.Reading{gpu(300, 295, 3), gpu(-5, -10, 1), gpu(100, 95, 2)}
-		if err := db.Append(ctx, in); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: in}); err != nil {
 			t.Fatal(err)
 		}
 		got := scanAll(t, db, k, -1000, 1000)
@@ -71,7 +75,7 @@ func TestDB_Write(t *testing.T) {
 		db := MustOpenDB(t)
 		in := []store.Reading{gpu(10, 5, 1), gpu(20, 15, 2)}
 		for range 3 {
-			if err := db.Append(ctx, in); err != nil {
+			if err := db.Write(ctx, &store.Batch{Readings: in}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -86,7 +90,7 @@ func TestDB_Write(t *testing.T) {
 		seed := a
 		seed.Seed = true
 		in := []store.Reading{a, b, c, seed, b}
-		if err := db.Append(ctx, in); err != nil {
+		if err := db.Write(ctx, &store.Batch{Readings: in}); err != nil {
 			t.Fatal(err)
 		}
 		want := []store.Reading{a, b, c, seed} // arrival order, replay of b skipped
@@ -98,7 +102,7 @@ func TestDB_Write(t *testing.T) {
 	t.Run("InvalidReadingRollsBackBatch", func(t *testing.T) {
 		db := MustOpenDB(t)
 		bad := gpu(20, 20, -1)
-		err := db.Append(ctx, []store.Reading{gpu(10, 10, 1), bad})
+		err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(10, 10, 1), bad}})
 		if err == nil {
 			t.Fatal("negative power accepted")
 		}
@@ -220,50 +224,39 @@ func TestOpen(t *testing.T) {
 			t.Fatalf("err = %v, want ErrLocked", err)
 		}
 	})
+	t.Run("OtherLayoutVersion", func(t *testing.T) {
+		// A file of layout version 1 (one bbolt key per reading) or of a
+		// later build, made by hand: refused, read-only or not, with an
+		// error that says which version it is.
+		for _, version := range []byte{1, 3} {
+			path := filepath.Join(t.TempDir(), "w.db")
+			bdb, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = bdb.Update(func(tx *bolt.Tx) error {
+				meta, err := tx.CreateBucket([]byte("meta"))
+				if err != nil {
+					return err
+				}
+				return meta.Put([]byte("format"), []byte{version})
+			})
+			if err := errors.Join(err, bdb.Close()); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("layout version %d, this build reads version 2", version)
+			for _, ro := range []bool{true, false} {
+				_, err := store.Open(path, store.Options{ReadOnly: ro})
+				if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "wattrec ") {
+					t.Errorf("version %d, read-only %v: %v, want ErrFormat saying %q and naming no command", version, ro, err, want)
+				}
+			}
+		}
+	})
 	t.Run("ReadOnlyMissingFile", func(t *testing.T) {
 		_, err := store.Open(filepath.Join(t.TempDir(), "nope.db"), store.Options{ReadOnly: true})
 		if err == nil {
 			t.Fatal("opened a missing file read-only")
 		}
 	})
-}
-
-func TestDB_Marks(t *testing.T) {
-	ctx := context.Background()
-	db := MustOpenDB(t)
-	if ms, err := db.Marks(ctx, ""); err != nil || len(ms) != 0 {
-		t.Fatalf("marks of a new file = %v, %v", ms, err)
-	}
-	b := store.Batch{Marks: []store.Mark{
-		{Name: "epoch", BeginMs: 200, EndMs: 300},
-		{Name: "run", BeginMs: 100, Open: true},
-		{Name: "epoch", BeginMs: 100, EndMs: 200},
-	}}
-	if err := db.Write(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	epochs, err := db.Marks(ctx, "epoch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(epochs) != 2 || epochs[0].BeginMs != 100 || epochs[1].BeginMs != 200 || epochs[0].ID == epochs[1].ID {
-		t.Fatalf("epochs = %+v, want two, ordered by begin, distinct ids", epochs)
-	}
-	// End the open mark: an upsert by ID.
-	runs, _ := db.Marks(ctx, "run")
-	run := runs[0]
-	run.Open, run.EndMs = false, 400
-	if err := db.Write(ctx, &store.Batch{Marks: []store.Mark{run}}); err != nil {
-		t.Fatal(err)
-	}
-	all, _ := db.Marks(ctx, "")
-	if len(all) != 3 {
-		t.Fatalf("marks = %+v, want 3", all)
-	}
-	if got, _ := db.Marks(ctx, "run"); got[0] != run {
-		t.Fatalf("ended mark = %+v, want %+v", got[0], run)
-	}
-	if err := db.Write(ctx, &store.Batch{Marks: []store.Mark{{Name: "bad", BeginMs: 10, EndMs: 5}}}); err == nil {
-		t.Fatal("a mark that ends before it begins was stored")
-	}
 }

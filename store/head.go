@@ -10,71 +10,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// This file is the reading part of Write in format 2: readings go into
-// the open chunk (the head) of their series, kept decoded-and-ready in
-// memory between commits and rewritten at every commit.
-
-// statsBucket holds, per endpoint, one stats value per series (format 2).
-var statsBucket = []byte("stats")
-
-// seriesStats is what Series reports without reading the chunks.
-type seriesStats struct {
-	n, seeds     int64
-	first, last  int64 // corrected ms
-	minMW, maxMW int64
-}
-
-func (s *seriesStats) add(r rd) {
-	if s.n == 0 {
-		s.first, s.last, s.minMW, s.maxMW = r.t, r.t, r.mw, r.mw
-	}
-	s.n++
-	if r.seed {
-		s.seeds++
-	}
-	s.first, s.last = min(s.first, r.t), max(s.last, r.t)
-	s.minMW, s.maxMW = min(s.minMW, r.mw), max(s.maxMW, r.mw)
-}
-
-// encodeStats: v2 | n | seeds | first (zigzag) | last − first | min mW | max mW.
-func encodeStats(s *seriesStats) []byte {
-	b := []byte{valueV2}
-	b = binary.AppendUvarint(b, uint64(s.n))
-	b = binary.AppendUvarint(b, uint64(s.seeds))
-	b = binary.AppendVarint(b, s.first)
-	b = binary.AppendUvarint(b, uint64(s.last-s.first))
-	b = binary.AppendUvarint(b, uint64(s.minMW))
-	return binary.AppendUvarint(b, uint64(s.maxMW))
-}
-
-func decodeStats(s *seriesStats, v []byte) error {
-	if len(v) < 7 || v[0] != valueV2 {
-		return ErrCorrupt
-	}
-	p := v[1:]
-	var f [6]uint64
-	for i := range f {
-		var n int
-		if i == 2 {
-			var x int64
-			x, n = binary.Varint(p)
-			f[i] = uint64(x)
-		} else {
-			f[i], n = binary.Uvarint(p)
-		}
-		if n <= 0 {
-			return ErrCorrupt
-		}
-		p = p[n:]
-	}
-	if len(p) != 0 || f[0] == 0 || f[1] > f[0] || f[0] > math.MaxInt64 || f[4] > f[5] || f[5] > maxMilliWatts ||
-		f[3] > math.MaxInt64 || (int64(f[2]) > 0 && int64(f[3]) > math.MaxInt64-int64(f[2])) {
-		return ErrCorrupt
-	}
-	*s = seriesStats{n: int64(f[0]), seeds: int64(f[1]), first: int64(f[2]), last: int64(f[2]) + int64(f[3]),
-		minMW: int64(f[4]), maxMW: int64(f[5])}
-	return nil
-}
+// This file is the reading part of Write: readings go into the open
+// chunk (the head) of their series, kept decoded-and-ready in memory
+// between commits and rewritten at every commit.
 
 // seriesHead is the write state of one series, as of the last commit
 // (or, during a Write, of the readings put so far).
@@ -109,7 +47,7 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 	if s := *slot; s != nil && s.k == k {
 		return s, nil
 	}
-	if s := w.series2[k]; s != nil {
+	if s := w.series[k]; s != nil {
 		*slot = s
 		return s, nil
 	}
@@ -119,7 +57,7 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 	if k.Device < 0 {
 		return nil, fmt.Errorf("negative device %d", k.Device)
 	}
-	ep := w.eps2[k.Endpoint]
+	ep := w.eps[k.Endpoint]
 	if ep == nil {
 		ep = &txEndpoint{}
 		var err error
@@ -129,10 +67,10 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 		if ep.stats, err = w.sub(k.Endpoint, statsBucket); err != nil {
 			return nil, err
 		}
-		if w.eps2 == nil {
-			w.eps2 = map[string]*txEndpoint{}
+		if w.eps == nil {
+			w.eps = map[string]*txEndpoint{}
 		}
-		w.eps2[k.Endpoint] = ep
+		w.eps[k.Endpoint] = ep
 	}
 	b, err := ep.series.CreateBucketIfNotExists(seriesName(k.Kind, k.Device))
 	if err != nil {
@@ -148,10 +86,10 @@ func (w *writer) txSeries(k SeriesKey) (*txSeries, error) {
 		w.db.heads[k] = h
 	}
 	s := &txSeries{k: k, b: b, stats: stats, h: h}
-	if w.series2 == nil {
-		w.series2 = map[SeriesKey]*txSeries{}
+	if w.series == nil {
+		w.series = map[SeriesKey]*txSeries{}
 	}
-	w.series2[k], *slot = s, s
+	w.series[k], *slot = s, s
 	return s, nil
 }
 
@@ -188,7 +126,18 @@ func loadHead(b, stats *bolt.Bucket, name []byte) (*seriesHead, error) {
 	return h, nil
 }
 
-// putReading stores r in format 2. A reading at or after its series'
+// checkReading rejects values the store cannot hold.
+func checkReading(r *Reading) error {
+	if r.MilliWatts < 0 {
+		return fmt.Errorf("negative power %d mW", r.MilliWatts)
+	}
+	if r.MilliWatts > maxMilliWatts {
+		return fmt.Errorf("power %d mW out of range", r.MilliWatts)
+	}
+	return nil
+}
+
+// putReading stores r. A reading at or after its series'
 // last one goes into the head at once; one that sorts before it (late)
 // waits for the end of the batch, when mergeLate puts all of them into
 // their chunks with one rewrite per chunk.
@@ -348,7 +297,7 @@ func merge(rs, late []rd, stats *seriesStats) (out []rd, added int, err error) {
 // flushHeads merges the late readings, then writes the head and the
 // stats of every series this transaction touched.
 func (w *writer) flushHeads() error {
-	for _, s := range w.series2 {
+	for _, s := range w.series {
 		if len(s.late) > 0 {
 			if err := w.mergeLate(s); err != nil {
 				return fmt.Errorf("series %s: %w", s.k, err)
@@ -369,5 +318,64 @@ func (w *writer) flushHeads() error {
 			return fmt.Errorf("series %s: %w", s.k, err)
 		}
 	}
+	return nil
+}
+
+// seriesStats is what Series reports without reading the chunks.
+type seriesStats struct {
+	n, seeds     int64
+	first, last  int64 // corrected ms
+	minMW, maxMW int64
+}
+
+func (s *seriesStats) add(r rd) {
+	if s.n == 0 {
+		s.first, s.last, s.minMW, s.maxMW = r.t, r.t, r.mw, r.mw
+	}
+	s.n++
+	if r.seed {
+		s.seeds++
+	}
+	s.first, s.last = min(s.first, r.t), max(s.last, r.t)
+	s.minMW, s.maxMW = min(s.minMW, r.mw), max(s.maxMW, r.mw)
+}
+
+// encodeStats: v2 | n | seeds | first (zigzag) | last − first | min mW | max mW.
+func encodeStats(s *seriesStats) []byte {
+	b := []byte{valueV2}
+	b = binary.AppendUvarint(b, uint64(s.n))
+	b = binary.AppendUvarint(b, uint64(s.seeds))
+	b = binary.AppendVarint(b, s.first)
+	b = binary.AppendUvarint(b, uint64(s.last-s.first))
+	b = binary.AppendUvarint(b, uint64(s.minMW))
+	return binary.AppendUvarint(b, uint64(s.maxMW))
+}
+
+func decodeStats(s *seriesStats, v []byte) error {
+	if len(v) < 7 || v[0] != valueV2 {
+		return ErrCorrupt
+	}
+	p := v[1:]
+	var f [6]uint64
+	for i := range f {
+		var n int
+		if i == 2 {
+			var x int64
+			x, n = binary.Varint(p)
+			f[i] = uint64(x)
+		} else {
+			f[i], n = binary.Uvarint(p)
+		}
+		if n <= 0 {
+			return ErrCorrupt
+		}
+		p = p[n:]
+	}
+	if len(p) != 0 || f[0] == 0 || f[1] > f[0] || f[0] > math.MaxInt64 || f[4] > f[5] || f[5] > maxMilliWatts ||
+		f[3] > math.MaxInt64 || (int64(f[2]) > 0 && int64(f[3]) > math.MaxInt64-int64(f[2])) {
+		return ErrCorrupt
+	}
+	*s = seriesStats{n: int64(f[0]), seeds: int64(f[1]), first: int64(f[2]), last: int64(f[2]) + int64(f[3]),
+		minMW: int64(f[4]), maxMW: int64(f[5])}
 	return nil
 }
