@@ -679,8 +679,8 @@ func enSocketQuery(t *testing.T, db string, w enIv) time.Duration {
 	}
 	defer c.Close()
 	var out bytes.Buffer
-	err = c.Query(ctx, &out, control.QueryRequest{Method: "hold", Format: query.FormatJSON,
-		Options: query.Options{Filter: query.Filter{Range: query.Between(w.from, w.to)}}})
+	err = c.Query(ctx, &out, query.Options{Method: query.MethodHold, Format: query.FormatJSON,
+		Filter: query.Filter{Range: query.Between(w.from, w.to)}})
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("query on the control socket: %v", err)

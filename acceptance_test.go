@@ -474,14 +474,15 @@ func checkNamesIndices(t *testing.T, stderr, endpoint, missing string) {
 
 // exported is one line of `wattrec export --format jsonl`.
 type exported struct {
-	Endpoint     string `json:"endpoint"`
-	Kind         string `json:"kind"`
-	Device       int    `json:"device"`
-	Time         string `json:"time"`
-	TimeMS       int64  `json:"time_ms"`
-	DaemonTimeMS int64  `json:"daemon_time_ms"`
-	PowerMW      int64  `json:"power_mw"`
-	Seed         bool   `json:"seed"`
+	Endpoint     string  `json:"endpoint"`
+	Kind         string  `json:"kind"`
+	Device       int     `json:"device"`
+	Time         string  `json:"time"`
+	DaemonTimeMS int64   `json:"daemon_time_ms"`
+	PowerW       float64 `json:"power_w"`
+	Seed         bool    `json:"seed"`
+
+	TimeMS, PowerMW int64 // from Time and PowerW
 }
 
 func parseExport(t *testing.T, out string) map[string][]exported {
@@ -497,8 +498,13 @@ func parseExport(t *testing.T, out string) map[string][]exported {
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("export line %q: %v", sc.Text(), err)
 		}
-		if tm, err := time.Parse(time.RFC3339Nano, r.Time); err != nil || tm.UnixMilli() != r.TimeMS {
-			t.Fatalf("export line %q: time %q is not time_ms %d (%v)", sc.Text(), r.Time, r.TimeMS, err)
+		tm, err := time.Parse(time.RFC3339Nano, r.Time)
+		if err != nil {
+			t.Fatalf("export line %q: time: %v", sc.Text(), err)
+		}
+		r.TimeMS, r.PowerMW = tm.UnixMilli(), int64(math.Round(r.PowerW*1000))
+		if float64(r.PowerMW)/1000 != r.PowerW {
+			t.Fatalf("export line %q: power_w %v is not a whole number of milliwatts", sc.Text(), r.PowerW)
 		}
 		m[r.Endpoint] = append(m[r.Endpoint], r)
 	}

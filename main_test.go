@@ -23,6 +23,7 @@ import (
 
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/internal/simtest"
+	"github.com/wattrec/wattrec/recording"
 	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
 )
@@ -668,8 +669,8 @@ func TestRun(t *testing.T) {
 	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSnapshot), "tcp")
 	db := filepath.Join(t.TempDir(), "run.db")
 	out, err := run(t, "run", "--db", db, "--server", srv.Address, "--log-level", "warn", "--", "sh", "-c", "exit 3")
-	var code exitCode
-	if !errors.As(err, &code) || code.ExitCode() != 3 {
+	var code recording.ExitStatus
+	if !errors.As(err, &code) || code != 3 {
 		t.Fatalf("run -- sh -c 'exit 3': err = %v, want exit status 3", err)
 	}
 	for _, want := range []string{`energy while "sh -c exit 3" ran`, "total", "gpu:1", "dram:0"} {

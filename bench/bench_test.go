@@ -277,11 +277,8 @@ func mustQueryDB(b *testing.B) *store.DB {
 
 // BenchmarkJoules is the exact energy of 1 GPU and of 8 GPUs over 1 h
 // (the 13th hour) and over the whole 24 h of the stored data set, warm
-// (the file in the page cache, the DB open). path=energy is
-// query.Energy, as `wattrec query` runs it; path=fast is the same plan
-// integrated with query.IntegrateSeries, the chunk-aware path. Both
-// report the joules they found (J metric), which must agree across
-// paths.
+// (the file in the page cache, the DB open), by query.Energy as `wattrec
+// query` runs it. It reports the joules it found (J metric).
 func BenchmarkJoules(b *testing.B) {
 	ctx := context.Background()
 	for _, devs := range []string{"gpu:0", "gpu"} {
@@ -289,8 +286,8 @@ func BenchmarkJoules(b *testing.B) {
 			name     string
 			from, to time.Duration
 		}{{"1h", 12 * time.Hour, 13 * time.Hour}, {"24h", 0, 24 * time.Hour}} {
-			for _, path := range []string{"energy", "fast"} {
-				name := fmt.Sprintf("gpus=%d/window=%s/path=%s", map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name, path)
+			{
+				name := fmt.Sprintf("gpus=%d/window=%s", map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name)
 				b.Run(name, func(b *testing.B) {
 					db := mustQueryDB(b)
 					f, err := query.ParseDevices(devs)
@@ -298,20 +295,13 @@ func BenchmarkJoules(b *testing.B) {
 						b.Fatal(err)
 					}
 					opt := query.Options{By: query.ByTotal, Filter: query.Filter{Devices: f,
-						FromMs: Start.Add(w.from).UnixMilli() + OffsetMs, ToMs: Start.Add(w.to).UnixMilli() + OffsetMs}}
+						Range: query.Between(Start.Add(w.from).UnixMilli()+OffsetMs, Start.Add(w.to).UnixMilli()+OffsetMs)}}
 					run := func() int64 {
-						if path == "energy" {
-							rep, err := query.Energy(ctx, db, opt)
-							if err != nil {
-								b.Fatal(err)
-							}
-							return rep.Rows[0].EnergyUJ
-						}
-						uj, err := energyFast(ctx, db, opt)
+						rep, err := query.Energy(ctx, db, opt)
 						if err != nil {
 							b.Fatal(err)
 						}
-						return uj
+						return rep.Rows[0].EnergyUJ
 					}
 					uj := run() // warm up
 					b.ResetTimer()
@@ -326,24 +316,6 @@ func BenchmarkJoules(b *testing.B) {
 			}
 		}
 	}
-}
-
-// energyFast is query.Energy's total over opt's window, integrated with
-// query.IntegrateSeries.
-func energyFast(ctx context.Context, db *store.DB, opt query.Options) (int64, error) {
-	plan, err := query.NewPlan(ctx, db, opt)
-	if err != nil {
-		return 0, err
-	}
-	var uj int64
-	for i, s := range plan.Series {
-		res, err := query.IntegrateSeries(ctx, db, s.SeriesKey, plan.Specs[i], query.Interval{From: plan.FromMs, To: plan.ToMs})
-		if err != nil {
-			return 0, err
-		}
-		uj += res.EnergyUJ
-	}
-	return uj, nil
 }
 
 // BenchmarkScan decodes every reading of the stored 24 h data set

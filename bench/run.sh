@@ -79,22 +79,12 @@ END {
   }
   for (g = 1; g <= 2; g++) for (w = 1; w <= 2; w++) {
     gpus = (g == 1) ? 1 : 8; win = (w == 1) ? "1h" : "24h"
-    for (p = 1; p <= 2; p++) {
-      path = (p == 1) ? "energy" : "fast"
-      k = "Joules/gpus=" gpus "/window=" win "/path=" path
-      label = sprintf("joules, %d GPU%s × %s, warm, %s", gpus, gpus > 1 ? "s" : "", win, path == "energy" ? "query.Energy as wired" : "query.IntegrateSeries (chunk sums)")
-      row(label, k, "ms/query", "ms")
-    }
-    # Both paths must find the same joules.
-    ke = "Joules/gpus=" gpus "/window=" win "/path=energy"; kf = "Joules/gpus=" gpus "/window=" win "/path=fast"
-    if (m[ke, "J"] != "" && m[kf, "J"] != "" && m[ke, "J"] != m[kf, "J"]) mismatch = mismatch " gpus=" gpus "/window=" win
+    k = "Joules/gpus=" gpus "/window=" win
+    row(sprintf("joules, %d GPU%s × %s, warm (query.Energy)", gpus, gpus > 1 ? "s" : "", win), k, "ms/query", "ms")
   }
   row("scan every reading of the 24 h file, readings/s", "Scan/span=24h", "readings/s", "rate")
   row("recorder peak RSS, 100 endpoints at default rates", "RSS/recorder=library/endpoints=100", "peak-RSS-MB", "MB")
   row("recorder RSS at the end of that run", "RSS/recorder=library/endpoints=100", "RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak RSS", "RSS/recorder=binary/endpoints=100", "peak-RSS-MB", "MB")
   row("`wattrec record` with GOMEMLIMIT=40MiB, 100 endpoints: peak RSS", "RSS/recorder=binary-memlimit/endpoints=100", "peak-RSS-MB", "MB")
-  print ""
-  if (mismatch != "") print "JOULES DIFFER between query.Energy and query.IntegrateSeries:" mismatch
-  else print "joules: identical across both paths (J metric of BenchmarkJoules)"
 }' "$raw"

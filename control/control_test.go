@@ -3,7 +3,9 @@ package control_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,12 +14,45 @@ import (
 	"time"
 
 	"github.com/wattrec/wattrec/control"
+	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
 )
 
+// backend answers from a store directly, as a recording.File does.
+type backend struct {
+	db    *store.DB
+	nowMs int64
+}
+
+func (b *backend) Query(ctx context.Context, w io.Writer, opt query.Options) error {
+	return query.Print(ctx, w, b.db, opt)
+}
+
+func (b *backend) Export(ctx context.Context, w io.Writer, req export.Request) error {
+	return export.Write(ctx, w, b.db, req)
+}
+
+func (b *backend) Info(ctx context.Context, w io.Writer) error { return query.Info(ctx, w, b.db) }
+
+func (b *backend) Marks(ctx context.Context, name string) ([]store.Mark, error) {
+	return b.db.Marks(ctx, name)
+}
+
+func (b *backend) Mark(ctx context.Context, req control.MarkRequest) (store.Mark, error) {
+	switch req.Action {
+	case control.MarkBegin:
+		return b.db.BeginMark(ctx, req.Name, req.Source, b.nowMs)
+	case control.MarkEnd:
+		return b.db.EndMark(ctx, req.Name, b.nowMs)
+	}
+	return store.Mark{}, query.Invalid("mark action %q: want begin, end or add", req.Action)
+}
+
+var _ control.Backend = (*control.Client)(nil)
+
 // serve starts a control server on a fresh file with a few readings.
-func serve(t *testing.T) (*store.DB, string) {
+func serve(t *testing.T) (*backend, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "w.db")
 	db, err := store.Open(path, store.Options{})
@@ -33,11 +68,8 @@ func serve(t *testing.T) (*store.DB, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	flushes := 0
-	srv := &control.Server{DB: db, Flush: func(context.Context) error { flushes++; return nil },
-		Mark: func(ctx context.Context, req control.MarkRequest) (store.Mark, error) {
-			return control.ApplyMark(ctx, db, req, 5_000)
-		}}
+	be := &backend{db: db, nowMs: 5_000}
+	srv := &control.Server{Backend: be, DB: path}
 	go func() { done <- srv.Serve(ctx, control.SocketPath(path)) }()
 	t.Cleanup(func() {
 		cancel()
@@ -59,13 +91,12 @@ func serve(t *testing.T) (*store.DB, string) {
 		}
 		<-time.After(5 * time.Millisecond)
 	}
-	return db, path
+	return be, path
 }
 
 func TestServer(t *testing.T) {
 	ctx := context.Background()
-	db, path := serve(t)
-
+	be, path := serve(t)
 	fi, err := os.Stat(control.SocketPath(path))
 	if err != nil {
 		t.Fatal(err)
@@ -80,26 +111,52 @@ func TestServer(t *testing.T) {
 	defer c.Close()
 
 	t.Run("QuerySameAsLocal", func(t *testing.T) {
-		req := control.QueryRequest{Options: query.Options{Filter: query.Filter{Range: query.Between(500, 9500)}}, Format: "csv"}
+		opt := query.Options{Filter: query.Filter{Range: query.Between(500, 9500), Devices: []query.DeviceFilter{{Kind: store.KindGPU, AnyDevice: true}}},
+			Format: query.FormatCSV, Method: query.MethodCompare, By: query.ByKind}
 		var remote, local bytes.Buffer
-		if err := c.Query(ctx, &remote, req); err != nil {
+		if err := c.Query(ctx, &remote, opt); err != nil {
 			t.Fatal(err)
 		}
-		if err := control.Query(ctx, &local, db, req); err != nil {
+		if err := be.Query(ctx, &local, opt); err != nil {
 			t.Fatal(err)
 		}
-		if remote.String() != local.String() || !strings.Contains(remote.String(), "n1:4938 gpu:0") {
+		if remote.String() != local.String() || !strings.Contains(remote.String(), "trapezoid_joules") || !strings.Contains(remote.String(), ",gpu,") {
 			t.Fatalf("remote:\n%s\nlocal:\n%s", remote.String(), local.String())
 		}
 	})
-	t.Run("ErrorsComeBack", func(t *testing.T) {
-		err := c.Query(ctx, &bytes.Buffer{}, control.QueryRequest{Options: query.Options{By: "node"}})
-		if err == nil || !strings.Contains(err.Error(), `group by "node"`) {
+	t.Run("ExportSameAsLocal", func(t *testing.T) {
+		req := export.Request{Filter: query.Filter{Range: query.TimeRange{From: query.At(2000), To: query.Bound{Kind: query.BoundEnd}}}, Format: export.FormatCSV}
+		var remote, local bytes.Buffer
+		if err := c.Export(ctx, &remote, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Export(ctx, &local, req); err != nil {
+			t.Fatal(err)
+		}
+		if remote.String() != local.String() || strings.Count(remote.String(), "\n") != 1+8 {
+			t.Fatalf("remote:\n%s\nlocal:\n%s", remote.String(), local.String())
+		}
+	})
+	t.Run("ErrorsKeepTheirSentinels", func(t *testing.T) {
+		err := c.Query(ctx, &bytes.Buffer{}, query.Options{By: "node"})
+		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), `group by "node"`) {
+			t.Fatalf("err = %v, want query.ErrInvalid", err)
+		}
+		err = c.Export(ctx, &bytes.Buffer{}, export.Request{Filter: query.Filter{Endpoints: []string{"nope:1"}}})
+		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), `endpoint "nope:1" is not in`) {
 			t.Fatalf("err = %v", err)
 		}
-		err = c.Export(ctx, &bytes.Buffer{}, control.ExportRequest{Filter: query.Filter{Endpoints: []string{"nope:1"}}})
-		if err == nil || !strings.Contains(err.Error(), `endpoint "nope:1" is not in`) {
-			t.Fatalf("err = %v", err)
+		err = c.Query(ctx, &bytes.Buffer{}, query.Options{Filter: query.Filter{Range: query.Between(5000, 4000)}})
+		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), "is not after") {
+			t.Fatalf("empty window: %v", err)
+		}
+		_, err = c.Mark(ctx, control.MarkRequest{Action: control.MarkEnd, Name: "never-begun"})
+		if !errors.Is(err, store.ErrNoOpenMark) {
+			t.Fatalf("end of a mark never begun: %v, want store.ErrNoOpenMark", err)
+		}
+		_, err = c.Mark(ctx, control.MarkRequest{Action: control.MarkBegin, Name: "a\nb"})
+		if !errors.Is(err, store.ErrInvalidMark) {
+			t.Fatalf("a name with a newline: %v, want store.ErrInvalidMark", err)
 		}
 	})
 	t.Run("Marks", func(t *testing.T) {
@@ -110,14 +167,34 @@ func TestServer(t *testing.T) {
 		if _, err := c.Mark(ctx, control.MarkRequest{Action: "pause", Name: "epoch"}); err == nil || !strings.Contains(err.Error(), `mark action "pause"`) {
 			t.Fatalf("bad action: %v", err)
 		}
-		if _, err := c.Mark(ctx, control.MarkRequest{Action: control.MarkBegin, Name: "a\nb"}); err == nil {
-			t.Fatal("a name with a newline was accepted")
-		}
 		marks, err := c.Marks(ctx, "epoch")
 		if err != nil || len(marks) != 1 || marks[0].ID != m.ID {
 			t.Fatalf("marks = %+v, %v", marks, err)
 		}
+		if marks, err := c.Marks(ctx, "none"); err != nil || marks == nil || len(marks) != 0 {
+			t.Fatalf("marks of no name = %#v, %v; want an empty list", marks, err)
+		}
 	})
+}
+
+// TestWire_Tagged: every request is sent as snake_case JSON with bounds
+// and devices in their text forms, so that renaming a Go field cannot
+// silently change the wire format.
+func TestWire_Tagged(t *testing.T) {
+	req := control.QueryRequest{Selection: control.Selection{From: query.At(1000), To: query.Bound{Kind: query.BoundEnd},
+		Devices: []query.DeviceFilter{{Kind: store.KindCPU, Device: 1}}}, By: "kind", EveryMs: 60_000, Window: "epoch"}
+	js, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"from":"1000","to":"end","devices":["cpu:1"],"by":"kind","every_ms":60000,"window":"epoch"}`
+	if string(js) != want {
+		t.Fatalf("wire form\n%s\nwant\n%s", js, want)
+	}
+	var back control.QueryRequest
+	if err := json.Unmarshal(js, &back); err != nil || back.From != req.From || back.To != req.To || back.Devices[0] != req.Devices[0] {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
 }
 
 func TestDial_NoRecorder(t *testing.T) {
@@ -146,7 +223,9 @@ func serveOn(t *testing.T, path string) (*store.DB, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&control.Server{DB: db}).Serve(ctx, control.SocketPath(path)) }()
+	go func() {
+		done <- (&control.Server{Backend: &backend{db: db}, DB: path}).Serve(ctx, control.SocketPath(path))
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := control.Dial(context.Background(), path); err == nil {
