@@ -104,14 +104,6 @@ func (db *DB) AddMark(ctx context.Context, name, source string, fromMs, toMs, no
 	return db.storeMark(ctx, Mark{Name: name, BeginMs: fromMs, EndMs: toMs, CreatedMs: nowMs, Source: source})
 }
 
-// PutMark stores m in its own transaction (a new mark when m.ID is 0) and
-// returns it as stored, with its ID. Unlike BeginMark, EndMark and
-// AddMark it applies no rule beyond a name and an end not before the
-// begin.
-func (db *DB) PutMark(ctx context.Context, m Mark) (Mark, error) {
-	return db.storeMark(ctx, m)
-}
-
 // Marks returns the marks named name ("" = all), ordered by begin time.
 func (db *DB) Marks(ctx context.Context, name string) ([]Mark, error) {
 	var out []Mark

@@ -1,0 +1,146 @@
+package recording_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wattrec/wattrec/control"
+	"github.com/wattrec/wattrec/export"
+	"github.com/wattrec/wattrec/internal/simtest"
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/recording"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+// TestDaemon records a simulator and reads the file through its control
+// socket while it runs, then on the file once it stopped: the same
+// answers, marks stamped by the recorder, and begin/end refused on a
+// file no recorder holds.
+func TestDaemon(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, srv, _ := simtest.Start(t, cfg, "unix")
+	path := filepath.Join(t.TempDir(), "run.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := recorder.NewClient([]recorder.Server{srv})
+	client.Logger = log
+	d := &recording.Daemon{Recorder: recorder.New(client, db), DB: db, Logger: log}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	<-d.Recorder.Started()
+	sent.WaitEvents(t, 200)
+
+	// While recording: Open reaches the recorder.
+	rd, err := recording.Open(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rd.(*control.Client); !ok {
+		t.Fatalf("Open while recording gave %T, want the control client", rd)
+	}
+	begin, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkBegin, Name: "epoch", Source: "test"})
+	if err != nil || !begin.Open {
+		t.Fatalf("mark begin: %+v, %v", begin, err)
+	}
+	sent.WaitEvents(t, sent.Events()+100)
+	end, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkEnd, Name: "epoch"})
+	if err != nil || end.Open || end.ID != begin.ID || end.EndMs < end.BeginMs {
+		t.Fatalf("mark end: %+v, %v", end, err)
+	}
+	if _, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkEnd, Name: "epoch"}); !errors.Is(err, store.ErrNoOpenMark) {
+		t.Fatalf("second end: %v, want store.ErrNoOpenMark through the socket", err)
+	}
+	// A window that lies in the past (the readings that cover its end
+	// arrived) reads the same through the socket and from the recorder
+	// itself.
+	sent.WaitEvents(t, sent.Events()+200)
+	opt := query.Options{Window: "epoch", Format: query.FormatCSV}
+	var remote, local bytes.Buffer
+	if err := rd.Query(ctx, &remote, opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Query(ctx, &local, opt); err != nil {
+		t.Fatal(err)
+	}
+	if remote.String() != local.String() || !strings.Contains(remote.String(), "epoch #1") {
+		t.Fatalf("remote:\n%s\nlocal:\n%s", remote.String(), local.String())
+	}
+	var csv bytes.Buffer
+	req := export.Request{Filter: query.Filter{Range: query.Between(begin.BeginMs, end.EndMs)}, Format: export.FormatCSV}
+	if err := rd.Export(ctx, &csv, req); err != nil || strings.Count(csv.String(), "\n") < 10 {
+		t.Fatalf("export through the socket: %v\n%s", err, csv.String())
+	}
+	rd.Close()
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stopped: Open reads the file itself, with the same answer.
+	rd, err = recording.Open(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if _, ok := rd.(*recording.File); !ok {
+		t.Fatalf("Open of a closed file gave %T, want *recording.File", rd)
+	}
+	var after bytes.Buffer
+	if err := rd.Query(ctx, &after, opt); err != nil || after.String() != remote.String() {
+		t.Fatalf("after the recorder stopped: %v\n%s\nwant\n%s", err, after.String(), remote.String())
+	}
+	if _, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkBegin, Name: "late"}); !errors.Is(err, recording.ErrNeedsRecorder) {
+		t.Fatalf("begin on a file: %v, want ErrNeedsRecorder", err)
+	}
+}
+
+// TestFile_MarkAdd adds windows to a closed file opened writable.
+func TestFile_MarkAdd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	rd, err := recording.Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	m, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkAdd, Name: "warmup", FromMs: 1000, ToMs: 5000})
+	if err != nil || m.Open || m.BeginMs != 1000 || m.EndMs != 5000 || m.ID == 0 {
+		t.Fatalf("add: %+v, %v", m, err)
+	}
+	if _, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkAdd, Name: "bad", FromMs: 5000, ToMs: 5000}); !errors.Is(err, store.ErrInvalidMark) {
+		t.Fatalf("an empty window: %v, want store.ErrInvalidMark", err)
+	}
+	if _, err := rd.Mark(ctx, control.MarkRequest{Action: "pause", Name: "x"}); !errors.Is(err, query.ErrInvalid) {
+		t.Fatalf("an unknown action: %v, want query.ErrInvalid", err)
+	}
+	marks, err := rd.Marks(ctx, "")
+	if err != nil || len(marks) != 1 || marks[0].Name != "warmup" {
+		t.Fatalf("marks = %+v, %v", marks, err)
+	}
+}
