@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,37 +15,25 @@ import (
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/recording"
 	"github.com/wattrec/wattrec/store"
 )
 
-// backend answers from a store directly, as a recording.File does.
+// backend answers from a store directly, as a recording.File does, and
+// also begins and ends marks (at nowMs), as a recorder does.
 type backend struct {
-	db    *store.DB
+	*recording.File
 	nowMs int64
-}
-
-func (b *backend) Query(ctx context.Context, w io.Writer, opt query.Options) error {
-	return query.Print(ctx, w, b.db, opt)
-}
-
-func (b *backend) Export(ctx context.Context, w io.Writer, req export.Request) error {
-	return export.Write(ctx, w, b.db, req)
-}
-
-func (b *backend) Info(ctx context.Context, w io.Writer) error { return query.Info(ctx, w, b.db) }
-
-func (b *backend) Marks(ctx context.Context, name string) ([]store.Mark, error) {
-	return b.db.Marks(ctx, name)
 }
 
 func (b *backend) Mark(ctx context.Context, req control.MarkRequest) (store.Mark, error) {
 	switch req.Action {
 	case control.MarkBegin:
-		return b.db.BeginMark(ctx, req.Name, req.Source, b.nowMs)
+		return b.DB.BeginMark(ctx, req.Name, req.Source, b.nowMs)
 	case control.MarkEnd:
-		return b.db.EndMark(ctx, req.Name, b.nowMs)
+		return b.DB.EndMark(ctx, req.Name, b.nowMs)
 	}
-	return store.Mark{}, query.Invalid("mark action %q: want begin, end or add", req.Action)
+	return b.File.Mark(ctx, req)
 }
 
 var _ control.Backend = (*control.Client)(nil)
@@ -68,7 +55,7 @@ func serve(t *testing.T) (*backend, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	be := &backend{db: db, nowMs: 5_000}
+	be := &backend{File: &recording.File{DB: db, Now: time.Now}, nowMs: 5_000}
 	srv := &control.Server{Backend: be, DB: path}
 	go func() { done <- srv.Serve(ctx, control.SocketPath(path)) }()
 	t.Cleanup(func() {
@@ -224,7 +211,7 @@ func serveOn(t *testing.T, path string) (*store.DB, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- (&control.Server{Backend: &backend{db: db}, DB: path}).Serve(ctx, control.SocketPath(path))
+		done <- (&control.Server{Backend: &recording.File{DB: db, Now: time.Now}, DB: path}).Serve(ctx, control.SocketPath(path))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

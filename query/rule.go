@@ -20,11 +20,8 @@ type RuleKind uint8
 // ruleText; every description of the rules (help, report headers, export
 // metadata, README) is generated from it.
 const (
-	// RuleHold (GPU): a value holds until the next reading.
-	RuleHold RuleKind = iota
-	// RuleBackward (CPU package, DRAM): a value is the average over the
-	// poll period that ended at its time.
-	RuleBackward
+	RuleHold     RuleKind = iota // GPU series
+	RuleBackward                 // CPU package and DRAM series
 )
 
 // ruleText is the one wording of the rules: which series follow each,
