@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
@@ -116,9 +117,10 @@ func TestRecord_SecondSignal(t *testing.T) {
 
 // TestRun_SummaryAfterCancel: Ctrl-C during `wattrec run` goes to the
 // command; once it has exited, the energy summary is still printed (it
-// used to fail with "context canceled").
+// used to fail with "context canceled"). Not parallel: urfave/cli's
+// package-level help and version flags make two apps running at once in
+// one process race.
 func TestRun_SummaryAfterCancel(t *testing.T) {
-	t.Parallel()
 	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "tcp")
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "gate")
@@ -162,9 +164,8 @@ func TestRun_SummaryAfterCancel(t *testing.T) {
 
 // TestLogLevel_Global: the global --log-level applies to record and run
 // (they used to declare their own, which hid it), and a command's own
-// --log-level still wins.
+// --log-level still wins. Not parallel, like TestRun_SummaryAfterCancel.
 func TestLogLevel_Global(t *testing.T) {
-	t.Parallel()
 	_, srv, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "tcp")
 	// record: runs until cancelled once it is recording.
 	logs := func(t *testing.T, before, after []string) string {
@@ -180,8 +181,13 @@ func TestLogLevel_Global(t *testing.T) {
 			done <- app.RunContext(ctx, args)
 		}()
 		simtest.WaitFor(t, func() bool { // streaming: the sessions are stored
-			info, err := run(t, "info", "--db", db)
-			return err == nil && strings.Contains(info, "gpu stream")
+			c, err := control.Dial(ctx, db)
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			var info strings.Builder
+			return c.Info(ctx, &info) == nil && strings.Contains(info.String(), "gpu stream")
 		})
 		cancel()
 		if err := <-done; err != nil {

@@ -17,12 +17,16 @@ type Interval struct {
 // All is every millisecond there is.
 var All = Interval{math.MinInt64, math.MaxInt64}
 
-// Len is the interval's length in ms (zero if empty).
+// Len is the interval's length in ms: zero if empty, math.MaxInt64 for a
+// span longer than that (All).
 func (iv Interval) Len() int64 {
 	if iv.To <= iv.From {
 		return 0
 	}
-	return iv.To - iv.From
+	if d := iv.To - iv.From; d > 0 {
+		return d
+	}
+	return math.MaxInt64
 }
 
 func clip(iv, to Interval) Interval {
@@ -110,19 +114,6 @@ type TimeRange struct {
 // Between is the range [from, to) of Unix ms.
 func Between(from, to int64) TimeRange { return TimeRange{At(from), At(to)} }
 
-// ParseTimeRange parses a from and a to bound as ParseBound does.
-func ParseTimeRange(from, to string, now time.Time, loc *time.Location) (TimeRange, error) {
-	f, err := ParseBound(from, now, loc)
-	if err != nil {
-		return TimeRange{}, fmt.Errorf("from: %w", err)
-	}
-	t, err := ParseBound(to, now, loc)
-	if err != nil {
-		return TimeRange{}, fmt.Errorf("to: %w", err)
-	}
-	return TimeRange{f, t}, nil
-}
-
 // IsAll reports whether both bounds were left out.
 func (r TimeRange) IsAll() bool { return r.From.Kind == BoundOmitted && r.To.Kind == BoundOmitted }
 
@@ -172,22 +163,24 @@ func (b Bound) describe(ms int64) string {
 // with or without a zone ("2026-11-27T16:00:00Z", "2026-11-27T17:00:00",
 // "2026-11-27 17:00:00.250"; no zone means loc), or Unix seconds or
 // milliseconds (ten digits or fewer are seconds, and may carry a fraction),
-// or "now" and "now-15m" / "-15m" relative to now.
+// or "now" and "now-15m" / "-15m" relative to now. Errors match
+// ErrInvalid.
 func ParseTime(s string, now time.Time, loc *time.Location) (int64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return 0, fmt.Errorf("empty time")
+		return 0, Invalid("empty time")
 	}
 	if s == "now" {
 		return now.UnixMilli(), nil
 	}
-	if rel, ok := strings.CutPrefix(s, "now"); ok {
-		s = rel
+	rel, relative := strings.CutPrefix(s, "now")
+	if !relative && (s[0] == '-' || s[0] == '+') && len(s) > 1 && !isNumber(s[1:]) {
+		rel, relative = s, true
 	}
-	if (s[0] == '-' || s[0] == '+') && len(s) > 1 && !isDigits(s[1:]) {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, fmt.Errorf("time %q: %v", s, err)
+	if relative {
+		d, err := time.ParseDuration(rel)
+		if err != nil || (rel[0] != '-' && rel[0] != '+') {
+			return 0, Invalid("time %q: want now, now-15m, -15m or +1h after now", s)
 		}
 		return now.Add(d).UnixMilli(), nil
 	}
@@ -196,14 +189,15 @@ func ParseTime(s string, now time.Time, loc *time.Location) (int64, error) {
 		digits := len(strings.TrimPrefix(intPart, "-"))
 		if digits <= 10 || frac {
 			f, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				return 0, fmt.Errorf("time %q: %v", s, err)
+			ms := math.Round(f * 1000)
+			if err != nil || ms < math.MinInt64 || ms >= math.MaxInt64 {
+				return 0, Invalid("time %q: out of range", s)
 			}
-			return int64(f*1000 + 0.5), nil
+			return int64(ms), nil
 		}
 		ms, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("time %q: %v", s, err)
+			return 0, Invalid("time %q: out of range", s)
 		}
 		return ms, nil
 	}
@@ -219,7 +213,7 @@ func ParseTime(s string, now time.Time, loc *time.Location) (int64, error) {
 			return t.UnixMilli(), nil
 		}
 	}
-	return 0, fmt.Errorf("time %q: want RFC 3339 (2026-11-27T16:00:00Z, zone optional), Unix seconds or milliseconds, now or -15m", s)
+	return 0, Invalid("time %q: want RFC 3339 (2026-11-27T16:00:00Z, zone optional), Unix seconds or milliseconds, now or -15m", s)
 }
 
 func isDigits(s string) bool {
