@@ -14,7 +14,7 @@ type column struct {
 	name, desc string
 	// text appends the value as CSV and JSON Lines write it; str says
 	// it is a string (JSON quotes it, CSV quotes it when it must).
-	text func(dst []byte, k store.SeriesKey, r *store.Reading) []byte
+	text func(dst []byte, e *lineEncoder, r *store.Reading) []byte
 	str  bool
 	// series says the value depends only on the series, not the reading.
 	series bool
@@ -29,34 +29,34 @@ type column struct {
 var rawColumns = []column{
 	{name: "time", str: true,
 		desc: "clock-corrected time of the reading (UTC, ms): the daemon's time + its clock offset",
-		text: func(dst []byte, _ store.SeriesKey, r *store.Reading) []byte {
-			return append(dst, query.FormatTime(r.TimeMs)...)
+		text: func(dst []byte, e *lineEncoder, r *store.Reading) []byte {
+			return e.appendTime(dst, r.TimeMs)
 		}},
 	{name: "daemon_time_ms",
 		desc: "the daemon's own timestamp, Unix ms, as sent",
-		text: func(dst []byte, _ store.SeriesKey, r *store.Reading) []byte {
+		text: func(dst []byte, _ *lineEncoder, r *store.Reading) []byte {
 			return strconv.AppendInt(dst, r.DaemonMs, 10)
 		}},
 	{name: "endpoint", str: true, series: true,
 		desc: "the zeusd endpoint (host:port or socket path)",
-		text: func(dst []byte, k store.SeriesKey, _ *store.Reading) []byte { return append(dst, k.Endpoint...) }},
+		text: func(dst []byte, e *lineEncoder, _ *store.Reading) []byte { return append(dst, e.k.Endpoint...) }},
 	{name: "kind", str: true, series: true,
 		desc: "gpu, cpu (package) or dram",
-		text: func(dst []byte, k store.SeriesKey, _ *store.Reading) []byte { return append(dst, k.Kind.String()...) }},
+		text: func(dst []byte, e *lineEncoder, _ *store.Reading) []byte { return append(dst, e.k.Kind.String()...) }},
 	{name: "device", series: true,
 		desc: "device index on the endpoint",
-		text: func(dst []byte, k store.SeriesKey, _ *store.Reading) []byte {
-			return strconv.AppendInt(dst, int64(k.Device), 10)
+		text: func(dst []byte, e *lineEncoder, _ *store.Reading) []byte {
+			return strconv.AppendInt(dst, int64(e.k.Device), 10)
 		}},
 	{name: "power_w",
 		desc: "power in watts (zeusd's milliwatts / 1000, the shortest decimal that reads back the same); gpu: " +
 			query.ValueMeaning(store.KindGPU) + "; cpu/dram: " + query.ValueMeaning(store.KindCPU),
-		text: func(dst []byte, _ store.SeriesKey, r *store.Reading) []byte {
+		text: func(dst []byte, _ *lineEncoder, r *store.Reading) []byte {
 			return strconv.AppendFloat(dst, float64(r.MilliWatts)/1000, 'f', -1, 64)
 		}},
 	{name: "seed",
 		desc: "true for values read with get_power at a (re)connect rather than streamed",
-		text: func(dst []byte, _ store.SeriesKey, r *store.Reading) []byte { return strconv.AppendBool(dst, r.Seed) }},
+		text: func(dst []byte, _ *lineEncoder, r *store.Reading) []byte { return strconv.AppendBool(dst, r.Seed) }},
 }
 
 // RawColumns lists the raw table's columns with their descriptions, in
@@ -91,6 +91,11 @@ func rawDescriptions() map[string]string {
 type lineEncoder struct {
 	k     store.SeriesKey
 	parts []linePart
+
+	// The formatted time of the last minute seen, up to its seconds:
+	// readings come in time order, so most reuse it.
+	minute     int64
+	minuteText []byte
 }
 
 // linePart is literal bytes, then (unless col is nil) one column's value.
@@ -118,7 +123,7 @@ func newLineEncoder(k store.SeriesKey, jsonl bool) *lineEncoder {
 			lit = nil
 			continue
 		}
-		v := string(c.text(nil, k, nil))
+		v := string(c.text(nil, e, nil))
 		switch {
 		case jsonl && c.str:
 			lit = appendJSONString(lit, v)
@@ -145,13 +150,30 @@ func (e *lineEncoder) append(dst []byte, r *store.Reading, jsonl bool) []byte {
 		}
 		if jsonl && p.col.str {
 			dst = append(dst, '"')
-			dst = p.col.text(dst, e.k, r)
+			dst = p.col.text(dst, e, r)
 			dst = append(dst, '"')
 			continue
 		}
-		dst = p.col.text(dst, e.k, r)
+		dst = p.col.text(dst, e, r)
 	}
 	return dst
+}
+
+// appendTime appends ms as query.FormatTime does (RFC 3339 UTC with
+// milliseconds), formatting the minute once for all its readings.
+func (e *lineEncoder) appendTime(dst []byte, ms int64) []byte {
+	minute := ms - ms%60_000
+	if ms%60_000 < 0 {
+		minute -= 60_000
+	}
+	if e.minuteText == nil || minute != e.minute {
+		text := query.FormatTime(minute) // 2006-01-02T15:04:05.000Z
+		e.minute, e.minuteText = minute, []byte(text[:len(text)-len("00.000Z")])
+	}
+	off := ms - minute // 0 ≤ off < 60 000
+	sec, milli := off/1000, off%1000
+	dst = append(dst, e.minuteText...)
+	return append(dst, byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z')
 }
 
 // appendJSONString appends s as a JSON string.
