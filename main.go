@@ -18,6 +18,7 @@ import (
 
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
+	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
 	"github.com/wattrec/wattrec/store"
@@ -119,6 +120,10 @@ func hint(err error) string {
 		return "begin one with: wattrec mark begin --db FILE NAME"
 	case errors.Is(err, recording.ErrNeedsRecorder):
 		return "for a finished recording use: wattrec mark add --db FILE --from T0 --to T1 NAME"
+	case errors.Is(err, query.ErrTooLarge):
+		return "use a wider --every or a shorter --from/--to; `wattrec export --grid WIDTH` streams any number of bins"
+	case errors.Is(err, control.ErrBusy):
+		return "the recorder answers a few reads at a time: try again when the others are done"
 	case errors.Is(err, control.ErrAPIVersion):
 		return "the recorder runs another wattrec version: use that version's CLI, or restart the recorder"
 	}

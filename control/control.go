@@ -8,6 +8,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,9 @@ var (
 	ErrNoRecorder = errors.New("no running recorder")
 	// ErrAPIVersion means the recorder speaks another version of the API.
 	ErrAPIVersion = errors.New("control API version mismatch")
+	// ErrBusy means the recorder is answering as many reads as it takes at
+	// once, and another did not finish in time.
+	ErrBusy = errors.New("the recorder is busy answering other reads")
 )
 
 // SocketPath is the control socket of the database file db.
@@ -51,7 +55,26 @@ type Server struct {
 	Backend Backend
 	DB      string // the file's path, for the ping answer
 	Logger  *slog.Logger
+	// WriteTimeout cuts off a client that takes no bytes of an answer for
+	// this long (zero: DefaultWriteTimeout), so that a paused reader holds
+	// nothing for long.
+	WriteTimeout time.Duration
+	// MaxReads bounds the queries, exports and info summaries answered at
+	// once, and so the memory they take (zero: DefaultMaxReads). Another
+	// waits up to QueueTimeout (zero: DefaultQueueTimeout), then is
+	// answered ErrBusy.
+	MaxReads     int
+	QueueTimeout time.Duration
+
+	reads chan struct{}
 }
+
+// Default limits of a Server.
+const (
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultMaxReads     = 2
+	DefaultQueueTimeout = 10 * time.Second
+)
 
 // Serve listens on the Unix socket path (mode 0600, replacing a stale
 // socket file) until ctx is done, then stops, waits for running requests
@@ -61,6 +84,7 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	s.reads = make(chan struct{}, cmp.Or(s.MaxReads, DefaultMaxReads))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, PingResponse{API: APIVersion, DB: s.DB, PID: os.Getpid()})
@@ -198,8 +222,14 @@ func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte) e
 			writeError(w, fmt.Errorf("%w: %v", errBadBody, err))
 			return
 		}
+		if err := s.acquire(r.Context()); err != nil {
+			writeError(w, err)
+			return
+		}
+		defer func() { <-s.reads }()
 		w.Header().Set("Trailer", errorTrailer+", "+errorCodeTrailer)
-		lw := &lazyWriter{w: w}
+		lw := &lazyWriter{w: w, rc: http.NewResponseController(w), timeout: cmp.Or(s.WriteTimeout, DefaultWriteTimeout)}
+		defer lw.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
 		if err := fn(r.Context(), lw, body); err != nil {
 			if !lw.started {
 				w.Header().Del("Trailer")
@@ -216,9 +246,26 @@ func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte) e
 	}
 }
 
-// lazyWriter records whether anything was written yet.
+// acquire takes one of the read slots, waiting up to the queue timeout.
+func (s *Server) acquire(ctx context.Context) error {
+	wait := time.NewTimer(cmp.Or(s.QueueTimeout, DefaultQueueTimeout))
+	defer wait.Stop()
+	select {
+	case s.reads <- struct{}{}:
+		return nil
+	case <-wait.C:
+		return fmt.Errorf("%w (%d at once)", ErrBusy, cap(s.reads))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lazyWriter records whether anything was written yet, and gives each
+// write a deadline: a client that stops reading is cut off.
 type lazyWriter struct {
 	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
 	started bool
 }
 
@@ -226,7 +273,12 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 	if len(p) > 0 {
 		l.started = true
 	}
-	return l.w.Write(p)
+	l.rc.SetWriteDeadline(time.Now().Add(l.timeout))
+	n, err := l.w.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("the client stopped reading (cut off after %v): %w", l.timeout, err)
+	}
+	return n, nil
 }
 
 func writeError(w http.ResponseWriter, err error) {

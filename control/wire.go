@@ -128,6 +128,7 @@ var wireErrors = []struct {
 	{"not_found", http.StatusNotFound, store.ErrNotFound},
 	{"no_open_mark", http.StatusConflict, store.ErrNoOpenMark},
 	{"corrupt", http.StatusInternalServerError, store.ErrCorrupt},
+	{"busy", http.StatusServiceUnavailable, ErrBusy},
 	{"canceled", http.StatusServiceUnavailable, context.Canceled},
 	{"deadline", http.StatusServiceUnavailable, context.DeadlineExceeded},
 }

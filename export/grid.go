@@ -68,7 +68,7 @@ func gridPlan(ctx context.Context, db *store.DB, f query.Filter, binMs int64, op
 }
 
 func (p *plan) run(ctx context.Context, db *store.DB, progressFn ProgressFunc, fn func(*GridBin) error) (int64, error) {
-	prog := newProgress(progressFn, countBins(p.Window.From, p.Window.To, p.binMs)*int64(len(p.Series)))
+	prog := newProgress(progressFn, query.BinCount(p.Window, p.binMs)*int64(len(p.Series)))
 	var b GridBin
 	for i, s := range p.Series {
 		b = GridBin{Series: s.SeriesKey, endpoint: s.Endpoint, kind: s.Kind.String()}
@@ -86,21 +86,4 @@ func (p *plan) run(ctx context.Context, db *store.DB, progressFn ProgressFunc, f
 	}
 	prog.finish()
 	return prog.done, nil
-}
-
-// countBins is the number of bins of [from, to) split at multiples of
-// every: one more than the multiples strictly inside.
-func countBins(from, to, every int64) int64 {
-	if to <= from {
-		return 0
-	}
-	return floorDiv(to-1, every) - floorDiv(from, every) + 1
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

@@ -128,3 +128,24 @@ func (b *binner) next() Interval {
 	b.at = next
 	return Interval{start, next}
 }
+
+// BinCount is the number of bins IntegrateBins splits window into: one
+// more than the multiples of every strictly inside it (1 when every <=
+// 0, 0 for an empty window).
+func BinCount(window Interval, every int64) int64 {
+	if window.To <= window.From {
+		return 0
+	}
+	if every <= 0 {
+		return 1
+	}
+	return floorDiv(window.To-1, every) - floorDiv(window.From, every) + 1
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}

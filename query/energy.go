@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -69,6 +70,24 @@ type Report struct {
 	Window       string          // the mark the buckets are instances of, if any
 	Compare      bool            // rows carry the trapezoid integral beside the exact one
 	Warnings     []string        // integral and counter disagree, ...
+}
+
+// MaxReportRows bounds the rows of one report (buckets or window
+// instances × series, with the group and total rows): a report is held
+// in memory while it is made, so that a query can never take more than a
+// few tens of MB. The grid export streams any number of bins.
+const MaxReportRows = 100_000
+
+// ErrTooLarge means a report would have more than MaxReportRows rows.
+var ErrTooLarge = errors.New("report too large")
+
+// checkRows refuses a report of windows × (series + the total row) rows
+// beyond MaxReportRows.
+func checkRows(windows int64, series int, what string) error {
+	if rows := windows * int64(series+1); windows > MaxReportRows || rows > MaxReportRows {
+		return Invalid("%d %s × %d series = %d rows, more than a report holds (%d): %w", windows, what, series, rows, MaxReportRows, ErrTooLarge)
+	}
+	return nil
 }
 
 // CounterTolerance is the relative disagreement between integrated energy
@@ -224,6 +243,9 @@ func (r Row) CounterRatio() float64 {
 // one), or the buckets of the report's window.
 func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, rep *Report) ([]Interval, []string, error) {
 	if opt.Window == "" {
+		if err := checkRows(BinCount(plan.Window, opt.EveryMs), len(plan.Series), "buckets"); err != nil {
+			return nil, nil, err
+		}
 		ws := buckets(plan.Window, opt.EveryMs)
 		return ws, make([]string, len(ws)), nil
 	}
@@ -232,6 +254,9 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, r
 	}
 	marks, err := db.Marks(ctx, opt.Window)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRows(int64(len(marks)), len(plan.Series), "instances"); err != nil {
 		return nil, nil, err
 	}
 	if len(marks) == 0 {

@@ -66,8 +66,10 @@ func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesS
 }
 
 // Scan calls fn for each reading of series k with fromMs <= TimeMs < toMs,
-// oldest first (ties in arrival order). The Reading passed to fn is only
-// valid during the call. Scan stops at the first error from fn and returns
+// oldest first (ties in arrival order), reading the chunks in short
+// transactions and calling fn outside them, so that a slow fn never
+// holds up the writer. The Reading passed to fn is only valid during the
+// call. Scan stops at the first error from fn and returns
 // it. A series that is not in the file is ErrNotFound.
 func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) error {
 	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
@@ -193,7 +195,8 @@ func (c *Chunk) Readings(fn func(*Reading) error) error {
 
 // ScanChunks calls fn for each chunk of series k that holds a reading
 // with fromMs <= TimeMs < toMs, oldest first, inside one read
-// transaction. A chunk can also hold readings outside that range: its
+// transaction (fn works on the file's own memory, which is what makes it
+// fast: keep fn short; Scan is the one for slow consumers). A chunk can also hold readings outside that range: its
 // first chunk can start before fromMs and its last one end at or after
 // toMs. Chunks partition the series: each reading is in exactly one, and
 // the readings of one millisecond share a chunk. ScanChunks stops at the
@@ -201,7 +204,7 @@ func (c *Chunk) Readings(fn func(*Reading) error) error {
 // ErrNotFound.
 func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Chunk) error) error {
 	ch := Chunk{k: k}
-	return db.viewChunks(ctx, k, fromMs, toMs, func(h *chunkHeader, _ []byte) error {
+	return db.viewChunksTx(ctx, k, fromMs, toMs, func(h *chunkHeader, _ []byte) error {
 		ch.hdr = h
 		ch.Len, ch.FirstMs, ch.LastMs, ch.FirstMW, ch.LastMW = h.n, h.firstT, h.lastT, h.firstMW, h.lastMW
 		ch.HasSums, ch.HoldUJ, ch.Trapezoid2UJ, ch.PeakMW = h.sums.ok, int64(h.sums.hold), int64(h.sums.trap2), h.sums.peak
@@ -209,11 +212,99 @@ func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, f
 	})
 }
 
-// viewChunks calls fn, inside one read transaction, with the header of
-// each chunk of series k that holds a time in [fromMs, toMs), oldest
-// first, and the chunk's key. It stops at the first error from fn. A
-// series that is not in the file is ErrNotFound.
+// scanBatchBytes bounds the chunk bytes one read transaction of a scan
+// copies out: a scan reads the series in short transactions, so that a
+// caller that stops reading (a paused export) never holds one open.
+const scanBatchBytes = 256 << 10
+
+// viewChunks calls fn with the header of each chunk of series k that
+// holds a time in [fromMs, toMs), oldest first, and the chunk's key. It
+// reads the chunks in short read transactions, copying up to
+// scanBatchBytes of them out of each, and calls fn outside any
+// transaction: however long fn takes, it never keeps the writer from
+// growing the file. Each chunk is seen as of the transaction that read
+// it, and each chunk key at most once. It stops at the first error from
+// fn. A series that is not in the file is ErrNotFound.
 func (db *DB) viewChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(h *chunkHeader, key []byte) error) error {
+	if fromMs >= toMs {
+		// Still say whether the series exists.
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			if seriesBucketOf(tx, k) == nil {
+				return fmt.Errorf("series %s: %w", k, ErrNotFound)
+			}
+			return nil
+		})
+	}
+	var (
+		buf     []byte   // the batch's chunk values, back to back
+		ends    []int    // buf[ends[i-1]:ends[i]] is chunk i's value
+		keys    [][8]byte
+		h       chunkHeader
+		started bool
+		last    [8]byte // the key of the last chunk handed to fn
+	)
+	for {
+		buf, ends, keys = buf[:0], ends[:0], keys[:0]
+		more := false
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			b := seriesBucketOf(tx, k)
+			if b == nil {
+				return fmt.Errorf("series %s: %w", k, ErrNotFound)
+			}
+			c := b.Cursor()
+			var key, v []byte
+			if started {
+				key, v = c.Seek(last[:])
+				if key != nil && string(key) == string(last[:]) {
+					key, v = c.Next()
+				}
+			} else {
+				key, v = seekChunk(c, fromMs)
+			}
+			for ; key != nil && getInt64(key) < toMs; key, v = c.Next() {
+				if len(key) != 8 {
+					return fmt.Errorf("series %s chunk key %x: %w", k, key, ErrCorrupt)
+				}
+				if len(buf) > 0 && len(buf)+len(v) > scanBatchBytes {
+					more = true
+					return nil
+				}
+				buf = append(buf, v...) // bbolt's memory is only valid in the transaction
+				ends = append(ends, len(buf))
+				keys = append(keys, [8]byte(key))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		start := 0
+		for i, end := range ends {
+			key := keys[i][:]
+			if err := parseChunk(&h, key, buf[start:end]); err != nil {
+				return fmt.Errorf("series %s chunk %x: %w", k, key, err)
+			}
+			start = end
+			started, last = true, keys[i]
+			if h.lastT < fromMs {
+				continue
+			}
+			if err := fn(&h, key); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !more {
+			return ctx.Err()
+		}
+	}
+}
+
+// viewChunksTx is viewChunks inside one read transaction, with fn
+// called inside it on the file's memory.
+func (db *DB) viewChunksTx(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(h *chunkHeader, key []byte) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		b := seriesBucketOf(tx, k)
 		if b == nil {

@@ -1,0 +1,74 @@
+package query_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+
+	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/store"
+)
+
+// TestEnergy_TooManyRows: a bucket width that would make more rows than
+// a report holds is refused before anything is allocated for them (a
+// 1 ms bucket over a day used to take gigabytes).
+func TestEnergy_TooManyRows(t *testing.T) {
+	db := MustOpenDB(t)
+	const day = 86_400_000
+	t0 := int64(1_795_881_600_000)
+	b := &store.Batch{Sessions: []store.Session{{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: t0, End: t0 + day}}}
+	for i := range int64(100) {
+		b.Readings = append(b.Readings, store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: t0 + i*day/100, DaemonMs: t0 + i*day/100, MilliWatts: 100_000 + i})
+	}
+	MustWrite(t, db, b)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := query.Energy(context.Background(), db, query.Options{EveryMs: 1})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, query.ErrTooLarge) || !errors.Is(err, query.ErrInvalid) {
+		t.Fatalf("1 ms buckets over a day: %v, want ErrTooLarge (and ErrInvalid)", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("refusing the query allocated %d MiB", grew>>20)
+	}
+	// Within the limit it is answered: 1 h buckets.
+	rep, err := query.Energy(context.Background(), db, query.Options{EveryMs: 3_600_000, By: query.ByTotal})
+	if err != nil || len(rep.Rows) != 24 {
+		t.Fatalf("1 h buckets: %v rows, %v", rep, err)
+	}
+}
+
+func TestBinCount(t *testing.T) {
+	for _, tc := range []struct {
+		w     query.Interval
+		every int64
+		want  int64
+	}{
+		{query.Interval{From: 0, To: 10}, 0, 1},
+		{query.Interval{From: 0, To: 10}, 5, 2},
+		{query.Interval{From: 1, To: 10}, 5, 2},
+		{query.Interval{From: 1, To: 11}, 5, 3},
+		{query.Interval{From: -7, To: 3}, 5, 3}, // [-7,-5) [-5,0) [0,3)
+		{query.Interval{From: 5, To: 5}, 5, 0},
+		{query.Interval{From: 0, To: 86_400_000}, 1, 86_400_000},
+	} {
+		if got := query.BinCount(tc.w, tc.every); got != tc.want {
+			t.Errorf("BinCount(%v, %d) = %d, want %d", tc.w, tc.every, got, tc.want)
+		}
+		n := int64(0)
+		if tc.want < 1000 {
+			db := MustOpenDB(t)
+			k := store.SeriesKey{Endpoint: "e", Kind: store.KindGPU}
+			MustWrite(t, db, &store.Batch{Readings: []store.Reading{{Endpoint: "e", Kind: store.KindGPU, TimeMs: tc.w.From, DaemonMs: tc.w.From, MilliWatts: 1}}})
+			err := query.IntegrateBins(context.Background(), db, k, query.Spec{Rule: query.Rule{Kind: query.RuleHold}}, tc.w, tc.every, func(query.Interval, query.Result) error { n++; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.want {
+				t.Errorf("IntegrateBins(%v, %d) gave %d bins, BinCount says %d", tc.w, tc.every, n, tc.want)
+			}
+		}
+	}
+}
