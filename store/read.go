@@ -236,8 +236,8 @@ func (db *DB) viewChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, f
 		})
 	}
 	var (
-		buf     []byte   // the batch's chunk values, back to back
-		ends    []int    // buf[ends[i-1]:ends[i]] is chunk i's value
+		buf     []byte // the batch's chunk values, back to back
+		ends    []int  // buf[ends[i-1]:ends[i]] is chunk i's value
 		keys    [][8]byte
 		h       chunkHeader
 		started bool
