@@ -74,7 +74,8 @@ func queryHelp() string {
 		"period can be given with --cpu-period):\n" + indent(query.RulesText(82), "  ") +
 		`coverage = the fraction of the window (device-time) inside a live session with a
 known value; gaps = stretches without one. DRAM is its own series, apart from the
-CPU package. avg W = joules / observed seconds; peak W = the largest single-device value.
+CPU package. avg W = a device's joules / its observed seconds, and for a group the sum
+of its devices' averages; peak W = the largest single-device value.
 --from/--to: RFC 3339 (zone optional, default local), Unix s or ms, now, -15m,
 start or end (of the recording). Default: the whole recording.`
 }

@@ -59,6 +59,9 @@ type Row struct {
 	CounterUJ         int64
 	CounterIntegralUJ int64
 	CounterSeries     int
+
+	avgW     float64 // Σ over the row's observed series of each one's average power
+	observed int     // series with observed time
 }
 
 // Report is the answer to an energy query.
@@ -141,6 +144,7 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 	}
 	sums := map[string]*Row{}
 	var sumOrder []string
+	parts := sumParts{} // for the sum rows' averages
 	for w, bucket := range windows {
 		groups := map[string]*Row{}
 		var order []string
@@ -170,6 +174,12 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 			if opt.By != ByTotal {
 				total.add(res, cnt)
 			}
+			if opt.Window != "" {
+				parts.add(key, s.SeriesKey, res)
+				if opt.By != ByTotal {
+					parts.add("total", s.SeriesKey, res)
+				}
+			}
 		}
 		if opt.By != ByTotal {
 			groups["total"], order = total, append(order, "total")
@@ -189,7 +199,15 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 		}
 	}
 	for _, key := range sumOrder {
-		rep.Rows = append(rep.Rows, *sums[key])
+		sum := sums[key]
+		sum.avgW, sum.observed = 0, 0
+		for _, p := range parts[key] {
+			if p[1] > 0 {
+				sum.avgW += float64(p[0]) / float64(p[1]) / 1000
+				sum.observed++
+			}
+		}
+		rep.Rows = append(rep.Rows, *sum)
 	}
 	if opt.Method == MethodTrapezoid {
 		for i := range rep.Rows {
@@ -218,6 +236,23 @@ func (r *Row) add(res Result, cnt counterResult) {
 	r.Gaps += res.Gaps
 	r.LongestGapMs = max(r.LongestGapMs, res.LongestGapMs)
 	r.Series++
+	if res.ValuedMs > 0 {
+		r.avgW += float64(res.EnergyUJ) / float64(res.ValuedMs) / 1000
+		r.observed++
+	}
+}
+
+// sumParts holds, per group of a window report, each series' energy
+// and observed time over all instances: a sum row's average power is the
+// sum of its series' averages over their own observed time.
+type sumParts map[string]map[store.SeriesKey][2]int64
+
+func (p sumParts) add(group string, k store.SeriesKey, res Result) {
+	if p[group] == nil {
+		p[group] = map[store.SeriesKey][2]int64{}
+	}
+	e := p[group][k]
+	p[group][k] = [2]int64{e[0] + res.EnergyUJ, e[1] + res.ValuedMs}
 }
 
 // merge adds another row of the same group (another window instance).
@@ -348,13 +383,15 @@ func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 	return counterResult{ok: true, from: span.From, to: span.To, counterUJ: br.End.EnergyUJ - br.Start.EnergyUJ, integralUJ: res.EnergyUJ}, nil
 }
 
-// AvgW is the group's average power while observed: energy divided by
-// observed device-time per device; NaN when nothing was observed.
+// AvgW is the group's average power while observed: the sum of its
+// series' average powers, each its energy over its own observed time (a
+// device observed half the window counts with its average, not half of
+// it); NaN when nothing was observed.
 func (r Row) AvgW() float64 {
-	if r.ValuedMs == 0 {
+	if r.observed == 0 {
 		return math.NaN()
 	}
-	return float64(r.EnergyUJ) / float64(r.ValuedMs) / 1000 * float64(r.Series)
+	return r.avgW
 }
 
 // buckets splits window at multiples of every since the Unix epoch (so
