@@ -13,7 +13,8 @@ import (
 )
 
 // model is the reference for what a series holds: readings in corrected
-// time order, ties in arrival order, identical replays dropped.
+// time order, ties in arrival order, a reading equal to a stored one in
+// times and value (whatever its seed flag) dropped.
 type model map[store.SeriesKey][]store.Reading
 
 func (m model) put(r store.Reading) {
@@ -24,7 +25,7 @@ func (m model) put(r store.Reading) {
 		i--
 	}
 	for j := i - 1; j >= 0 && rs[j].TimeMs == r.TimeMs; j-- {
-		if rs[j] == r {
+		if rs[j].DaemonMs == r.DaemonMs && rs[j].MilliWatts == r.MilliWatts {
 			return
 		}
 	}

@@ -122,9 +122,11 @@
 // The pair sums let an integral skip decoding a chunk that lies inside its
 // window and one stream session ([DB.ScanChunks], query's fast path).
 //
-// Duplicate policy: a reading equal in all fields (corrected and daemon
-// time, milliwatts, seed flag) to a stored reading of its series is an
-// identical replay and is skipped. A different reading of the same
+// Duplicate policy: a reading equal in corrected time, daemon time and
+// milliwatts to a stored reading of its series is the same reading and is
+// skipped: an identical replay, or the first streamed event that repeats
+// the get_power seed of its connect (the stored reading keeps its seed
+// flag, so a seed and its streamed twin are one row of every export). A different reading of the same
 // millisecond is kept after the ones already stored, so two different
 // events at the same millisecond are both kept, in arrival order (at most
 // 65,536 per series and millisecond; a batch with more fails). The writer

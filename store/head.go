@@ -137,6 +137,12 @@ func checkReading(r *Reading) error {
 	return nil
 }
 
+// sameReading reports whether a and b are one reading: the same
+// corrected and daemon time and the same milliwatts. The seed flag does
+// not count: a seed (get_power at a connect) is usually the very sample
+// the stream then sends first, and is stored once, as the seed.
+func sameReading(a, b rd) bool { return a.t == b.t && a.d == b.d && a.mw == b.mw }
+
 // putReading stores r. A reading at or after its series'
 // last one goes into the head at once; one that sorts before it (late)
 // waits for the end of the batch, when mergeLate puts all of them into
@@ -157,8 +163,8 @@ func (w *writer) putReading(r *Reading) error {
 		// The common case: a new millisecond at the end of the series.
 	case x.t == c.last.t:
 		for _, y := range c.tail {
-			if y == x {
-				return nil // identical replay
+			if sameReading(y, x) {
+				return nil // a replay, or a seed's value arriving on the stream
 			}
 		}
 		if len(c.tail) >= maxSameMs {
@@ -275,7 +281,7 @@ func merge(rs, late []rd, stats *seriesStats) (out []rd, added int, err error) {
 		}
 		same, dup := 0, false
 		for k := len(out) - 1; k >= 0 && out[k].t == x.t; k-- {
-			if out[k] == x {
+			if sameReading(out[k], x) {
 				dup = true
 				break
 			}

@@ -23,6 +23,9 @@ type Value struct {
 	Device   int32
 	DaemonMs int64
 	MW       int64
+	// Seed marks a stored seed reading (Stored); a ledger's values are
+	// never seeds.
+	Seed bool
 }
 
 // Ledger records what a simulator wrote to its streams. Hook it up with
@@ -53,7 +56,7 @@ func (l *Ledger) OnEvent(tb testing.TB) func(simulator.Event) {
 		}
 		l.mu.Lock()
 		for _, v := range vals {
-			l.values[Value{v.Kind, v.Device, v.DaemonMs, v.MilliWatts}]++
+			l.values[Value{Kind: v.Kind, Device: v.Device, DaemonMs: v.DaemonMs, MW: v.MilliWatts}]++
 		}
 		l.mu.Unlock()
 		l.events.Add(1)
@@ -92,8 +95,10 @@ func (l *Ledger) Values() map[Value]int {
 	return out
 }
 
-// Stored returns the multiset of streamed (non-seed) readings in db and
-// the number of seed readings.
+// Stored returns the multiset of the readings in db, seeds marked, and
+// the number of seed readings. The store keeps a seed and the first
+// streamed event that repeats it as one reading, the seed: Diff counts a
+// stored seed as that event.
 func Stored(tb testing.TB, db *store.DB) (map[Value]int, int) {
 	tb.Helper()
 	ctx := context.Background()
@@ -106,9 +111,8 @@ func Stored(tb testing.TB, db *store.DB) (map[Value]int, int) {
 		err := db.Scan(ctx, s.SeriesKey, -1<<62, 1<<62, func(r *store.Reading) error {
 			if r.Seed {
 				seeds++
-			} else {
-				m[Value{r.Kind, r.Device, r.DaemonMs, r.MilliWatts}]++
 			}
+			m[Value{Kind: r.Kind, Device: r.Device, DaemonMs: r.DaemonMs, MW: r.MilliWatts, Seed: r.Seed}]++
 			return nil
 		})
 		if err != nil {
@@ -127,17 +131,28 @@ func Count(m map[Value]int) int {
 	return n
 }
 
+// Covers reports whether got holds every value of want, a stored seed
+// standing for the one event that repeats it (see Diff).
+func Covers(got, want map[Value]int) bool { return len(missing(got, want)) == 0 }
+
+func missing(got, want map[Value]int) []string {
+	var out []string
+	for k, n := range want {
+		seed := k
+		seed.Seed = true
+		if have := got[k] + min(got[seed], 1); have < n { // a seed stands for one event
+			out = append(out, fmt.Sprintf("%+v×%d", k, n-have))
+		}
+	}
+	return out
+}
+
 // Diff fails tb unless got and want are the same multiset.
 func Diff(tb testing.TB, got, want map[Value]int) {
 	tb.Helper()
-	var missing, extra []string
-	for k, n := range want {
-		if got[k] < n {
-			missing = append(missing, fmt.Sprintf("%+v×%d", k, n-got[k]))
-		}
-	}
+	missing, extra := missing(got, want), []string(nil)
 	for k, n := range got {
-		if want[k] < n {
+		if !k.Seed && want[k] < n {
 			extra = append(extra, fmt.Sprintf("%+v×%d", k, n-want[k]))
 		}
 	}
