@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"slices"
 	"strings"
@@ -72,23 +73,30 @@ type Report struct {
 	Rows         []Row           // per bucket: the groups, then a total row (ByDevice, ByEndpoint, ByKind)
 	Window       string          // the mark the buckets are instances of, if any
 	Compare      bool            // rows carry the trapezoid integral beside the exact one
-	Warnings     []string        // integral and counter disagree, ...
+	Warnings     []string        // integral and counter disagree, ... (at most maxWarnings, then a count)
+
+	dropped int // warnings beyond maxWarnings
 }
 
-// MaxReportRows bounds the rows of one report (buckets or window
-// instances × series, with the group and total rows): a report is held
-// in memory while it is made, so that a query can never take more than a
-// few tens of MB. The grid export streams any number of bins.
-const MaxReportRows = 100_000
+// Limits on the rows of one report (buckets or window instances ×
+// series, with the group and total rows). A report held in memory (a
+// table, Energy's answer) takes at most MaxReportRows, a few tens of MB;
+// streamed CSV and JSON take more, in constant memory, up to
+// MaxStreamedRows (the work grows with them). The grid export streams
+// any number of bins, faster.
+const (
+	MaxReportRows   = 100_000
+	MaxStreamedRows = 10_000_000
+)
 
 // ErrTooLarge means a report would have more than MaxReportRows rows.
 var ErrTooLarge = errors.New("report too large")
 
 // checkRows refuses a report of windows × (series + the total row) rows
-// beyond MaxReportRows.
-func checkRows(windows int64, series int, what string) error {
-	if rows := windows * int64(series+1); windows > MaxReportRows || rows > MaxReportRows {
-		return Invalid("%d %s × %d series = %d rows, more than a report holds (%d): %w", windows, what, series, rows, MaxReportRows, ErrTooLarge)
+// beyond maxRows.
+func checkRows(windows int64, series int, what string, maxRows int64) error {
+	if rows := windows * int64(series+1); windows > maxRows || rows > maxRows {
+		return Invalid("%d %s × %d series = %d rows, more than this report holds (%d): %w", windows, what, series, rows, maxRows, ErrTooLarge)
 	}
 	return nil
 }
@@ -98,21 +106,59 @@ func checkRows(windows int64, series int, what string) error {
 const CounterTolerance = 0.02
 
 // Print runs the energy query opt on db and writes the report to w in
-// opt.Format.
+// opt.Format. CSV and JSON rows are written as they are made, so that
+// their memory does not grow with the number of buckets (up to
+// MaxStreamedRows); a table is aligned over all its rows, so it holds
+// them (up to MaxReportRows).
 func Print(ctx context.Context, w io.Writer, db *store.DB, opt Options) error {
-	if !slices.Contains([]string{"", FormatTable, FormatJSON, FormatCSV}, opt.Format) {
-		return Invalid("format %q: want table, json or csv", opt.Format)
-	}
-	rep, err := Energy(ctx, db, opt)
-	if err != nil {
+	switch opt.Format {
+	case "", FormatTable:
+		rep, err := Energy(ctx, db, opt)
+		if err != nil {
+			return err
+		}
+		return rep.Write(w, FormatTable)
+	case FormatCSV:
+		_, err := energy(ctx, db, opt, &csvSink{w: w}, MaxStreamedRows)
+		return err
+	case FormatJSON:
+		_, err := energy(ctx, db, opt, &jsonSink{w: w}, MaxStreamedRows)
 		return err
 	}
-	return rep.Write(w, opt.Format)
+	return Invalid("format %q: want table, json or csv", opt.Format)
 }
 
 // Energy integrates every series that passes opt.Filter over the window
-// (or each bucket of it) by the integration rules (see Rule).
-func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err error) {
+// (or each bucket of it) by the integration rules (see Rule), and
+// returns the whole report (at most MaxReportRows rows).
+func Energy(ctx context.Context, db *store.DB, opt Options) (*Report, error) {
+	var c collector
+	rep, err := energy(ctx, db, opt, &c, MaxReportRows)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = c.rows
+	return rep, nil
+}
+
+// rowSink takes a report as it is made: its header (everything but the
+// rows and warnings), each row in order, then the finished report (with
+// its warnings, without its rows).
+type rowSink interface {
+	begin(rep *Report) error
+	row(rep *Report, r Row) error
+	end(rep *Report) error
+}
+
+type collector struct{ rows []Row }
+
+func (c *collector) begin(*Report) error        { return nil }
+func (c *collector) row(_ *Report, r Row) error { c.rows = append(c.rows, r); return nil }
+func (c *collector) end(*Report) error          { return nil }
+
+// energy runs opt, handing the report to sink as it is made; a report of
+// more than maxRows rows is refused before it starts.
+func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRows int64) (*Report, error) {
 	if opt.By == "" {
 		opt.By = ByDevice
 	}
@@ -136,19 +182,28 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 		return nil, Invalid("no series in %s match the filters", db.Path())
 	}
 	series, specs := plan.Series, plan.Specs
-	rep = &Report{By: opt.By, FromMs: plan.Window.From, ToMs: plan.Window.To, Rules: plan.Rules(), Compare: opt.Method == MethodCompare}
+	rep := &Report{By: opt.By, FromMs: plan.Window.From, ToMs: plan.Window.To, Rules: plan.Rules(), Compare: opt.Method == MethodCompare}
 
-	windows, labels, err := reportWindows(ctx, db, opt, plan, rep)
+	windows, err := reportWindows(ctx, db, opt, plan, rep, maxRows)
 	if err != nil {
 		return nil, err
+	}
+	if err := sink.begin(rep); err != nil {
+		return nil, err
+	}
+	emit := func(r Row) error {
+		if opt.Method == MethodTrapezoid {
+			r.EnergyUJ = int64(math.Round(r.TrapezoidUJ))
+		}
+		return sink.row(rep, r)
 	}
 	sums := map[string]*Row{}
 	var sumOrder []string
 	parts := sumParts{} // for the sum rows' averages
-	for w, bucket := range windows {
+	for bucket, label := range windows {
 		groups := map[string]*Row{}
 		var order []string
-		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: labels[w], Group: "total"}
+		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: "total"}
 		for i, s := range series {
 			res, err := integrateSeries(ctx, db, s.SeriesKey, specs[i], bucket)
 			if err != nil {
@@ -159,14 +214,14 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 				return nil, err
 			}
 			if cnt.ok && cnt.disagrees() {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: integral %.3f J vs hardware counter %.3f J over %s → %s (%+.2f%%)",
-					strings.TrimSpace(labels[w]+" "+seriesName(s.SeriesKey)), float64(cnt.integralUJ)/1e6, float64(cnt.counterUJ)/1e6,
+				rep.warn(fmt.Sprintf("%s: integral %.3f J vs hardware counter %.3f J over %s → %s (%+.2f%%)",
+					strings.TrimSpace(label+" "+seriesName(s.SeriesKey)), float64(cnt.integralUJ)/1e6, float64(cnt.counterUJ)/1e6,
 					FormatTime(cnt.from), FormatTime(cnt.to), cnt.diffPct()))
 			}
 			key := groupKey(s.SeriesKey, opt.By)
 			g := groups[key]
 			if g == nil {
-				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: labels[w], Group: key}
+				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: key}
 				groups[key] = g
 				order = append(order, key)
 			}
@@ -185,7 +240,9 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 			groups["total"], order = total, append(order, "total")
 		}
 		for _, key := range order {
-			rep.Rows = append(rep.Rows, *groups[key])
+			if err := emit(*groups[key]); err != nil {
+				return nil, err
+			}
 			if opt.Window == "" {
 				continue
 			}
@@ -207,14 +264,25 @@ func Energy(ctx context.Context, db *store.DB, opt Options) (rep *Report, err er
 				sum.observed++
 			}
 		}
-		rep.Rows = append(rep.Rows, *sum)
-	}
-	if opt.Method == MethodTrapezoid {
-		for i := range rep.Rows {
-			rep.Rows[i].EnergyUJ = int64(math.Round(rep.Rows[i].TrapezoidUJ))
+		if err := emit(*sum); err != nil {
+			return nil, err
 		}
 	}
-	return rep, nil
+	if rep.dropped > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("… and %d more warnings like these", rep.dropped))
+	}
+	return rep, sink.end(rep)
+}
+
+// maxWarnings bounds the warnings of one report; the rest are counted.
+const maxWarnings = 100
+
+func (rep *Report) warn(msg string) {
+	if len(rep.Warnings) < maxWarnings {
+		rep.Warnings = append(rep.Warnings, msg)
+		return
+	}
+	rep.dropped++
 }
 
 // add sums one series' result into a group row. Window, valued and live
@@ -273,31 +341,36 @@ func (r Row) CounterRatio() float64 {
 	return float64(r.CounterIntegralUJ) / float64(r.CounterUJ)
 }
 
-// reportWindows returns the windows to integrate and their labels: the
-// instances of opt.Window (clipped to the filter's window when it has
-// one), or the buckets of the report's window.
-func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, rep *Report) ([]Interval, []string, error) {
+// reportWindows returns the windows to integrate with their labels: the
+// instances of opt.Window (clipped to the filter's time range), or the
+// buckets of the report's window. It refuses more than maxRows rows.
+func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, rep *Report, maxRows int64) (iter.Seq2[Interval, string], error) {
 	if opt.Window == "" {
-		if err := checkRows(BinCount(plan.Window, opt.EveryMs), len(plan.Series), "buckets"); err != nil {
-			return nil, nil, err
+		if err := checkRows(BinCount(plan.Window, opt.EveryMs), len(plan.Series), "buckets", maxRows); err != nil {
+			return nil, err
 		}
-		ws := buckets(plan.Window, opt.EveryMs)
-		return ws, make([]string, len(ws)), nil
+		return func(yield func(Interval, string) bool) {
+			for b := (binner{at: plan.Window.From, to: plan.Window.To, every: opt.EveryMs}); !b.done(); {
+				if !yield(b.next(), "") {
+					return
+				}
+			}
+		}, nil
 	}
 	if opt.EveryMs != 0 {
-		return nil, nil, Invalid("a window report has one row set per instance: drop the bucket width")
+		return nil, Invalid("a window report has one row set per instance: drop the bucket width")
 	}
 	marks, err := db.Marks(ctx, opt.Window)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := checkRows(int64(len(marks)), len(plan.Series), "instances"); err != nil {
-		return nil, nil, err
+	if err := checkRows(int64(len(marks)), len(plan.Series), "instances", maxRows); err != nil {
+		return nil, err
 	}
 	if len(marks) == 0 {
 		all, err := db.Marks(ctx, "")
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		names := map[string]bool{}
 		var have []string
@@ -308,9 +381,9 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, r
 			}
 		}
 		if len(have) == 0 {
-			return nil, nil, Invalid("no window named %q: %s has no marks", opt.Window, db.Path())
+			return nil, Invalid("no window named %q: %s has no marks", opt.Window, db.Path())
 		}
-		return nil, nil, Invalid("no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
+		return nil, Invalid("no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
 	}
 	rep.Window = opt.Window
 	var ws []Interval
@@ -328,13 +401,19 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, r
 		labels = append(labels, fmt.Sprintf("%s #%d", m.Name, i+1))
 	}
 	if len(ws) == 0 {
-		return nil, nil, Invalid("no instance of window %q overlaps %s → %s", opt.Window, FormatTime(rep.FromMs), FormatTime(rep.ToMs))
+		return nil, Invalid("no instance of window %q overlaps %s → %s", opt.Window, FormatTime(rep.FromMs), FormatTime(rep.ToMs))
 	}
 	rep.FromMs, rep.ToMs = ws[0].From, ws[0].To
 	for _, w := range ws {
 		rep.FromMs, rep.ToMs = min(rep.FromMs, w.From), max(rep.ToMs, w.To)
 	}
-	return ws, labels, nil
+	return func(yield func(Interval, string) bool) {
+		for i, w := range ws {
+			if !yield(w, labels[i]) {
+				return
+			}
+		}
+	}, nil
 }
 
 // counterResult compares one series' hardware counter with the integral.
@@ -392,16 +471,6 @@ func (r Row) AvgW() float64 {
 		return math.NaN()
 	}
 	return r.avgW
-}
-
-// buckets splits window at multiples of every since the Unix epoch (so
-// 1m buckets start on the minute); every <= 0 means one bucket.
-func buckets(window Interval, every int64) []Interval {
-	var out []Interval
-	for b := (binner{at: window.From, to: window.To, every: every}); !b.done(); {
-		out = append(out, b.next())
-	}
-	return out
 }
 
 func groupKey(k store.SeriesKey, by string) string {

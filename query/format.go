@@ -28,9 +28,9 @@ func (rep *Report) Write(w io.Writer, format string) error {
 	case FormatTable, "":
 		return rep.writeTable(w, compare)
 	case FormatJSON:
-		return rep.writeJSON(w, compare)
+		return rep.writeAll(&jsonSink{w: w})
 	case FormatCSV:
-		return rep.writeCSV(w, compare)
+		return rep.writeAll(&csvSink{w: w})
 	}
 	return Invalid("format %q: want table, json or csv", format)
 }
@@ -151,61 +151,115 @@ func optional(f float64) *float64 {
 	return &f
 }
 
-func (rep *Report) writeJSON(w io.Writer, compare bool) error {
-	out := struct {
-		From     string           `json:"from"`
-		To       string           `json:"to"`
-		By       string           `json:"by"`
-		Rules    string           `json:"rules"`
-		Periods  map[string]int64 `json:"cpu_period_ms,omitempty"`
-		Window   string           `json:"window,omitempty"`
-		Rows     []jsonRow        `json:"rows"`
-		Warnings []string         `json:"warnings,omitempty"`
-	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.RulesLine(), Periods: rep.periods(),
-		Window: rep.Window, Warnings: rep.Warnings}
-	for _, r := range rep.Rows {
-		jr := jsonRow{From: FormatTime(r.FromMs), To: FormatTime(r.ToMs), Group: r.Group, Joules: r.Joules(), EnergyUJ: r.EnergyUJ,
-			AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000, DurationMs: r.ToMs - r.FromMs, Samples: r.Samples,
-			Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series, Window: r.Instance}
-		if r.CounterSeries > 0 {
-			jr.CounterJ, jr.CounterRatio = optional(float64(r.CounterUJ)/1e6), optional(r.CounterRatio())
-		}
-		if compare {
-			jr.TrapezoidJ, jr.TrapezoidDiff = optional(r.TrapezoidUJ/1e6), optional(diffPct(r))
-		}
-		out.Rows = append(out.Rows, jr)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+// jsonSink writes a report as one indented JSON object, row by row: the
+// same bytes as encoding/json would write for the whole report.
+type jsonSink struct {
+	w io.Writer
+	n int
 }
 
-func (rep *Report) writeCSV(w io.Writer, compare bool) error {
-	cw := csv.NewWriter(w)
+func (j *jsonSink) begin(rep *Report) error {
+	head, err := json.MarshalIndent(struct {
+		From    string           `json:"from"`
+		To      string           `json:"to"`
+		By      string           `json:"by"`
+		Rules   string           `json:"rules"`
+		Periods map[string]int64 `json:"cpu_period_ms,omitempty"`
+		Window  string           `json:"window,omitempty"`
+	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.RulesLine(), Periods: rep.periods(), Window: rep.Window}, "", "  ")
+	if err != nil {
+		return err
+	}
+	head = append(head[:len(head)-len("\n}")], `,
+  "rows": [`...)
+	_, err = j.w.Write(head)
+	return err
+}
+
+func (j *jsonSink) row(rep *Report, r Row) error {
+	jr := jsonRow{From: FormatTime(r.FromMs), To: FormatTime(r.ToMs), Group: r.Group, Joules: r.Joules(), EnergyUJ: r.EnergyUJ,
+		AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000, DurationMs: r.ToMs - r.FromMs, Samples: r.Samples,
+		Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series, Window: r.Instance}
+	if r.CounterSeries > 0 {
+		jr.CounterJ, jr.CounterRatio = optional(float64(r.CounterUJ)/1e6), optional(r.CounterRatio())
+	}
+	if rep.Compare {
+		jr.TrapezoidJ, jr.TrapezoidDiff = optional(r.TrapezoidUJ/1e6), optional(diffPct(r))
+	}
+	b, err := json.MarshalIndent(jr, "    ", "  ")
+	if err != nil {
+		return err
+	}
+	sep := ",\n    "
+	if j.n == 0 {
+		sep = "\n    "
+	}
+	j.n++
+	_, err = io.WriteString(j.w, sep+string(b))
+	return err
+}
+
+func (j *jsonSink) end(rep *Report) error {
+	tail := "\n  ]"
+	if j.n == 0 {
+		tail = "]"
+	}
+	if len(rep.Warnings) > 0 {
+		b, err := json.MarshalIndent(rep.Warnings, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		tail += ",\n  \"warnings\": " + string(b)
+	}
+	_, err := io.WriteString(j.w, tail+"\n}\n")
+	return err
+}
+
+// csvSink writes a report as CSV with a header line, row by row.
+type csvSink struct {
+	w  io.Writer
+	cw *csv.Writer
+}
+
+func (c *csvSink) begin(rep *Report) error {
+	c.cw = csv.NewWriter(c.w)
 	header := []string{"from", "to", "window", "group", "joules", "avg_w", "peak_w", "duration_ms", "samples", "coverage", "gaps", "longest_gap_ms",
 		"counter_joules", "integral_over_counter"}
-	if compare {
+	if rep.Compare {
 		header = append(header, "trapezoid_joules", "trapezoid_diff_pct")
 	}
-	if err := cw.Write(header); err != nil {
+	return c.cw.Write(header)
+}
+
+func (c *csvSink) row(rep *Report, r Row) error {
+	counterJ, ratio := "", ""
+	if r.CounterSeries > 0 {
+		counterJ, ratio = strconv.FormatFloat(float64(r.CounterUJ)/1e6, 'f', 6, 64), fmtFloat(r.CounterRatio(), 6)
+	}
+	rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Instance, r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64),
+		fmtFloat(r.AvgW(), 6), strconv.FormatFloat(float64(r.PeakMW)/1000, 'f', 3, 64), strconv.FormatInt(r.ToMs-r.FromMs, 10),
+		strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10),
+		counterJ, ratio}
+	if rep.Compare {
+		rec = append(rec, strconv.FormatFloat(r.TrapezoidUJ/1e6, 'f', 6, 64), fmtFloat(diffPct(r), 6))
+	}
+	return c.cw.Write(rec)
+}
+
+func (c *csvSink) end(*Report) error {
+	c.cw.Flush()
+	return c.cw.Error()
+}
+
+// writeAll hands a finished report to sink.
+func (rep *Report) writeAll(sink rowSink) error {
+	if err := sink.begin(rep); err != nil {
 		return err
 	}
 	for _, r := range rep.Rows {
-		counterJ, ratio := "", ""
-		if r.CounterSeries > 0 {
-			counterJ, ratio = strconv.FormatFloat(float64(r.CounterUJ)/1e6, 'f', 6, 64), fmtFloat(r.CounterRatio(), 6)
-		}
-		rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Instance, r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64),
-			fmtFloat(r.AvgW(), 6), strconv.FormatFloat(float64(r.PeakMW)/1000, 'f', 3, 64), strconv.FormatInt(r.ToMs-r.FromMs, 10),
-			strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10),
-			counterJ, ratio}
-		if compare {
-			rec = append(rec, strconv.FormatFloat(r.TrapezoidUJ/1e6, 'f', 6, 64), fmtFloat(diffPct(r), 6))
-		}
-		if err := cw.Write(rec); err != nil {
+		if err := sink.row(rep, r); err != nil {
 			return err
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return sink.end(rep)
 }

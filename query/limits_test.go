@@ -1,7 +1,10 @@
 package query_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"errors"
 	"runtime"
 	"testing"
@@ -32,6 +35,26 @@ func TestEnergy_TooManyRows(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 		t.Errorf("refusing the query allocated %d MiB", grew>>20)
+	}
+	// CSV and JSON stream their rows: 1 s buckets over the day are more
+	// than a table holds, not more than a stream does.
+	var csv bytes.Buffer
+	if err := query.Print(context.Background(), &csv, db, query.Options{EveryMs: 1000, By: query.ByTotal, Format: query.FormatCSV}); err != nil {
+		t.Fatalf("CSV of 1 s buckets: %v", err)
+	}
+	if got := bytes.Count(csv.Bytes(), []byte("\n")); got != 1+86_400 {
+		t.Errorf("CSV of 1 s buckets over a day: %d lines, want a header and 86400 rows", got)
+	}
+	var js bytes.Buffer
+	if err := query.Print(context.Background(), &js, db, query.Options{EveryMs: 60_000, Format: query.FormatJSON}); err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct{ Rows []json.RawMessage }
+	if err := json.Unmarshal(js.Bytes(), &parsed); err != nil || len(parsed.Rows) != 2*1440 {
+		t.Errorf("streamed JSON of 1 min buckets: %d rows, %v", len(parsed.Rows), err)
+	}
+	if err := query.Print(context.Background(), io.Discard, db, query.Options{EveryMs: 1000}); !errors.Is(err, query.ErrTooLarge) {
+		t.Errorf("a table of 1 s buckets over a day: %v, want ErrTooLarge", err)
 	}
 	// Within the limit it is answered: 1 h buckets.
 	rep, err := query.Energy(context.Background(), db, query.Options{EveryMs: 3_600_000, By: query.ByTotal})
