@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 
@@ -17,6 +17,7 @@ import (
 // a report holds is refused before anything is allocated for them (a
 // 1 ms bucket over a day used to take gigabytes).
 func TestEnergy_TooManyRows(t *testing.T) {
+	t.Parallel() // 15 s of integration under the race detector
 	db := MustOpenDB(t)
 	const day = 86_400_000
 	t0 := int64(1_795_881_600_000)
