@@ -489,6 +489,10 @@ func runRecorder(spec childSpec, res *childResult) error {
 		// flush interval only decides how long the last ones wait. At
 		// the default 1 s that wait would dominate a run of seconds.
 		rec.FlushInterval = 100 * time.Millisecond
+		// A replay's streams go quiet once their span is sent, and its
+		// get_power shows the span's start: there is no live daemon to
+		// judge, and a reconnect would replay the span again.
+		client.StallPolls, client.ProbeAfter = 0, 0
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

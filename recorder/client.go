@@ -22,6 +22,12 @@ const (
 	DefaultCounterInterval = 10 * time.Second // CPU counters wrap: read every ≤ 10 s
 	DefaultMaxBackoff      = 30 * time.Second
 	DefaultRequestTimeout  = 10 * time.Second
+	// Stall detection (see StallPolls, StallMin and ProbeAfter): a CPU
+	// stream is stalled after max(10 poll periods, 2 s) without an event;
+	// a GPU stream silent for 5 s is probed with get_power.
+	DefaultStallPolls = 10
+	DefaultStallMin   = 2 * time.Second
+	DefaultProbeAfter = 5 * time.Second
 )
 
 // minClockSamples is the fewest GET /time round trips an estimate uses.
@@ -55,8 +61,27 @@ type Client struct {
 	KeepTrying bool
 	// MaxBackoff caps the wait between reconnection attempts.
 	MaxBackoff time.Duration
-	// RequestTimeout bounds each non-stream request.
+	// RequestTimeout bounds each non-stream request, a stall probe too.
 	RequestTimeout time.Duration
+	// StallPolls and StallMin say when a silent CPU stream is stalled:
+	// zeusd sends no keep-alives, but RAPL values change at nearly every
+	// poll, so a CPU stream that has delivered nothing for max(StallPolls
+	// poll periods, StallMin) is closed at its last event and reconnected.
+	// The poll period is the median spacing of the daemon timestamps of
+	// recent events of one package (1 s, the longest zeusd allows, until
+	// two have arrived). StallPolls zero or negative disables it.
+	StallPolls int
+	StallMin   time.Duration
+	// ProbeAfter says when a silent GPU stream is checked. zeusd sends a
+	// GPU value only when it changes, so silence alone proves nothing:
+	// after ProbeAfter without an event (or since the last probe), the
+	// stream's devices are read with get_power. The values the stream
+	// last delivered mean alive, and the session counts as live up to the
+	// probe. A value that differs, with no event within ProbeAfter/5, or
+	// a failed probe means stalled: the session is closed at its last
+	// event or confirming probe and the stream reconnects. Zero or
+	// negative disables probing.
+	ProbeAfter time.Duration
 	// KeepLatest keeps the latest readings of every endpoint for Snapshot
 	// and Updates, at a cost on every batch. NewClient sets it; New clears
 	// it, since a Recorder takes everything from Sink (set it again after
@@ -105,6 +130,9 @@ func NewClient(servers []Server) *Client {
 		CounterInterval: DefaultCounterInterval,
 		MaxBackoff:      DefaultMaxBackoff,
 		RequestTimeout:  DefaultRequestTimeout,
+		StallPolls:      DefaultStallPolls,
+		StallMin:        DefaultStallMin,
+		ProbeAfter:      DefaultProbeAfter,
 		KeepLatest:      true,
 		Logger:          slog.Default(),
 		Now:             time.Now,
@@ -143,6 +171,9 @@ type endpoint struct {
 	offsetUs atomic.Int64
 	ctr      counters
 	ready    atomic.Bool // prepared and running: ReadCounters may read it
+	// tokenExp is when the token expires (whoami's exp); zero when it
+	// never does or the daemon has auth off.
+	tokenExp time.Time
 }
 
 // Start checks every endpoint (GET /discover, /auth/whoami when the daemon
@@ -277,6 +308,10 @@ func btoi(b bool) int {
 
 // Done is closed once nothing streams any more: after Stop, or when every
 // stream has stopped for good (see Err), which leaves nothing to record.
+// After Start's checks a stream stops for good only when the daemon
+// refuses a token that has expired (ErrTokenExpired): every other refusal
+// (a GPU gone after a daemon restart, a disabled API group, a rejected
+// token) is retried with backoff, as the node may change back.
 func (c *Client) Done() <-chan struct{} { return c.idle }
 
 // Err returns the terminal errors of streams that stopped for good.
@@ -408,6 +443,9 @@ func (c *Client) prepare(ctx context.Context, ep *endpoint) error {
 			return fmt.Errorf("endpoint %s: checking the token: %w", name, err)
 		}
 		acc.Scopes = who.Scopes
+		if who.Exp != nil {
+			ep.tokenExp = time.Unix(*who.Exp, 0)
+		}
 		c.Logger.Info("token accepted", "endpoint", name, "sub", who.Sub, "scopes", who.Scopes)
 	}
 	var skipGPU, skipCPU error

@@ -164,8 +164,10 @@ func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.C
 
 // readGPUCounters reads the GPU counters. zeusd answers 400 for a whole
 // request when one of its GPUs has no counter, though /discover said it
-// has: then each GPU is asked alone, and those refused are dropped for
-// good.
+// has, or is gone (the daemon restarted without it): then each GPU is
+// asked alone. Those refused for want of a counter are dropped for good;
+// a GPU the daemon does not have now is asked again at the next read, so
+// its counter resumes when it is back.
 func (c *Client) readGPUCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger, out []store.CounterReading) ([]store.CounterReading, error) {
 	read := func(ids []int) ([]store.CounterReading, error) {
 		return c.sampleCounters(ctx, ep, "/gpu/get_cumulative_energy?gpu_ids="+joinIDs(ids), trigger, out, func(body []byte) ([]counterValue, error) {
@@ -182,7 +184,7 @@ func (c *Client) readGPUCounters(ctx context.Context, ep *endpoint, trigger stor
 		if len(ep.ctr.gpus) > 1 {
 			got, err = read([]int{id})
 		}
-		if isBadRequest(err) {
+		if isBadRequest(err) && !isUnknownDevice(err) {
 			c.Logger.Info("GPU energy counter refused by the daemon; not asking for it again", "endpoint", ep.srv.Endpoint(), "gpu", id, "err", err)
 			continue
 		}

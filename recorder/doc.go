@@ -15,6 +15,14 @@
 // DecodeCPU): the per-device samples of the current daemon, and the
 // snapshots of older ones.
 //
+// Each connection is one store.Session, and time outside sessions is a
+// gap. zeusd sends no keep-alives, so an open connection that goes quiet
+// is judged (Client.StallPolls, StallMin, ProbeAfter): a stalled session
+// is closed at its last sign of life and the stream reconnects. Once
+// Start's checks have passed, a refusal (a GPU gone after a daemon
+// restart, a rejected token) is retried like a dropped connection; only a
+// token past its expiry stops a stream for good (ErrTokenExpired).
+//
 // Timestamps are corrected by the midpoint method over GET /time round
 // trips (EstimateClock), re-estimated every ClockInterval to follow
 // drift. The hardware energy counters are read at start, at stop, every

@@ -16,6 +16,10 @@ var (
 	// selection names devices the token would have given, and when every
 	// kind of an endpoint was skipped, one of them for want of a token.
 	ErrTokenRequired = errors.New("the daemon requires a token")
+	// ErrTokenExpired says a stream stopped for good because the daemon
+	// refused the token (401) after the expiry its whoami answer gave:
+	// no retry can succeed with it. Client.Err wraps it.
+	ErrTokenExpired = errors.New("the token has expired")
 
 	// errUnreachable marks a startup failure that Client.KeepTrying
 	// retries.
@@ -24,4 +28,7 @@ var (
 	errMalformed = errors.New("malformed event")
 	// errServerClosed is the reason of a stream the daemon ended cleanly.
 	errServerClosed = errors.New("server closed the stream")
+	// errStalled is the reason of a session closed because its open
+	// connection went silent (see Client.StallPolls and ProbeAfter).
+	errStalled = errors.New("stalled")
 )

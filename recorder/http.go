@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -31,9 +32,10 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Endpoint, e.Path, e.Code, msg)
 }
 
-// Terminal reports whether retrying cannot help: the token is missing,
-// invalid or lacks a scope (401, 403), or the request is wrong for this
-// daemon (400, 404).
+// Terminal reports whether retrying cannot help a startup check: the
+// token is missing, invalid or lacks a scope (401, 403), or the request
+// is wrong for this daemon (400, 404). Once a stream has passed the
+// checks, the same answers mean the node changed and are retried.
 func (e *StatusError) Terminal() bool {
 	switch e.Code {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusBadRequest, http.StatusNotFound:
@@ -42,10 +44,25 @@ func (e *StatusError) Terminal() bool {
 	return false
 }
 
-// isTerminal reports whether err is a StatusError that retrying cannot fix.
-func isTerminal(err error) bool {
+// statusCode is err's HTTP status when it is a *StatusError, else 0.
+func statusCode(err error) int {
 	var se *StatusError
-	return errors.As(err, &se) && se.Terminal()
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
+// unknownDevice matches zeusd's answers for device ids it does not have:
+// "Unknown GPU indices: [1]. Available: [0]" (streams and the simulator's
+// one-shot reads) and "GPU 7 not found" (zeusd's one-shot reads).
+var unknownDevice = regexp.MustCompile(`(?i)unknown (gpu|cpu) indices|(gpu|cpu) \d+ not found`)
+
+// isUnknownDevice reports whether err is zeusd's 400 for a device it does
+// not have (now): after a daemon restart without it, it may come back.
+func isUnknownDevice(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusBadRequest && unknownDevice.MatchString(se.Message)
 }
 
 // conn is the HTTP plumbing of one endpoint.

@@ -49,6 +49,13 @@ func startRecorder(t *testing.T, db *store.DB, servers ...recorder.Server) *runn
 	client := recorder.NewClient(servers)
 	client.Logger = testLogger(t)
 	client.MaxBackoff = 200 * time.Millisecond
+	return runRecorder(t, client, db)
+}
+
+// runRecorder records client into db in the background until the test
+// ends or stop.
+func runRecorder(t *testing.T, client *recorder.Client, db *store.DB) *running {
+	t.Helper()
 	rec := recorder.New(client, db)
 	rec.FlushInterval = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,6 +63,20 @@ func startRecorder(t *testing.T, db *store.DB, servers ...recorder.Server) *runn
 	go func() { r.done <- rec.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
+}
+
+// stopWhenStored waits until db holds as many streamed values as want,
+// stops r, and checks that db holds exactly want. It returns the number
+// of seed readings stored.
+func stopWhenStored(t *testing.T, db *store.DB, r *running, want map[simtest.Value]int) (seeds int) {
+	t.Helper()
+	simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Covers(got, want) })
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got, seeds := simtest.Stored(t, db)
+	simtest.Diff(t, got, want)
+	return seeds
 }
 
 func (r *running) stop(t *testing.T) error {
@@ -91,14 +112,7 @@ func TestRecorder_Simulator(t *testing.T) {
 			// Stop the daemon first: every event it wrote reaches the
 			// recorder before the connection's end.
 			stopSim()
-			want := sent.Values()
-			simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Covers(got, want) })
-			if err := r.stop(t); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			got, seeds := simtest.Stored(t, db)
-			simtest.Diff(t, got, want)
-			if seeds == 0 {
+			if seeds := stopWhenStored(t, db, r, sent.Values()); seeds == 0 {
 				t.Error("no seed readings stored")
 			}
 
@@ -159,13 +173,7 @@ func TestRecorder_Reconnect(t *testing.T) {
 	}
 	sent.WaitEvents(t, sent.Events()+50)
 	stopSim()
-	want := sent.Values()
-	simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Covers(got, want) })
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got, _ := simtest.Stored(t, db)
-	simtest.Diff(t, got, want)
+	stopWhenStored(t, db, r, sent.Values())
 
 	sessions, err := db.Sessions(context.Background(), srv.Endpoint())
 	if err != nil {
@@ -206,28 +214,76 @@ func fakeZeusd(t *testing.T, discover string, status int) (*httptest.Server, *at
 	return ts, &streams
 }
 
-// TestRecorder_TerminalStatus: 401 and 403 on the stream stop it with one
-// clear error instead of a retry storm.
-func TestRecorder_TerminalStatus(t *testing.T) {
+// TestRecorder_RefusedToken: 401 and 403 on a stream that passed the
+// startup checks are retried with backoff (the daemon's key or the token
+// may be fixed), logged once at ERROR with the daemon's message; the
+// recorder keeps running.
+func TestRecorder_RefusedToken(t *testing.T) {
 	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			t.Parallel()
 			ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, status)
-			db := simtest.MustOpenDB(t)
-			r := startRecorder(t, db, recorder.Server{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")})
-			var err error
+			logs, logger := captureLogs(t)
+			client := recorder.NewClient([]recorder.Server{{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")}})
+			client.Logger, client.MaxBackoff = logger, 50*time.Millisecond
+			r := runRecorder(t, client, simtest.MustOpenDB(t))
+			simtest.WaitFor(t, func() bool { return streams.Load() >= 5 })
 			select {
-			case err = <-r.done:
-				r.done <- err // for the cleanup's stop
-			case <-time.After(30 * time.Second):
-				t.Fatal("recorder kept going after the only stream was refused")
+			case err := <-r.done:
+				t.Fatalf("recorder stopped after a refused token: %v", err)
+			default:
 			}
-			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", status)) || !strings.Contains(err.Error(), "token expired") {
-				t.Fatalf("err = %v, want the HTTP %d and the daemon's message", err, status)
+			if err := r.stop(t); err != nil {
+				t.Fatalf("Run after cancel = %v, want nil", err)
 			}
-			if got := streams.Load(); got != 1 {
-				t.Errorf("stream requests = %d, want 1 (no retries)", got)
+			lines := logs.lines("level=ERROR", fmt.Sprintf("HTTP %d", status), "token expired")
+			if len(lines) != 1 {
+				t.Errorf("%d ERROR lines for %d refusals, want 1:\n%s", len(lines), streams.Load(), strings.Join(lines, "\n"))
 			}
 		})
+	}
+}
+
+// TestRecorder_ExpiredToken: a 401 after the expiry whoami gave for the
+// token cannot be fixed by retrying: the stream stops with one error
+// that wraps ErrTokenExpired, and with nothing else to record, Run
+// returns it.
+func TestRecorder_ExpiredToken(t *testing.T) {
+	var streams atomic.Int64
+	exp := time.Now().Add(-time.Minute).Unix()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/discover":
+			fmt.Fprint(w, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":true}`)
+		case "/time":
+			fmt.Fprintf(w, `{"timestamp_ms":%d}`, time.Now().UnixMilli())
+		case "/auth/whoami":
+			fmt.Fprintf(w, `{"sub":"alice","scopes":["gpu-read"],"exp":%d}`, exp)
+		default:
+			if strings.Contains(r.URL.Path, "stream") {
+				streams.Add(1)
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="zeusd"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"token expired"}`)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	client := recorder.NewClient([]recorder.Server{{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")}})
+	client.Token, client.Logger, client.MaxBackoff = "a.b.c", testLogger(t), 50*time.Millisecond
+	r := runRecorder(t, client, simtest.MustOpenDB(t))
+	var err error
+	select {
+	case err = <-r.done:
+		r.done <- err // for the cleanup's stop
+	case <-time.After(30 * time.Second):
+		t.Fatal("recorder kept going after the only stream's token expired")
+	}
+	if !errors.Is(err, recorder.ErrTokenExpired) || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("err = %v, want ErrTokenExpired and the HTTP 401", err)
+	}
+	if got := streams.Load(); got != 1 {
+		t.Errorf("stream requests = %d, want 1 (no retries)", got)
 	}
 }
 

@@ -122,6 +122,7 @@ func intList(ids []int) string {
 type whoami struct {
 	Sub    string   `json:"sub"`
 	Scopes []string `json:"scopes"`
+	Exp    *int64   `json:"exp"` // Unix s; absent for tokens that never expire
 }
 
 // clockSamples does n round trips to GET /time.

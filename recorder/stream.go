@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net/http"
 	"sync"
 	"time"
 
@@ -38,8 +39,10 @@ type stream struct {
 	log    *slog.Logger
 
 	lastStart    int64     // session keys must be unique
-	failures     int       // consecutive failed connections
+	failures     int       // consecutive connections without progress
 	failingSince time.Time // first of those failures
+	seedErr      string    // the last seed failure logged
+	live         liveness  // stall detection (stall.go)
 
 	malformedSince  int // not yet logged
 	malformedLogged time.Time
@@ -67,31 +70,41 @@ func (c *Client) newStream(ep *endpoint, kind store.Stream) *stream {
 	return s
 }
 
+// repeatLogEvery is how often a failure that has not changed is logged
+// again.
+const repeatLogEvery = 5 * time.Minute
+
 // run connects and reconnects with capped, jittered backoff until ctx
-// ends (nil) or the daemon refuses the stream for good (the error).
+// ends (nil) or the daemon refuses a token that has expired (the error).
+// Every other refusal is retried: Start's checks refuse bad
+// configurations, so a 400 or 404 now means the node changed (a GPU gone
+// after a daemon restart) and a 401 or 403 that the daemon's key or the
+// token may yet be fixed.
 func (s *stream) run(ctx context.Context) error {
-	var lastErr string
+	var lastKey string
+	var lastLogged time.Time
 	for {
-		events, err := s.once(ctx)
+		progress, err := s.once(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if isTerminal(err) {
-			s.log.Error("stream stopped: the daemon refused it; not retrying", "err", err)
+		if errors.Is(err, ErrTokenExpired) {
+			s.log.Error("stream stopped: the daemon refuses the token, which has expired; not retrying", "err", err)
 			return fmt.Errorf("%s stream: %w", s.kind, err)
 		}
-		if events > 0 {
-			s.failures = 0 // that connection was useful: start the schedule over
+		now := s.c.Now()
+		if progress {
+			s.failures, lastKey = 0, "" // that connection was useful: start the schedule and the log over
 		}
 		if s.failures == 0 {
-			s.failingSince = s.c.Now()
+			s.failingSince = now
 		}
 		s.failures++
 		d := backoff(s.failures, s.c.MaxBackoff)
-		// Log a changed error at once, a repeated one every tenth time.
-		if msg := err.Error(); msg != lastErr || s.failures%10 == 0 {
-			s.log.Warn("stream ended, reconnecting", "err", err, "attempt", s.failures, "wait", d.Round(time.Millisecond))
-			lastErr = msg
+		// Log a changed failure at once, a repeated one every few minutes.
+		if key := failureKey(err); key != lastKey || now.Sub(lastLogged) >= repeatLogEvery {
+			s.logFailure(err, d)
+			lastKey, lastLogged = key, now
 		}
 		if !sleep(ctx, d) {
 			return nil
@@ -99,38 +112,93 @@ func (s *stream) run(ctx context.Context) error {
 	}
 }
 
+// failureKey says which failures count as the same for logging: every
+// stall alike (its text holds the silence's length), else the text.
+func failureKey(err error) string {
+	if errors.Is(err, errStalled) {
+		return errStalled.Error()
+	}
+	return err.Error()
+}
+
+// logFailure logs why a connection ended or was refused, before the wait
+// d: refused tokens at ERROR, the rest at WARN.
+func (s *stream) logFailure(err error, d time.Duration) {
+	args := []any{"err", err, "attempt", s.failures, "wait", d.Round(time.Millisecond)}
+	switch code := statusCode(err); {
+	case errors.Is(err, errStalled):
+		s.log.Warn("stream stalled: session closed at its last sign of life; reconnecting", args...)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		s.log.Error("daemon refuses the token; retrying in case its key or the token is fixed", args...)
+	case code == http.StatusBadRequest || code == http.StatusNotFound:
+		s.log.Warn("daemon refuses a stream that passed the startup checks (a device or API group gone?); retrying", args...)
+	default:
+		s.log.Warn("stream ended, reconnecting", args...)
+	}
+}
+
+// recovered logs the first progress after failures.
+func (s *stream) recovered() {
+	if s.failures > 0 {
+		s.log.Info("stream recovered", "failures", s.failures, "after", s.c.Now().Sub(s.failingSince).Round(time.Millisecond))
+	}
+}
+
+// refusal marks a 401 for a token past its expiry, which no retry fixes.
+func (s *stream) refusal(err error) error {
+	exp := s.ep.tokenExp
+	if statusCode(err) == http.StatusUnauthorized && !exp.IsZero() && !s.c.Now().Before(exp) {
+		return fmt.Errorf("%w (at %s): %w", ErrTokenExpired, exp.UTC().Format(time.RFC3339), err)
+	}
+	return err
+}
+
 // once runs one connection: session start, seed readings, events, session
-// end. It returns the number of events decoded and why the stream ended.
-func (s *stream) once(ctx context.Context) (int, error) {
+// end. It reports whether the connection made progress (delivered events,
+// or a probe confirmed it alive) and why it ended.
+func (s *stream) once(parent context.Context) (bool, error) {
+	// The connection's own context: the watchdog cancels it on a stall.
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	resp, err := s.ep.conn.get(ctx, s.path, true)
 	if err != nil {
-		return 0, err
+		return false, s.refusal(err)
 	}
 	defer resp.Body.Close()
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" {
-		return 0, fmt.Errorf("%s %s: content type %q, want text/event-stream", s.ep.srv.Endpoint(), s.path, ct)
+		return false, fmt.Errorf("%s %s: content type %q, want text/event-stream", s.ep.srv.Endpoint(), s.path, ct)
 	}
 
 	// The stream is live from here: the daemon registered us before it
 	// sent the headers, so events from now on reach us.
-	start := s.c.Now().UnixMilli()
+	now := s.c.Now()
+	start := now.UnixMilli()
 	if start <= s.lastStart {
 		start = s.lastStart + 1
 	}
 	s.lastStart = start
 	sess := store.Session{Endpoint: s.ep.srv.Endpoint(), Stream: s.kind, Start: start, End: start, Open: true}
 	s.c.emit(store.Batch{Sessions: []store.Session{sess}})
-	if s.failures > 0 {
-		s.log.Info("stream recovered", "failures", s.failures, "after", s.c.Now().Sub(s.failingSince).Round(time.Millisecond))
-	}
+	s.live.begin(now)
+
+	// Judge the connection's silence while it lasts.
+	var watcher sync.WaitGroup
+	watcher.Add(1)
+	go func() {
+		defer watcher.Done()
+		s.watch(ctx, cancel)
+	}()
 
 	// Seed every device with its value at connect time: a flat GPU may
 	// not send an event for a long while.
 	if seeds, err := s.seed(ctx); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && err.Error() != s.seedErr {
 			s.log.Warn("seed read failed; values start with the first event", "err", err)
+			s.seedErr = err.Error()
 		}
 	} else {
+		s.seedErr = ""
+		s.live.note(seeds, false)
 		s.c.emit(store.Batch{Readings: seeds})
 		if len(seeds) > 0 {
 			s.firstValue.Do(s.c.firstValue)
@@ -148,6 +216,9 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		if len(pending) == 0 {
 			return
 		}
+		if s.live.note(pending, true) {
+			s.recovered()
+		}
 		b := store.Batch{Readings: pending}
 		if now := s.c.Now(); now.Sub(lastUpdate) >= sessionUpdateEvery {
 			sess.End, lastUpdate = now.UnixMilli(), now
@@ -158,7 +229,7 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		s.firstValue.Do(s.c.firstValue)
 	}
 	var readErr error
-	body := &streamBody{r: resp.Body, flush: flush}
+	body := &streamBody{r: resp.Body, flush: flush, live: &s.live, now: s.c.Now}
 	for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: maxEventBytes}) {
 		if err != nil {
 			readErr = err
@@ -180,23 +251,39 @@ func (s *stream) once(ctx context.Context) (int, error) {
 		}
 	}
 	flush()
+	cancel()
+	watcher.Wait()
 
-	// Close the session, whatever ended it.
-	reason := errServerClosed
-	switch {
-	case ctx.Err() != nil:
+	// Close the session, whatever ended it. A stalled one ends at its
+	// last sign of life: this record replaces the open ones the writer
+	// has been stretching to each commit.
+	evidence := s.live.evidence()
+	reason, end := errServerClosed, max(s.c.Now().UnixMilli(), evidence)
+	switch stall := s.live.stalled(); {
+	case stall != nil:
+		reason, end = stall, evidence
+	case parent.Err() != nil:
 		reason = errors.New("recorder stopped")
 	case readErr != nil:
 		reason = fmt.Errorf("%s stream: read: %w", s.ep.srv.Endpoint(), readErr)
 	}
-	sess.End, sess.Open, sess.Reason = max(s.c.Now().UnixMilli(), sess.Start), false, reason.Error()
+	sess.End, sess.Open, sess.Reason = max(end, sess.Start), false, reason.Error()
 	s.c.emit(store.Batch{Sessions: []store.Session{sess}})
 	s.flushMalformed()
-	return int(sess.Events), reason
+	return s.live.progress(), reason
 }
 
-// seed reads get_power for the stream's devices.
+// seed reads get_power for the stream's devices, as seed readings.
 func (s *stream) seed(ctx context.Context) ([]store.Reading, error) {
+	vals, err := s.getPower(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.readings(vals, true), nil
+}
+
+// getPower reads get_power for the stream's devices.
+func (s *stream) getPower(ctx context.Context) ([]Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.c.RequestTimeout)
 	defer cancel()
 	resp, err := s.ep.conn.get(ctx, s.seedPath, true)
@@ -213,7 +300,7 @@ func (s *stream) seed(ctx context.Context) ([]store.Reading, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", s.ep.srv.Endpoint(), s.seedPath, err)
 	}
-	return s.readings(vals, true), nil
+	return vals, nil
 }
 
 // readings corrects vals with the offset in force now.
@@ -253,10 +340,13 @@ const (
 
 // streamBody is the body of a stream as the SSE reader sees it: buffered,
 // and before each network read, which may block, it hands on what was
-// decoded (flush).
+// decoded (flush). It tells live when it waits on the network and when
+// bytes arrive, so that silence is measured only while it waits.
 type streamBody struct {
 	r     io.Reader
 	flush func()
+	live  *liveness
+	now   func() time.Time
 	buf   []byte
 	i, n  int // buf[i:n] is unread
 	err   error
@@ -275,7 +365,9 @@ func (b *streamBody) Read(p []byte) (int, error) {
 			b.buf = make([]byte, 2*len(b.buf)) // the last read filled it
 		}
 		b.i, b.n = 0, 0
+		b.live.waiting(b.now())
 		n, err := b.r.Read(b.buf)
+		b.live.received(b.now(), n)
 		b.n, b.err = n, err
 		if n == 0 {
 			return 0, err
