@@ -114,6 +114,8 @@ func hint(err error) string {
 		return "use --force to replace it"
 	case errors.Is(err, recorder.ErrNoServers):
 		return "use --server, --servers-file, ZEUSD_SOCK_PATH or ZEUSD_HOST_PORT"
+	case errors.Is(err, recorder.ErrTokenExpired):
+		return "renew the token ($ZEUSD_TOKEN or --token-file) and start recording again"
 	case errors.Is(err, recorder.ErrTokenRequired):
 		return "set ZEUSD_TOKEN or --token-file"
 	case errors.Is(err, store.ErrNoOpenMark):
