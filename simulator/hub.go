@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,15 +14,32 @@ type sample struct {
 	hasDRAM bool
 }
 
-// subscriber is one live stream connection.
+// subscriber is one live stream connection. Like a zeusd stream, which
+// reads tokio watch channels, it holds at most one unwritten value per
+// slot: one slot per device in the sample format, one slot for the whole
+// snapshot in the snapshot format. A newer value replaces an unwritten
+// one, so a connection that cannot keep up with the pollers silently
+// loses intermediate values; it never blocks them, and it is never
+// dropped for being slow.
 type subscriber struct {
 	id   int64
-	want []bool      // per device; nil = every device
-	ch   chan []byte // JSON payloads waiting to be written
-	end  chan struct{}
+	want []bool // per device; nil = every device
+	ids  []int  // the devices it wants, in order
+	// slots, guarded by the hub's mutex, hold the values waiting to be
+	// written, each with its fill order.
+	slots []slot
+	wake  chan struct{} // capacity 1: a slot was filled
+	end   chan struct{}
 	// abort, written before end is closed, says to drop the connection
 	// instead of ending the response cleanly.
 	abort bool
+}
+
+// slot is one unwritten value of a subscriber.
+type slot struct {
+	data    []byte // JSON payload; nil when empty
+	seq     uint64 // the hub's fill counter when data was stored
+	skipped int    // values replaced in this slot since its last write
 }
 
 func (sub *subscriber) wants(d int) bool { return sub.want == nil || sub.want[d] }
@@ -29,27 +47,28 @@ func (sub *subscriber) wants(d int) bool { return sub.want == nil || sub.want[d]
 // hub is the poller group and subscriber set of one device kind. The
 // poller runs only while there is a subscriber.
 type hub struct {
-	s      *Server
-	kind   string // "gpu" or "cpu"
-	n      int    // devices
-	period int64  // poll period, ns
-	read   func(k int64) []sample
+	s        *Server
+	kind     string // "gpu" or "cpu"
+	n        int    // devices
+	period   int64  // poll period, ns
+	snapshot bool   // FormatSnapshot: one slot per subscriber
+	read     func(k int64) []sample
 
 	mu     sync.Mutex
 	closed bool
 	subs   map[int64]*subscriber
 	stop   chan struct{} // closed to stop the running poller; nil when idle
+	fills  uint64        // slot fill counter
 	// Poller state: the values of every device at the last tick, and
 	// whether they were ever sent since the poller started.
 	sent   []bool
 	last   []sample
 	lastK  int64
 	polled bool // last/lastK hold the running poller's latest tick
-	fresh  bool // a subscriber arrived since the last tick (CPU sends all)
 }
 
 func newHub(s *Server, kind string, n int, period int64, read func(int64) []sample) *hub {
-	return &hub{s: s, kind: kind, n: n, period: period, read: read,
+	return &hub{s: s, kind: kind, n: n, period: period, snapshot: s.cfg.Format == FormatSnapshot, read: read,
 		subs: make(map[int64]*subscriber), sent: make([]bool, n), last: make([]sample, n)}
 }
 
@@ -61,10 +80,16 @@ func (h *hub) subscribe(want []bool) *subscriber {
 	if h.closed {
 		return nil
 	}
-	sub := &subscriber{id: h.s.nextConn.Add(1), want: want,
-		ch: make(chan []byte, h.s.bufSize), end: make(chan struct{})}
+	slots := h.n
+	if h.snapshot {
+		slots = 1
+	}
+	sub := &subscriber{id: h.s.nextConn.Add(1), want: want, ids: seq(h.n), slots: make([]slot, slots),
+		wake: make(chan struct{}, 1), end: make(chan struct{})}
+	if want != nil {
+		sub.ids = slices.DeleteFunc(sub.ids, func(d int) bool { return !want[d] })
+	}
 	h.subs[sub.id] = sub
-	h.fresh = true
 	if h.stop == nil {
 		h.stop = make(chan struct{})
 		clear(h.sent)
@@ -148,20 +173,22 @@ func (h *hub) current() (int64, []sample) {
 const maxLag = 5 * time.Second
 
 // poll runs the poller until stop is closed: one tick per grid point of
-// the daemon clock, starting with the current one. Like a tokio interval,
-// a late poller runs the missed ticks at once, so the stream holds every
-// tick and matches the energy counters; only when it is more than maxLag
-// behind (a stalled process, a stepped clock) does it skip to the present.
+// the daemon clock. A GPU poller starts with the current grid point; a
+// CPU poller, like zeusd's RAPL poller that primes its counters first,
+// one period later. Like a tokio interval, a late poller runs the missed
+// ticks at once, so the energy counters and the values polled agree; a
+// stream that cannot take each value in time keeps only the latest. Only
+// when the poller is more than maxLag behind (a stalled process, a
+// stepped clock) does it skip to the present.
 func (h *hub) poll(stop chan struct{}) {
 	defer h.s.pollers.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	k := floorDiv(h.s.daemonNanos(), h.period)
-	for {
-		if !h.tick(k, stop) {
-			return
-		}
+	if h.kind == "cpu" {
 		k++
+	}
+	for {
 		for {
 			now := h.s.daemonNanos()
 			if now-k*h.period > int64(maxLag) {
@@ -178,11 +205,15 @@ func (h *hub) poll(stop chan struct{}) {
 			case <-timer.C:
 			}
 		}
+		if !h.tick(k, stop) {
+			return
+		}
+		k++
 	}
 }
 
-// tick polls every device at tick k and broadcasts what must be sent. It
-// returns false when the poller was stopped.
+// tick polls every device at tick k and hands what must be sent to the
+// subscribers' slots. It returns false when the poller was stopped.
 func (h *hub) tick(k int64, stop chan struct{}) bool {
 	rs := h.read(k)
 
@@ -193,58 +224,73 @@ func (h *hub) tick(k int64, stop chan struct{}) bool {
 		return false
 	default:
 	}
+	// Like zeusd's pollers, send a device on the first tick and on change.
 	var ids []int
 	for d, r := range rs {
-		if !h.sent[d] || r != h.last[d] || (h.kind == "cpu" && h.fresh) {
+		if !h.sent[d] || r != h.last[d] {
 			ids = append(ids, d)
 			h.sent[d] = true
 		}
 	}
-	h.last, h.lastK, h.polled, h.fresh = rs, k, true, false
+	h.last, h.lastK, h.polled = rs, k, true
 	if len(ids) == 0 {
 		return true
 	}
 
-	// Encode and queue the events.
 	ts := floorDiv(k*h.period, 1e6)
-	if h.s.cfg.Format == FormatSample {
-		payloads := make([][]byte, h.n)
+	if !h.snapshot {
 		for _, d := range ids {
-			payloads[d] = h.appendSample(nil, ts, d, rs[d])
-		}
-		for _, sub := range h.subs {
-			for _, d := range ids {
-				if sub.wants(d) && !h.sendLocked(sub, payloads[d]) {
-					break
+			b := h.appendSample(nil, ts, d, rs[d])
+			for _, sub := range h.subs {
+				if sub.wants(d) {
+					h.putLocked(sub, d, b)
 				}
 			}
 		}
 		return true
 	}
+	// The older daemons polled every device into one snapshot, sent it
+	// when any device changed and filtered it per stream: every event
+	// holds every device the stream asked for, changed or not.
 	for _, sub := range h.subs {
-		var mine []int
-		for _, d := range ids {
-			if sub.wants(d) {
-				mine = append(mine, d)
-			}
-		}
-		if len(mine) > 0 {
-			h.sendLocked(sub, h.appendSnapshot(nil, ts, mine, rs))
-		}
+		h.putLocked(sub, 0, h.appendSnapshot(nil, ts, sub.ids, rs))
 	}
 	return true
 }
 
-// sendLocked queues b for sub without blocking. A subscriber whose buffer
-// is full is dropped, and sendLocked returns false.
-func (h *hub) sendLocked(sub *subscriber, b []byte) bool {
-	select {
-	case sub.ch <- b:
-		return true
-	default:
-		h.endLocked(sub, true)
-		return false
+// putLocked stores b in slot i of sub, replacing a value not yet written,
+// and wakes sub's handler.
+func (h *hub) putLocked(sub *subscriber, i int, b []byte) {
+	sl := &sub.slots[i]
+	if sl.data != nil {
+		sl.skipped++
 	}
+	h.fills++
+	sl.data, sl.seq = b, h.fills
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take empties sub's oldest filled slot and returns its value and how many
+// values that slot lost before it; ok is false when every slot is empty.
+func (h *hub) take(sub *subscriber) (data []byte, skipped int, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	oldest := -1
+	for i, sl := range sub.slots {
+		if sl.data != nil && (oldest < 0 || sl.seq < sub.slots[oldest].seq) {
+			oldest = i
+		}
+	}
+	if oldest < 0 {
+		return nil, 0, false
+	}
+	sl := &sub.slots[oldest]
+	data, skipped = sl.data, sl.skipped
+	*sl = slot{}
+	return data, skipped, true
 }
 
 // appendSample appends a per-device event:
@@ -281,23 +327,12 @@ func (h *hub) appendSnapshot(b []byte, ts int64, ids []int, rs []sample) []byte 
 // appendPowerMap appends {"0":75000,...} for GPUs or
 // {"0":{"cpu_mw":85000,"dram_mw":null},...} for CPUs.
 func (h *hub) appendPowerMap(b []byte, ids []int, rs []sample) []byte {
-	b = append(b, '{')
-	for i, d := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = strconv.AppendInt(b, int64(d), 10)
-		b = append(b, `":`...)
+	return appendIDMap(b, ids, func(b []byte, d int) []byte {
 		if h.kind == "gpu" {
-			b = strconv.AppendInt(b, rs[d].power, 10)
-			continue
+			return strconv.AppendInt(b, rs[d].power, 10)
 		}
-		b = append(b, '{')
-		b = appendCPUFields(b, rs[d])
-		b = append(b, '}')
-	}
-	return append(b, '}')
+		return append(appendCPUFields(append(b, '{'), rs[d]), '}')
+	})
 }
 
 // appendCPUFields appends "cpu_mw":N,"dram_mw":N|null.

@@ -13,11 +13,17 @@ import (
 // when given neither an address nor a socket path.
 const DefaultAddr = "127.0.0.1:4938"
 
+// SocketMode is the permission of the socket file Listen creates:
+// zeusd's default, so that any local user can connect (auth, when on,
+// is what restricts access).
+const SocketMode os.FileMode = 0o666
+
 // Listen listens where zeusd would: on the Unix socket at socket if it is
-// set, else on the TCP address addr (DefaultAddr if empty). A socket file
-// left over from a server that is gone is replaced; a socket a server
-// still listens on, or any other file at that path, is left alone and
-// makes Listen fail.
+// set, else on the TCP address addr (DefaultAddr if empty). The socket
+// file gets SocketMode whatever the umask. A socket file left over from
+// a server that is gone is replaced; a socket a server still listens on,
+// or any other file at that path, is left alone and makes Listen fail,
+// as zeusd (after 0.5.0) refuses to start over a live socket.
 func Listen(addr, socket string) (net.Listener, error) {
 	switch {
 	case addr != "" && socket != "":
@@ -28,6 +34,10 @@ func Listen(addr, socket string) (net.Listener, error) {
 		}
 		ln, err := net.Listen("unix", socket)
 		if err != nil {
+			return nil, fmt.Errorf("socket path: %w", err)
+		}
+		if err := os.Chmod(socket, SocketMode); err != nil {
+			ln.Close()
 			return nil, fmt.Errorf("socket path: %w", err)
 		}
 		return ln, nil

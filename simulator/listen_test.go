@@ -92,6 +92,19 @@ func TestListen(t *testing.T) {
 	t.Run("Socket", func(t *testing.T) {
 		mustListenSocket(t, filepath.Join(t.TempDir(), "z.sock"))
 	})
+	t.Run("SocketMode666", func(t *testing.T) {
+		// zeusd's socket is mode 666 whatever the umask.
+		defer syscall.Umask(syscall.Umask(0o077))
+		path := filepath.Join(t.TempDir(), "z.sock")
+		mustListenSocket(t, path)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fi.Mode().Perm(), simulator.SocketMode; got != want || want != 0o666 {
+			t.Errorf("socket mode %v, want %v (0666)", got, want)
+		}
+	})
 	t.Run("StaleSocketReplaced", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "z.sock")
 		old, err := net.Listen("unix", path)
@@ -104,6 +117,9 @@ func TestListen(t *testing.T) {
 			t.Fatalf("no stale socket file left: %v", err)
 		}
 		mustListenSocket(t, path)
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
+			t.Errorf("replacement socket: %v, %v; want mode 0666", fi, err)
+		}
 	})
 	t.Run("LiveSocketKept", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "z.sock")

@@ -6,7 +6,6 @@ import (
 	"iter"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,13 +22,16 @@ const replayChunk = 64 << 10
 // Every stream connection replays the whole span from its start, as its
 // own poller would have polled it: the first tick sends every device the
 // stream asked for, later ticks the devices whose value changed (GPU and
-// CPU alike, so a CPU stream is change-only after its first tick). Ticks
+// CPU alike, so a CPU stream is change-only after its first tick); in the
+// snapshot format, a tick on which any device changed sends every device
+// the stream asked for, as Server does. Ticks
 // lie on the same grid as Server's, and GPU values are the same; CPU
 // values come from energy counters that start at the span's start, so
 // they can differ from a live Server's by a rounding step. When the span
 // is exhausted the stream stays open and silent, as a daemon whose power
 // no longer changes, until the client leaves or the Replay closes.
-// Writes block while the client is not reading: nothing is dropped.
+// Writes block while the client is not reading: nothing is dropped or
+// coalesced, unlike on Server.
 //
 // get_power answers with the values of the tick before the span, the
 // seed a recorder reads at connect. discover, time, whoami and
@@ -74,7 +76,7 @@ type ReplayValue struct {
 // Values yields, in stream order, the values that a stream of kind
 // ("gpu" or "cpu") asking for every device carries. In the per-device
 // sample format each value is one SSE event; in the snapshot format the
-// values of one tick share an event.
+// values of one tick share an event, which holds every device.
 func (r *Replay) Values(kind string) iter.Seq[ReplayValue] {
 	return func(yield func(ReplayValue) bool) {
 		h := r.hub(kind)
@@ -120,12 +122,12 @@ func (r *Replay) hub(kind string) *hub {
 func (r *Replay) Handler() http.Handler {
 	s := r.srv
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /gpu/stream_power", s.gated(GroupGPURead, r.handleStream(s.gpu)))
-	mux.HandleFunc("GET /cpu/stream_power", s.gated(GroupCPURead, r.handleStream(s.cpu)))
-	mux.HandleFunc("GET /gpu/get_power", s.gated(GroupGPURead, r.handleGetPower(s.gpu)))
-	mux.HandleFunc("GET /cpu/get_power", s.gated(GroupCPURead, r.handleGetPower(s.cpu)))
-	mux.Handle("/", s.Handler())
-	return mux
+	mux.HandleFunc("GET /gpu/stream_power", r.handleStream(s.gpu))
+	mux.HandleFunc("GET /cpu/stream_power", r.handleStream(s.cpu))
+	mux.HandleFunc("GET /gpu/get_power", r.handleGetPower(s.gpu))
+	mux.HandleFunc("GET /cpu/get_power", r.handleGetPower(s.cpu))
+	mux.Handle("/", s.mux())
+	return s.guard(mux)
 }
 
 // Serve serves the API on ln until ctx is done, then ends the streams and
@@ -182,16 +184,9 @@ func (r *Replay) Close() error {
 
 // handleGetPower answers get_power with the tick before the span.
 func (r *Replay) handleGetPower(h *hub) http.HandlerFunc {
-	param, kind := kindOf(h)
 	return func(w http.ResponseWriter, req *http.Request) {
-		q, err := parseQuery(req, param)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		ids, err := selectIDs(q, param, kind, h.n)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		_, ids, ok := readRequest(w, req, kindOf(h), h.n)
+		if !ok {
 			return
 		}
 		// A generator of its own: the live CPU counters must not walk
@@ -199,30 +194,19 @@ func (r *Replay) handleGetPower(h *hub) http.HandlerFunc {
 		g := r.newGen(h, nil)
 		g.k--
 		g.next()
-		k, rs := g.k-1, g.cur
-		b := []byte(`{"timestamp_ms":`)
-		b = strconv.AppendInt(b, floorDiv(k*h.period, 1e6), 10)
-		b = append(b, `,"power_mw":`...)
-		b = h.appendPowerMap(b, ids, rs)
-		b = append(b, "}\n"...)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(b)
+		writeRaw(w, http.StatusOK, appendPowerAnswer(h, g.k-1, ids, g.cur))
 	}
 }
 
 // handleStream replays the span on one stream connection.
 func (r *Replay) handleStream(h *hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
-		want, err := streamFilter(req, h)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		want, ok := streamRequest(w, req, h)
+		if !ok {
 			return
 		}
 		rc := http.NewResponseController(w)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusOK)
-		if err := rc.Flush(); err != nil {
+		if !startStream(w, rc) {
 			return
 		}
 		// Write the span in big chunks; each write blocks until the
@@ -233,7 +217,6 @@ func (r *Replay) handleStream(h *hub) http.HandlerFunc {
 			if len(buf) == 0 {
 				return true
 			}
-			rc.SetWriteDeadline(time.Now().Add(r.srv.writeTO))
 			if _, err := w.Write(buf); err != nil {
 				return false
 			}
@@ -276,7 +259,6 @@ func (r *Replay) handleStream(h *hub) http.HandlerFunc {
 		if !write() {
 			return
 		}
-		rc.SetWriteDeadline(time.Time{})
 		r.finished.Add(1)
 		// Hold the stream open and silent, like a daemon whose power no
 		// longer changes.
@@ -415,10 +397,23 @@ func (g *replayGen) next() bool {
 				}
 			}
 		}
+		// A sample stream sends the devices that changed; a snapshot
+		// stream, when any device changed, every device it asked for.
 		g.ids = g.ids[:0]
+		changed := false
 		for d := range g.cur {
-			if (g.want == nil || g.want[d]) && (g.first || g.cur[d] != g.last[d]) {
-				g.ids = append(g.ids, d)
+			if g.first || g.cur[d] != g.last[d] {
+				changed = true
+				if !g.h.snapshot && (g.want == nil || g.want[d]) {
+					g.ids = append(g.ids, d)
+				}
+			}
+		}
+		if g.h.snapshot && changed {
+			for d := range g.cur {
+				if g.want == nil || g.want[d] {
+					g.ids = append(g.ids, d)
+				}
 			}
 		}
 		g.first = false

@@ -2,26 +2,52 @@
 // power daemon: it serves zeusd's HTTP API over any net.Listener, with
 // simulated GPUs and CPU packages whose power traces are deterministic
 // functions of a seed. Listen makes a listener where zeusd would: on a
-// TCP address (DefaultAddr by default) or a Unix socket.
+// TCP address (DefaultAddr by default) or a Unix socket of SocketMode.
+// It imitates zeusd's main branch, or with Config.Release = Release050
+// the released zeusd 0.5.0.
 //
 // # API
 //
-// The routes a power recorder uses are served as zeusd serves them:
-// GET /discover (devices, enabled API groups, whether auth is on), GET
-// /time (the daemon clock, which Config.ClockOffset can skew), GET
-// /auth/whoami, and per kind (gpu, cpu) get_power, get_cumulative_energy
-// and stream_power, a server-sent event stream. Stream events are JSON in
-// milliwatts and Unix milliseconds on the daemon clock, in one of zeusd's
-// two wire formats: FormatSample, the current daemon's one event per
-// device ({"timestamp_ms":N,"gpu_id":0,"power_mw":75000}, and for CPUs
-// cpu_id, cpu_mw and a nullable dram_mw), or FormatSnapshot, the older
-// daemons' one event per tick with every device that changed
-// ({"timestamp_ms":N,"power_mw":{"0":75000}}). The device routes are
-// gated by API group (GroupGPURead, GroupCPURead) and, with
-// Config.AuthSecret, by an HS256 JWT whose scopes name the groups
-// (MintToken); refusals use zeusd's status codes (400 for unknown device
-// ids, 401 for a missing or bad token, 403 for a missing scope, 404 for a
-// disabled group).
+// The routes are served as zeusd serves them: GET /discover (devices,
+// enabled API groups, whether auth is on; on 0.5.0 GPUs carry only id
+// and name), GET /time (the daemon clock, which Config.ClockOffset can
+// skew), GET /auth/whoami, and per kind (gpu, cpu) get_power,
+// get_cumulative_energy and stream_power, a server-sent event stream. The
+// gpu-read group also serves get_power_limit, get_power_limit_constraints
+// and get_persistence_mode; the gpu-control group's POST routes
+// (set_power_limit, set_persistence_mode, the locked-clock routes) store
+// the power limit and persistence mode and ignore the clocks. Id lists
+// (gpu_ids, cpu_ids) are optional: every device when absent.
+// Config.CumulativeEnergy and Config.DRAM take a GPU's energy counter or
+// a package's DRAM domain away: such a GPU's get_cumulative_energy is a
+// 400 {"errors":{"<id>":"NVML error: ..."}}, such a package's dram values
+// are null.
+//
+// Stream events are JSON in milliwatts and Unix milliseconds on the
+// daemon clock, in one of zeusd's two wire formats: FormatSample, the
+// current daemon's one event per device
+// ({"timestamp_ms":N,"gpu_id":0,"power_mw":75000}, and for CPUs cpu_id,
+// cpu_mw and a nullable dram_mw), or FormatSnapshot, the older daemons'
+// one event per tick on which any device changed, holding every device
+// the stream asked for ({"timestamp_ms":N,"power_mw":{"0":75000,"1":...}}).
+//
+// Errors take zeusd's shapes: 400 {"error":...} for bad or unknown device
+// ids (streams: "Unknown GPU indices: [7]. Available: [0, 1]"; one-shot
+// reads: "GPU 7 not found"), 400 text/plain "Query deserialize error:
+// ..." for unknown, repeated or ill-typed query parameters, 404
+// {"error":...} for a path of a disabled API group (Config.APIGroups),
+// and an empty 404 for an unknown path.
+//
+// # Authentication
+//
+// With Config.AuthSecret, every path but /discover and /time needs
+// "Authorization: Bearer <JWT>" (the prefix is case-sensitive): HS256
+// signed with the secret's raw bytes, with a string sub, a list of known
+// scope names, and an optional integer exp checked against the daemon
+// clock with 60 s of leeway; nbf is not checked and a token naming an
+// aud is refused. MintToken makes such tokens. A missing, invalid or
+// expired token is a 401 with WWW-Authenticate: Bearer realm="zeusd"
+// (unknown paths too), a token without the path's scope a 403.
 //
 // # Traces and counters
 //
@@ -43,15 +69,21 @@
 // # Streams
 //
 // Polling is demand-driven: the GPU poller runs only while a GPU stream is
-// open, and the same for CPUs. The GPU poller sends a device's value only
-// when it changed since the poller's last send; the CPU poller sends on
-// change and on the first tick after a new subscriber arrived. A poller
-// that falls behind runs the missed ticks at once (up to 5 s of them), so
-// a stream carries every tick's changes. A new
-// subscriber receives only what is broadcast after it subscribed. Each
-// stream has a bounded buffer; a subscriber that falls behind it has its
-// connection dropped, as a real daemon would, so it never blocks the
-// pollers or other subscribers.
+// open, and the same for CPUs. Each poller sends a device's value on its
+// first tick and then only when it changed since the poller's last send;
+// the CPU poller's first tick comes one period after it started, as
+// zeusd's RAPL poller first primes its counters. A new subscriber
+// receives only what is broadcast after it subscribed. A poller that
+// falls behind runs the missed ticks at once (up to 5 s of them).
+//
+// A slow reader is treated as zeusd treats it: it keeps its connection
+// and silently loses intermediate values. Each stream holds at most one
+// unwritten value per device (FormatSample) or one unwritten snapshot
+// (FormatSnapshot); a newer value replaces it, so after a stall the
+// reader gets the latest value of each device, and a value can even seem
+// to repeat (it changed and changed back). Nothing a reader does blocks
+// the pollers or other streams. Config.OnEvent sees exactly what each
+// connection carried, with Event.Skipped counting what it lost.
 package simulator
 
 import (
@@ -62,6 +94,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,8 +104,9 @@ import (
 const (
 	// FormatSample is the current daemon's format: one event per device.
 	FormatSample = "sample"
-	// FormatSnapshot is the older daemons' format: one event per tick
-	// holding every device that changed.
+	// FormatSnapshot is the older daemons' format (zeusd 0.4.0 and
+	// before): one event per tick on which any device changed, holding
+	// every device the stream asked for.
 	FormatSnapshot = "snapshot"
 )
 
@@ -83,10 +117,20 @@ const (
 	GroupGPUControl = "gpu-control"
 )
 
-// Defaults used when the corresponding Config field is zero.
+// KnownGroups returns the API group names, in zeusd's order: the only
+// names Config.APIGroups and token scopes may hold.
+func KnownGroups() []string {
+	return []string{GroupGPUControl, GroupGPURead, GroupCPURead}
+}
+
+// zeusd releases the simulator can imitate (Config.Release).
 const (
-	DefaultSubscriberBuffer = 1024             // events queued per stream
-	DefaultWriteTimeout     = 10 * time.Second // per event write
+	// ReleaseMain is zeusd's main branch after 0.5.0, the default.
+	ReleaseMain = "main"
+	// Release050 is the released zeusd 0.5.0: /discover lists GPUs by id
+	// and name only (no pci_address, no cumulative_energy_available), and
+	// POST /gpu/reset_locked_clocks does not exist.
+	Release050 = "0.5.0"
 )
 
 // Poll rate limits.
@@ -114,7 +158,9 @@ type Config struct {
 	GPUs, CPUs int // device counts; zero is allowed
 
 	// DRAM says, per CPU package, whether it has a DRAM domain
-	// (nil = all true; otherwise its length must be CPUs).
+	// (nil = all true; otherwise its length must be CPUs). Without one,
+	// dram_mw and dram_energy_uj are null and /discover says
+	// dram_available false.
 	DRAM []bool
 
 	// GPUPollHz and CPUPollHz are the poll rates, in (MinPollHz, MaxPollHz].
@@ -131,35 +177,37 @@ type Config struct {
 	// (negative = the daemon is behind).
 	ClockOffset time.Duration
 
-	// AuthSecret, when non-nil, turns authentication on: every gated call
-	// needs an HS256 JWT signed with it (see MintToken). It must not be
-	// empty.
+	// Release is the zeusd release to imitate: ReleaseMain ("" means the
+	// same) or Release050. It is independent of Format.
+	Release string
+
+	// AuthSecret, when non-nil, turns authentication on: every call but
+	// /discover and /time needs an HS256 JWT signed with it (see
+	// MintToken). Like zeusd's key file, every byte counts, a trailing
+	// newline included. It must not be empty.
 	AuthSecret []byte
 
-	// APIGroups is the list of enabled API groups
-	// (nil = GroupGPURead and GroupCPURead).
+	// APIGroups is the list of enabled API groups, as zeusd's --enable
+	// gives it (nil = GroupGPURead and GroupCPURead). /discover lists GPUs
+	// only with GroupGPURead or GroupGPUControl, CPU packages only with
+	// GroupCPURead, as zeusd initialises only those devices.
 	APIGroups []string
 
 	// CumulativeEnergy says, per GPU, whether it has a hardware energy
-	// counter (nil = all true; otherwise its length must be GPUs).
+	// counter (nil = all true; otherwise its length must be GPUs). A GPU
+	// without one fails get_cumulative_energy with NVML's "not supported",
+	// as a pre-Volta GPU does.
 	CumulativeEnergy []bool
 
 	// Now is the true clock (nil = time.Now).
 	Now func() time.Time
 
 	// OnEvent, if set, is called for every SSE event after it was written
-	// to a stream and flushed. It runs on that stream's handler goroutine,
-	// so it must not block for long.
+	// to a stream's connection and flushed: the calls are exactly what
+	// each connection carried, in order, and a value that a slow
+	// connection lost is never passed. It runs on that stream's handler
+	// goroutine, so it must not block for long.
 	OnEvent func(Event)
-
-	// SubscriberBuffer is how many events may wait for one slow stream
-	// before the simulator drops its connection (0 = DefaultSubscriberBuffer).
-	SubscriberBuffer int
-
-	// WriteTimeout bounds the write of one event to a stream connection
-	// (0 = DefaultWriteTimeout). Writers that do not support deadlines
-	// are not bounded.
-	WriteTimeout time.Duration
 }
 
 // Event is one SSE event written to a stream, as passed to Config.OnEvent.
@@ -167,6 +215,12 @@ type Event struct {
 	Stream string // "gpu" or "cpu"
 	Conn   int64  // the stream connection's id, unique within a Server
 	Data   []byte // the JSON payload, a copy owned by the callee
+	// Skipped is how many values this connection lost in this event's
+	// place since its previous event there: earlier values of the same
+	// device (FormatSample) or earlier snapshots (FormatSnapshot) that a
+	// newer one replaced before the connection could take them. Zero on
+	// a connection that keeps up.
+	Skipped int
 }
 
 // DefaultConfig returns a node with 4 GPUs polled at 20 Hz, 2 CPU packages
@@ -178,22 +232,22 @@ func DefaultConfig() Config {
 
 // Server is a simulated zeusd. Its methods are safe for concurrent use.
 type Server struct {
-	cfg        Config
-	now        func() time.Time
-	groups     []string
-	dram       []bool
-	cumulative []bool
-	bufSize    int
-	writeTO    time.Duration
+	cfg     Config
+	now     func() time.Time
+	release string
+	groups  []string
+	dram    []bool
 
 	gpu, cpu *hub
 
-	// Energy counters, one mutex per kind.
-	gpuMu     sync.Mutex
-	gpuMeters []*meter // nil entry: no counter
-	cpuMu     sync.Mutex
-	pkgMeters []*meter
-	ramMeters []*meter // nil entry: no DRAM
+	// Energy counters and GPU settings, one mutex per kind.
+	gpuMu       sync.Mutex
+	gpuMeters   []*meter // nil entry: no counter
+	powerLimit  []int64  // mW
+	persistence []bool
+	cpuMu       sync.Mutex
+	pkgMeters   []*meter
+	ramMeters   []*meter // nil entry: no DRAM
 
 	nextConn atomic.Int64
 	serving  atomic.Bool
@@ -207,22 +261,19 @@ func New(cfg Config) (*Server, error) {
 	if err := validate(&cfg); err != nil {
 		return nil, fmt.Errorf("simulator config: %w", err)
 	}
-	s := &Server{cfg: cfg, now: cfg.Now, bufSize: cfg.SubscriberBuffer, writeTO: cfg.WriteTimeout}
+	s := &Server{cfg: cfg, now: cfg.Now, release: cfg.Release}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.bufSize == 0 {
-		s.bufSize = DefaultSubscriberBuffer
+	if s.release == "" {
+		s.release = ReleaseMain
 	}
-	if s.writeTO == 0 {
-		s.writeTO = DefaultWriteTimeout
-	}
-	s.groups = cfg.APIGroups
+	s.groups = slices.Clone(cfg.APIGroups)
 	if s.groups == nil {
 		s.groups = []string{GroupGPURead, GroupCPURead}
 	}
 	s.dram = fill(cfg.DRAM, cfg.CPUs)
-	s.cumulative = fill(cfg.CumulativeEnergy, cfg.GPUs)
+	cumulative := fill(cfg.CumulativeEnergy, cfg.GPUs)
 
 	t0 := s.daemonNanos()
 	seed := cfg.Seed
@@ -231,10 +282,12 @@ func New(cfg Config) (*Server, error) {
 		s.gpu = newHub(s, "gpu", cfg.GPUs, period, s.readGPUs)
 		for d := range cfg.GPUs {
 			var m *meter
-			if s.cumulative[d] {
+			if cumulative[d] {
 				m = newMeter(func(k int64) int64 { return gpuPower(seed, d, k, period) }, period, mJ, t0)
 			}
 			s.gpuMeters = append(s.gpuMeters, m)
+			s.powerLimit = append(s.powerLimit, defaultPowerLimitMW)
+			s.persistence = append(s.persistence, false)
 		}
 	} else {
 		s.gpu = newHub(s, "gpu", 0, int64(time.Second), s.readGPUs)
@@ -284,19 +337,16 @@ func validate(cfg *Config) error {
 	if cfg.Format != FormatSample && cfg.Format != FormatSnapshot {
 		return fmt.Errorf("format %q is neither %q nor %q", cfg.Format, FormatSample, FormatSnapshot)
 	}
+	if cfg.Release != "" && cfg.Release != ReleaseMain && cfg.Release != Release050 {
+		return fmt.Errorf("zeusd release %q is neither %q nor %q", cfg.Release, ReleaseMain, Release050)
+	}
 	if cfg.AuthSecret != nil && len(cfg.AuthSecret) == 0 {
 		return errors.New("auth secret is empty")
 	}
 	for _, g := range cfg.APIGroups {
-		if g != GroupGPURead && g != GroupCPURead && g != GroupGPUControl {
-			return fmt.Errorf("unknown api group %q", g)
+		if !isGroup(g) {
+			return fmt.Errorf("unknown api group %q (known: %s)", g, strings.Join(KnownGroups(), ", "))
 		}
-	}
-	if cfg.SubscriberBuffer < 0 {
-		return fmt.Errorf("negative subscriber buffer %d", cfg.SubscriberBuffer)
-	}
-	if cfg.WriteTimeout < 0 {
-		return fmt.Errorf("negative write timeout %v", cfg.WriteTimeout)
 	}
 	return nil
 }
@@ -389,8 +439,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			api.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: it would cut healthy streams. Stream writes
-		// carry their own per-event deadline.
+		// No WriteTimeout: it would cut healthy streams, and zeusd keeps
+		// a reader that stalls. Shutdown cuts what is left after its
+		// grace period.
 	}
 	err := serveUntil(ctx, srv, ln, s.endStreams)
 	// Wait for the handlers, then for the pollers.

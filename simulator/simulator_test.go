@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,34 +52,44 @@ type testServer struct {
 // server and checks that Serve returned nil in time.
 func MustServe(tb testing.TB, cfg simulator.Config, network string) *testServer {
 	tb.Helper()
-	s, err := simulator.New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ts := &testServer{Server: s, done: make(chan error, 1)}
-	tr := &http.Transport{}
 	switch network {
 	case "tcp":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatal(err)
 		}
-		ts.base = "http://" + ln.Addr().String()
-		ts.start(ln)
+		return MustServeOn(tb, cfg, ln)
 	case "unix":
-		path := filepath.Join(tb.TempDir(), "z.sock")
-		ln, err := net.Listen("unix", path)
+		ln, err := net.Listen("unix", filepath.Join(tb.TempDir(), "z.sock"))
 		if err != nil {
 			tb.Fatal(err)
 		}
+		return MustServeOn(tb, cfg, ln)
+	}
+	tb.Fatalf("unknown network %q", network)
+	return nil
+}
+
+// MustServeOn starts a simulator for cfg on ln, a TCP or Unix listener,
+// as MustServe does.
+func MustServeOn(tb testing.TB, cfg simulator.Config, ln net.Listener) *testServer {
+	tb.Helper()
+	s, err := simulator.New(cfg)
+	if err != nil {
+		ln.Close()
+		tb.Fatal(err)
+	}
+	ts := &testServer{Server: s, done: make(chan error, 1)}
+	tr := &http.Transport{}
+	ts.base = "http://" + ln.Addr().String()
+	if ln.Addr().Network() == "unix" {
+		path := ln.Addr().String()
 		ts.base = "http://localhost"
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		}
-		ts.start(ln)
-	default:
-		tb.Fatalf("unknown network %q", network)
 	}
+	ts.start(ln)
 	ts.client = &http.Client{Transport: tr}
 	tb.Cleanup(func() {
 		if err := ts.stop(); err != nil {
@@ -116,12 +127,23 @@ func (ts *testServer) stop() error {
 // the headers and the body.
 func (ts *testServer) get(tb testing.TB, path, token string) (int, http.Header, []byte) {
 	tb.Helper()
-	req, err := http.NewRequest(http.MethodGet, ts.base+path, nil)
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	}
+	return ts.do(tb, http.MethodGet, path, auth)
+}
+
+// do sends a request with an optional Authorization header and returns
+// the status, the headers and the body.
+func (ts *testServer) do(tb testing.TB, method, path, auth string) (int, http.Header, []byte) {
+	tb.Helper()
+	req, err := http.NewRequest(method, ts.base+path, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := ts.client.Do(req)
 	if err != nil {
@@ -181,14 +203,27 @@ func (ts *testServer) openStream(tb testing.TB, path, token string) *stream {
 	if got, want := resp.Header.Get("Cache-Control"), "no-cache"; got != want {
 		tb.Errorf("Cache-Control=%q, want %q", got, want)
 	}
-	st := &stream{events: make(chan string, 1<<16), err: make(chan error, 1)}
+	return readStream(tb, resp.Body, 1<<16)
+}
+
+// readStream reads the SSE stream body with go-sse into a stream with
+// room for buffer events. With buffer 0 it reads an event only when the
+// test takes the previous one, as a client that stops reading; otherwise
+// a full buffer is an error. On cleanup it closes the body and waits for
+// the reader.
+func readStream(tb testing.TB, body io.ReadCloser, buffer int) *stream {
+	st := &stream{events: make(chan string, buffer), err: make(chan error, 1)}
 	go func() {
 		defer close(st.events)
 		var rerr error
-		for ev, err := range sse.Read(resp.Body, nil) {
+		for ev, err := range sse.Read(body, nil) {
 			if err != nil {
 				rerr = err
 				break
+			}
+			if buffer == 0 {
+				st.events <- ev.Data
+				continue
 			}
 			select {
 			case st.events <- ev.Data:
@@ -202,7 +237,7 @@ func (ts *testServer) openStream(tb testing.TB, path, token string) *stream {
 		st.err <- rerr
 	}()
 	tb.Cleanup(func() {
-		resp.Body.Close()
+		body.Close()
 		for range st.events { // wait for the reader to exit
 		}
 	})
@@ -372,13 +407,7 @@ func TestServer_Auth(t *testing.T) {
 	cfg.AuthSecret = secret
 	cfg.APIGroups = []string{"gpu-read"}
 	ts := MustServe(t, cfg, "unix")
-	mint := func(secret []byte, scopes []string, exp time.Time) string {
-		tok, err := simulator.MintToken(secret, "alice", scopes, exp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	mint := func(secret []byte, scopes []string, exp time.Time) string { return mustMint(t, secret, scopes, exp) }
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	gpuTok := mint(secret, []string{"gpu-read"}, exp)
 	cpuTok := mint(secret, []string{"cpu-read"}, time.Time{})
@@ -417,7 +446,7 @@ func TestServer_Auth(t *testing.T) {
 		"NoToken":     "",
 		"Garbage":     "not-a-jwt",
 		"WrongSecret": mint([]byte("other"), []string{"gpu-read"}, time.Time{}),
-		"Expired":     mint(secret, []string{"gpu-read"}, time.Now().Add(-time.Minute)),
+		"Expired":     mint(secret, []string{"gpu-read"}, time.Now().Add(-2*time.Minute)), // past the 60 s leeway
 	}
 	for name, tok := range unauthorized {
 		t.Run("401/"+name, func(t *testing.T) {
@@ -453,49 +482,62 @@ func TestServer_Auth(t *testing.T) {
 	})
 }
 
+// TestServer_BadRequest: zeusd's 400s. Bad or unknown ids are JSON
+// {"error":...}, worded per route kind; query strings that zeusd's serde
+// structs refuse are text/plain.
 func TestServer_BadRequest(t *testing.T) {
 	cfg := fastConfig()
-	cfg.CumulativeEnergy = []bool{true, false}
 	ts := MustServe(t, cfg, "tcp")
+	// text: a text/plain body "Query deserialize error: " + want;
+	// otherwise {"error":want}.
 	tests := []struct {
-		path, wantErr string // wantErr "" checks only the status
+		path, want string
+		text       bool
 	}{
-		{"/gpu/get_power?gpu_ids=7", "Unknown GPU indices: [7]. Available: [0, 1]"},
-		{"/gpu/stream_power?gpu_ids=0,9,9,8", "Unknown GPU indices: [8, 9]. Available: [0, 1]"},
-		{"/cpu/stream_power?cpu_ids=5", "Unknown CPU indices: [5]. Available: [0, 1]"},
-		{"/cpu/get_power?cpu_ids=2", "Unknown CPU indices: [2]. Available: [0, 1]"},
-		{"/gpu/get_power?gpu_ids=", ""},
-		{"/gpu/get_power?gpu_ids=a", ""},
-		{"/gpu/get_power?gpu_ids=-1", ""},
-		{"/gpu/get_power?gpu_ids=0,,1", ""},
-		{"/gpu/get_power?foo=1", ""},
-		{"/gpu/get_power?cpu_ids=0", ""},
-		{"/gpu/stream_power?gpu_ids=0&gpu_ids=1", ""},
-		{"/gpu/stream_power?bar", ""},
-		{"/cpu/stream_power?gpu_ids=0", ""},
-		{"/gpu/get_cumulative_energy", ""},
-		{"/gpu/get_cumulative_energy?gpu_ids=1", ""},
-		{"/gpu/get_cumulative_energy?gpu_ids=0,1", ""},
-		{"/cpu/get_cumulative_energy?cpu=true", ""},
-		{"/cpu/get_cumulative_energy?cpu=yes&dram=true", ""},
-		{"/cpu/get_cumulative_energy?cpu=true&dram=true&cpu_ids=3", "Unknown CPU indices: [3]. Available: [0, 1]"},
-		{"/cpu/get_cumulative_energy?cpu=true&dram=true&gpu_ids=0", ""},
+		{"/gpu/get_power?gpu_ids=7", "GPU 7 not found", false},
+		{"/gpu/get_power?gpu_ids=1,9,8", "GPU 8 not found", false},
+		{"/gpu/stream_power?gpu_ids=0,9,9,8", "Unknown GPU indices: [8, 9]. Available: [0, 1]", false},
+		{"/cpu/stream_power?cpu_ids=5", "Unknown CPU indices: [5]. Available: [0, 1]", false},
+		{"/cpu/get_power?cpu_ids=2", "CPU 2 not found", false},
+		{"/gpu/get_power?gpu_ids=", "gpu_ids must contain at least one GPU index", false},
+		{"/gpu/get_power?gpu_ids=%20", "gpu_ids must contain at least one GPU index", false},
+		{"/gpu/get_power?gpu_ids=a", "Invalid GPU index: a", false},
+		{"/gpu/get_power?gpu_ids=-1", "Invalid GPU index: -1", false},
+		{"/gpu/get_power?gpu_ids=0,,1", "gpu_ids contains an empty GPU index", false},
+		{"/gpu/get_power?gpu_ids=%zz", "Invalid GPU index: %zz", false},
+		{"/gpu/get_cumulative_energy?gpu_ids=2", "GPU 2 not found", false},
+		{"/gpu/get_power_limit?gpu_ids=5", "GPU 5 not found", false},
+		{"/cpu/get_cumulative_energy?cpu=true&dram=true&cpu_ids=3", "CPU 3 not found", false},
+		{"/gpu/get_power?foo=1", "unknown field `foo`, expected `gpu_ids`", true},
+		{"/gpu/get_power?cpu_ids=0", "unknown field `cpu_ids`, expected `gpu_ids`", true},
+		{"/gpu/stream_power?gpu_ids=0&gpu_ids=1", "duplicate field `gpu_ids`", true},
+		{"/gpu/stream_power?bar", "unknown field `bar`, expected `gpu_ids`", true},
+		{"/cpu/stream_power?gpu_ids=0", "unknown field `gpu_ids`, expected `cpu_ids`", true},
+		{"/cpu/get_cumulative_energy?cpu=true", "missing field `dram`", true},
+		{"/cpu/get_cumulative_energy", "missing field `cpu`", true},
+		{"/cpu/get_cumulative_energy?cpu=yes&dram=true", "provided string was not `true` or `false`", true},
+		{"/cpu/get_cumulative_energy?cpu=true&dram=true&gpu_ids=0", "unknown field `gpu_ids`, expected one of `cpu_ids`, `cpu`, `dram`", true},
 	}
 	for _, tt := range tests {
-		code, _, b := ts.get(t, tt.path, "")
-		if code != http.StatusBadRequest {
-			t.Errorf("%s: status %d, want 400: %s", tt.path, code, b)
-			continue
-		}
+		code, h, b := ts.get(t, tt.path, "")
 		var e struct {
 			Error string `json:"error"`
 		}
-		if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
-			t.Errorf("%s: body %s is not {\"error\":...}", tt.path, b)
+		switch {
+		case tt.text:
+			want := "Query deserialize error: " + tt.want
+			if code != http.StatusBadRequest || !strings.HasPrefix(h.Get("Content-Type"), "text/plain") || string(b) != want {
+				t.Errorf("%s: status %d, %s: %q; want 400 text/plain %q", tt.path, code, h.Get("Content-Type"), b, want)
+			}
+		case code != http.StatusBadRequest || h.Get("Content-Type") != "application/json" || json.Unmarshal(b, &e) != nil:
+			t.Errorf("%s: status %d, %s: %s; want 400 {\"error\":...}", tt.path, code, h.Get("Content-Type"), b)
+		case e.Error != tt.want:
+			t.Errorf("%s: error %q, want %q", tt.path, e.Error, tt.want)
 		}
-		if tt.wantErr != "" && e.Error != tt.wantErr {
-			t.Errorf("%s: error %q, want %q", tt.path, e.Error, tt.wantErr)
-		}
+	}
+	// A '+' sign and spaces around ids are fine, as Rust parses them.
+	if code, _, b := ts.get(t, "/gpu/get_power?gpu_ids=%2B1,%200", ""); code != http.StatusOK {
+		t.Errorf("gpu_ids=+1, 0: status %d: %s", code, b)
 	}
 	if got, want := fmt.Sprint(ts.Subscribers()), "0 0"; got != want {
 		t.Errorf("subscribers after rejected streams: %s, want %s", got, want)
@@ -571,6 +613,9 @@ func TestServer_StreamSample(t *testing.T) {
 	})
 }
 
+// TestServer_StreamSnapshot: as the older daemons did, each event holds
+// every device the stream asked for, changed or not, and comes when any
+// device changed.
 func TestServer_StreamSnapshot(t *testing.T) {
 	cfg := fastConfig()
 	cfg.GPUs = 3
@@ -578,30 +623,54 @@ func TestServer_StreamSnapshot(t *testing.T) {
 	cfg.DRAM = []bool{false, true}
 	ts := MustServe(t, cfg, "unix")
 
+	type gpuSnapshot struct {
+		TimestampMS *int64           `json:"timestamp_ms"`
+		PowerMW     map[string]int64 `json:"power_mw"`
+	}
+	read := func(t *testing.T, st *stream, prevTS *int64) gpuSnapshot {
+		t.Helper()
+		data := st.next(t)
+		var ev gpuSnapshot
+		decodeStrict(t, data, &ev)
+		if ev.TimestampMS == nil || *ev.TimestampMS <= *prevTS {
+			t.Fatalf("bad snapshot %s after ts %d", data, *prevTS)
+		}
+		*prevTS = *ev.TimestampMS
+		return ev
+	}
 	t.Run("GPU", func(t *testing.T) {
-		st := ts.openStream(t, "/gpu/stream_power?gpu_ids=0,2", "")
-		last := map[string]int64{}
+		st := ts.openStream(t, "/gpu/stream_power", "")
+		var prev map[string]int64
 		prevTS := int64(-1)
 		for range 100 {
-			data := st.next(t)
-			var ev struct {
-				TimestampMS *int64           `json:"timestamp_ms"`
-				PowerMW     map[string]int64 `json:"power_mw"`
+			ev := read(t, st, &prevTS)
+			if len(ev.PowerMW) != cfg.GPUs {
+				t.Fatalf("snapshot holds %v, want all %d GPUs", ev.PowerMW, cfg.GPUs)
 			}
-			decodeStrict(t, data, &ev)
-			if ev.TimestampMS == nil || *ev.TimestampMS <= prevTS || len(ev.PowerMW) == 0 {
-				t.Fatalf("bad snapshot %s after ts %d", data, prevTS)
+			if reflect.DeepEqual(ev.PowerMW, prev) {
+				t.Fatalf("snapshot %v sent though no GPU changed", ev.PowerMW)
 			}
-			prevTS = *ev.TimestampMS
-			for id, mw := range ev.PowerMW {
-				if id != "0" && id != "2" {
-					t.Fatalf("gpu %s not requested: %s", id, data)
-				}
-				if prev, ok := last[id]; ok && prev == mw {
-					t.Fatalf("gpu %s repeated %d mW: %s", id, mw, data)
-				}
-				last[id] = mw
+			prev = ev.PowerMW
+		}
+	})
+	t.Run("GPUFiltered", func(t *testing.T) {
+		st := ts.openStream(t, "/gpu/stream_power?gpu_ids=0,2", "")
+		var prev map[string]int64
+		prevTS := int64(-1)
+		repeats := 0
+		for range 200 {
+			ev := read(t, st, &prevTS)
+			if _, ok := ev.PowerMW["1"]; ok || len(ev.PowerMW) != 2 {
+				t.Fatalf("snapshot holds %v, want GPUs 0 and 2", ev.PowerMW)
 			}
+			// GPU 1 changing alone still sends GPUs 0 and 2.
+			if reflect.DeepEqual(ev.PowerMW, prev) {
+				repeats++
+			}
+			prev = ev.PowerMW
+		}
+		if repeats == 0 {
+			t.Error("no snapshot repeated GPUs 0 and 2: events come only when they change")
 		}
 	})
 	t.Run("CPU", func(t *testing.T) {
@@ -613,7 +682,7 @@ func TestServer_StreamSnapshot(t *testing.T) {
 				PowerMW     map[string]cpuValue `json:"power_mw"`
 			}
 			decodeStrict(t, data, &ev)
-			if ev.TimestampMS == nil || len(ev.PowerMW) == 0 {
+			if ev.TimestampMS == nil || len(ev.PowerMW) != cfg.CPUs {
 				t.Fatalf("bad snapshot %s", data)
 			}
 			for id, v := range ev.PowerMW {
@@ -625,31 +694,6 @@ func TestServer_StreamSnapshot(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestServer_CPUFirstTickAfterSubscribe(t *testing.T) {
-	ts := MustServe(t, fastConfig(), "tcp")
-	// A keeps the poller running, so B's first events come from the
-	// first tick after it subscribed, not from a poller start.
-	a := ts.openStream(t, "/cpu/stream_power", "")
-	a.next(t)
-	for i := range 5 {
-		b := ts.openStream(t, "/cpu/stream_power", "")
-		first := map[int]bool{}
-		var firstTS int64 = -1
-		for len(first) < 2 {
-			var s cpuSample
-			data := b.next(t)
-			decodeStrict(t, data, &s)
-			if firstTS == -1 {
-				firstTS = *s.TimestampMS
-			}
-			if *s.TimestampMS != firstTS {
-				t.Fatalf("round %d: first tick %d sent only cpus %v", i, firstTS, first)
-			}
-			first[*s.CPUID] = true
-		}
-	}
 }
 
 func TestServer_DropStreams(t *testing.T) {
@@ -711,10 +755,16 @@ func (s steps) integral(tb testing.TB, d int, a, b int64) int64 {
 	return sum
 }
 
+// TestServer_EnergyMatchesStream: the counters are the integral of what a
+// stream that keeps up carries. A measurement during which the streams
+// lost values (a loaded machine can stall the reader past a poll period:
+// the stream coalesces, as zeusd's does) is repeated.
 func TestServer_EnergyMatchesStream(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ClockOffset = -3 * time.Second
 	cfg.DRAM = []bool{true, false}
+	var skipped atomic.Int64
+	cfg.OnEvent = func(e simulator.Event) { skipped.Add(int64(e.Skipped)) }
 	ts := MustServe(t, cfg, "tcp")
 	const periodMS = 5
 	daemonMS := func() int64 { return time.Now().Add(cfg.ClockOffset).UnixMilli() }
@@ -770,10 +820,21 @@ func TestServer_EnergyMatchesStream(t *testing.T) {
 	}
 
 	readUntil(0) // the first tick sends every device
-	e1 := measure()
-	readUntil(e1.cpuAt[1] + 500)
-	e2 := measure()
-	readUntil(e2.cpuAt[1] + 2*periodMS)
+	var e1, e2 energies
+	for attempt := 1; ; attempt++ {
+		before := skipped.Load()
+		e1 = measure()
+		readUntil(e1.cpuAt[1] + 500)
+		e2 = measure()
+		readUntil(e2.cpuAt[1] + 2*periodMS)
+		if n := skipped.Load() - before; n == 0 {
+			break
+		} else if attempt == 5 {
+			t.Fatalf("the streams lost values in each of %d measurements (%d in the last)", attempt, n)
+		} else {
+			t.Logf("measurement %d: the streams lost %d values; measuring again", attempt, n)
+		}
+	}
 
 	// check compares a counter delta (in µJ) between calls at1 and at2
 	// with the stream's integral, bracketed by the call times, allowing
@@ -835,53 +896,6 @@ func TestServer_Deterministic(t *testing.T) {
 	}
 }
 
-// blockingWriter is a ResponseWriter whose writes block until release is
-// closed, like a client that stopped reading.
-type blockingWriter struct {
-	header  http.Header
-	release chan struct{}
-}
-
-func (w *blockingWriter) Header() http.Header { return w.header }
-func (w *blockingWriter) WriteHeader(int)     {}
-func (w *blockingWriter) Flush()              {}
-func (w *blockingWriter) Write(b []byte) (int, error) {
-	<-w.release
-	return len(b), nil
-}
-
-func TestServer_SlowSubscriberDropped(t *testing.T) {
-	cfg := fastConfig()
-	cfg.SubscriberBuffer = 4
-	s, err := simulator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := s.Handler()
-	w := &blockingWriter{header: http.Header{}, release: make(chan struct{})}
-	req, err := http.NewRequest(http.MethodGet, "/gpu/stream_power", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	panicked := make(chan any, 1)
-	go func() {
-		defer func() { panicked <- recover() }()
-		h.ServeHTTP(w, req)
-	}()
-	waitFor(t, "the stream to subscribe", func() bool { g, _ := s.Subscribers(); return g == 1 })
-	waitFor(t, "the slow stream to be dropped", func() bool { g, _ := s.Subscribers(); return g == 0 })
-	close(w.release)
-	select {
-	case v := <-panicked:
-		if v != http.ErrAbortHandler {
-			t.Fatalf("handler ended with %v, want panic(http.ErrAbortHandler)", v)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("handler did not end")
-	}
-	s.Close()
-}
-
 func TestServer_OnEvent(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
@@ -909,15 +923,15 @@ func TestServer_OnEvent(t *testing.T) {
 func TestNew_Invalid(t *testing.T) {
 	base := simulator.DefaultConfig()
 	tests := map[string]func(*simulator.Config){
-		"NegativeGPUs":   func(c *simulator.Config) { c.GPUs = -1 },
-		"DRAMLength":     func(c *simulator.Config) { c.DRAM = []bool{true} },
-		"CumulativeLen":  func(c *simulator.Config) { c.CumulativeEnergy = []bool{true} },
-		"ZeroGPUHz":      func(c *simulator.Config) { c.GPUPollHz = 0 },
-		"FastCPUHz":      func(c *simulator.Config) { c.CPUPollHz = 5000 },
-		"Format":         func(c *simulator.Config) { c.Format = "" },
-		"EmptySecret":    func(c *simulator.Config) { c.AuthSecret = []byte{} },
-		"UnknownGroup":   func(c *simulator.Config) { c.APIGroups = []string{"gpu-write"} },
-		"NegativeBuffer": func(c *simulator.Config) { c.SubscriberBuffer = -1 },
+		"NegativeGPUs":  func(c *simulator.Config) { c.GPUs = -1 },
+		"DRAMLength":    func(c *simulator.Config) { c.DRAM = []bool{true} },
+		"CumulativeLen": func(c *simulator.Config) { c.CumulativeEnergy = []bool{true} },
+		"ZeroGPUHz":     func(c *simulator.Config) { c.GPUPollHz = 0 },
+		"FastCPUHz":     func(c *simulator.Config) { c.CPUPollHz = 5000 },
+		"Format":        func(c *simulator.Config) { c.Format = "" },
+		"EmptySecret":   func(c *simulator.Config) { c.AuthSecret = []byte{} },
+		"UnknownGroup":  func(c *simulator.Config) { c.APIGroups = []string{"gpu-write"} },
+		"Release":       func(c *simulator.Config) { c.Release = "0.4.0" },
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
