@@ -16,6 +16,10 @@ var (
 	// selection names devices the token would have given, and when every
 	// kind of an endpoint was skipped, one of them for want of a token.
 	ErrTokenRequired = errors.New("the daemon requires a token")
+	// ErrDiskFull is wrapped by Recorder.Flush while commits fail for
+	// want of disk space (the readings wait in memory and the commit is
+	// retried), and by Run's error when the disk was still full at the end.
+	ErrDiskFull = errors.New("disk full")
 
 	// errUnreachable marks a startup failure that Client.KeepTrying
 	// retries.

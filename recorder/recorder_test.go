@@ -71,6 +71,23 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
+// stopAndDiff stops the daemon, waits until db holds every value it
+// sent (each event it wrote reaches the recorder before the connection's
+// end), stops the recorder and checks that db holds exactly what was
+// sent. It returns the number of seed readings stored.
+func stopAndDiff(t *testing.T, r *running, db *store.DB, sent *simtest.Ledger, stopSim func()) (seeds int) {
+	t.Helper()
+	stopSim()
+	want := sent.Values()
+	simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Count(got) >= simtest.Count(want) })
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got, seeds := simtest.Stored(t, db)
+	simtest.Diff(t, got, want)
+	return seeds
+}
+
 // TestRecorder_Simulator records over TCP and a Unix socket, in both wire
 // formats, and checks that the store holds exactly what was sent, with
 // the 5 s clock skew corrected.
@@ -88,17 +105,7 @@ func TestRecorder_Simulator(t *testing.T) {
 			r := startRecorder(t, db, srv)
 
 			sent.WaitEvents(t, 300)
-			// Stop the daemon first: every event it wrote reaches the
-			// recorder before the connection's end.
-			stopSim()
-			want := sent.Values()
-			simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Count(got) >= simtest.Count(want) })
-			if err := r.stop(t); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			got, seeds := simtest.Stored(t, db)
-			simtest.Diff(t, got, want)
-			if seeds == 0 {
+			if seeds := stopAndDiff(t, r, db, sent, stopSim); seeds == 0 {
 				t.Error("no seed readings stored")
 			}
 
@@ -158,14 +165,7 @@ func TestRecorder_Reconnect(t *testing.T) {
 		drops += min(1, s.DropStreams())
 	}
 	sent.WaitEvents(t, sent.Events()+50)
-	stopSim()
-	want := sent.Values()
-	simtest.WaitFor(t, func() bool { got, _ := simtest.Stored(t, db); return simtest.Count(got) >= simtest.Count(want) })
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got, _ := simtest.Stored(t, db)
-	simtest.Diff(t, got, want)
+	stopAndDiff(t, r, db, sent, stopSim)
 
 	sessions, err := db.Sessions(context.Background(), srv.Endpoint())
 	if err != nil {
