@@ -39,6 +39,14 @@
 // every FlushInterval, and once more, with a detached context, when it
 // stops.
 //
+// A full disk (ENOSPC, EDQUOT) does not end the recording: the streams go
+// on, their readings wait in memory, up to MaxBacklog (DefaultMaxBacklog,
+// 256 MiB), and the commit is retried with capped, jittered backoff
+// (MaxRetryBackoff) until space comes back; Flush meanwhile returns
+// ErrDiskFull. Past MaxBacklog the oldest readings are dropped and their
+// time is cut out of the stored stream sessions (DiskFullReason), so a
+// query reports it as a gap. Any other store error stops Run.
+//
 // The package does not read flags or the environment: callers parse
 // them and fill in the exported fields. Errors callers may want to
 // explain (ErrNoServers, ErrTokenRequired, ...) are sentinels to test

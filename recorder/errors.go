@@ -20,6 +20,10 @@ var (
 	// refused the token (401) after the expiry its whoami answer gave:
 	// no retry can succeed with it. Client.Err wraps it.
 	ErrTokenExpired = errors.New("the token has expired")
+	// ErrDiskFull is wrapped by Recorder.Flush while commits fail for
+	// want of disk space (the readings wait in memory and the commit is
+	// retried), and by Run's error when the disk was still full at the end.
+	ErrDiskFull = errors.New("disk full")
 
 	// errUnreachable marks a startup failure that Client.KeepTrying
 	// retries.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,8 +17,14 @@ import (
 const (
 	DefaultFlushInterval = time.Second
 	DefaultBatchSize     = 20_000 // readings per commit under load
-	// finalFlushTimeout bounds the last commit after cancellation.
-	finalFlushTimeout = 30 * time.Second
+	// DefaultMaxBacklog bounds the readings kept in memory while the disk
+	// is full: 256 MiB, about 4.8 million readings.
+	DefaultMaxBacklog = 256 << 20
+	// DefaultMaxRetryBackoff caps the wait between commit attempts while
+	// the disk is full.
+	DefaultMaxRetryBackoff = 5 * time.Second
+	// DefaultFinalFlushTimeout bounds the commits after cancellation.
+	DefaultFinalFlushTimeout = 30 * time.Second
 )
 
 // Appender is the part of the store the recorder needs.
@@ -29,6 +36,14 @@ type Appender interface {
 // Recorder stores everything a Client observes: one writer, one
 // transaction per batch, committed at least every FlushInterval, so a
 // crash loses at most that much.
+//
+// A commit that fails because the disk (or the quota) is full does not
+// stop the recording: the streams go on, their readings wait in memory,
+// up to MaxBacklog, and the commit is retried with capped, jittered
+// backoff until space comes back. Past MaxBacklog the oldest readings are
+// dropped, and the time they covered is cut out of the stream sessions,
+// so that a query reports it as a gap (see DiskFullReason). Any other
+// store error stops Run.
 type Recorder struct {
 	Client        *Client
 	DB            Appender
@@ -37,6 +52,19 @@ type Recorder struct {
 	Version       string   // stored with each run
 	Servers       []string // specs as configured, stored with each run
 	Logger        *slog.Logger
+
+	// MaxBacklog is how many bytes of readings and counter readings the
+	// Recorder keeps in memory while the disk is full, estimated from the
+	// capacity of their slices (the endpoint strings are shared with the
+	// client's servers). Zero or less keeps none: every reading that
+	// arrives while the disk is full is dropped, and its time is a gap.
+	MaxBacklog int64
+	// MaxRetryBackoff caps the wait between commit attempts while the
+	// disk is full; zero or less means DefaultMaxRetryBackoff.
+	MaxRetryBackoff time.Duration
+	// FinalFlushTimeout bounds one commit, and all the attempts at the
+	// end of Run together; zero or less means DefaultFinalFlushTimeout.
+	FinalFlushTimeout time.Duration
 
 	flushReq    chan chan error // to the writer: commit now
 	writerDone  chan struct{}   // closed when the writer has exited
@@ -51,6 +79,7 @@ func New(client *Client, db Appender) *Recorder {
 	client.KeepLatest = false
 	return &Recorder{Client: client, DB: db, FlushInterval: DefaultFlushInterval,
 		BatchSize: DefaultBatchSize, Version: "dev", Logger: client.Logger,
+		MaxBacklog: DefaultMaxBacklog, MaxRetryBackoff: DefaultMaxRetryBackoff, FinalFlushTimeout: DefaultFinalFlushTimeout,
 		flushReq: make(chan chan error), writerDone: make(chan struct{}), started: make(chan struct{})}
 }
 
@@ -59,7 +88,9 @@ func New(client *Client, db Appender) *Recorder {
 func (r *Recorder) Started() <-chan struct{} { return r.started }
 
 // Flush commits everything received so far, so that a read sees it. It
-// is safe to call from any goroutine while Run runs.
+// is safe to call from any goroutine while Run runs. While the disk is
+// full it makes one commit attempt and returns an error that wraps
+// ErrDiskFull if that fails.
 func (r *Recorder) Flush(ctx context.Context) error {
 	reply := make(chan error, 1)
 	select {
@@ -79,8 +110,11 @@ func (r *Recorder) Flush(ctx context.Context) error {
 
 // Run records until ctx is done, then stops the streams, commits every
 // reading received and returns nil. It returns an error when the startup
-// checks fail, when the store fails, or when every stream has stopped for
-// good. It returns only after every goroutine it started has exited.
+// checks fail, when the store fails (other than by a full disk, which it
+// waits out), or when every stream has stopped for good, and one that
+// wraps ErrDiskFull when the disk was still full at the end, within
+// FinalFlushTimeout. It returns only after every goroutine it started has
+// exited.
 func (r *Recorder) Run(ctx context.Context) error {
 	in := make(chan store.Batch, 1024)
 	failed := make(chan struct{})
@@ -88,7 +122,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	writeErr := make(chan error, 1)
 	go func() {
 		defer close(r.writerDone)
-		writeErr <- r.write(in, failed)
+		writeErr <- newWriter(r, in, failed).run()
 	}()
 
 	host, _ := os.Hostname()
@@ -123,88 +157,287 @@ type sessionID struct {
 	start    int64
 }
 
-// write is the single writer. It drains in until it is closed, even after
-// a store failure (then closing failed), so the client never blocks.
-func (r *Recorder) write(in <-chan store.Batch, failed chan<- struct{}) error {
-	var pending store.Batch
-	open := map[sessionID]store.Session{} // latest state of live sessions
-	ticker := time.NewTicker(r.FlushInterval)
+// writer is the single writer: the state of the goroutine Run starts.
+// Records arrive in tail; a commit first seals the tail into a segment,
+// then commits the segments oldest first, one transaction each. While
+// the disk is full the segments wait (see backlog.go), so that when
+// space returns the file goes through the same states, only later, as
+// if every commit had succeeded at once.
+type writer struct {
+	r      *Recorder
+	in     <-chan store.Batch
+	failed chan<- struct{} // closed on a store failure that is not retried
+
+	open    map[sessionID]store.Session // latest state of live sessions, as the client sent them
+	tail    *store.Batch                // where arriving records go
+	tailIdx map[sessionID]int           // index of each session in tail.Sessions
+	sealed  []*store.Batch              // segments waiting for their commit, oldest first
+	spare   *store.Batch                // a committed segment, emptied, for the next tail
+	view    store.Batch                 // what one commit writes: a segment, its sessions cut
+	// lastCPU is the time of the last stored reading of each CPU and DRAM
+	// series: where a gap for their dropped readings starts.
+	lastCPU map[store.SeriesKey]int64
+
+	backlog // while the disk is full
+
+	err  error // a store failure that is not retried: nothing is stored after it
+	lost int   // readings not stored after err
+}
+
+func newWriter(r *Recorder, in <-chan store.Batch, failed chan<- struct{}) *writer {
+	return &writer{r: r, in: in, failed: failed, open: map[sessionID]store.Session{},
+		tail: &store.Batch{}, tailIdx: map[sessionID]int{}, lastCPU: map[store.SeriesKey]int64{},
+		backlog: backlog{cuts: map[streamID][]cut{}}}
+}
+
+// run drains in until it is closed, even after a store failure (then
+// closing failed) and while the disk is full, so the client never
+// blocks. It commits at least every FlushInterval, and once more at the
+// end.
+func (w *writer) run() error {
+	ticker := time.NewTicker(w.r.FlushInterval)
 	defer ticker.Stop()
-
-	var writeErr error
-	lost := 0
-	flush := func() {
-		if writeErr != nil {
-			lost += len(pending.Readings)
-			pending.Reset()
-			return
-		}
-		// Every commit also says how long the live sessions lasted, so a
-		// recorder killed with -9 leaves sessions that end at its last
-		// commit instead of never.
-		now := r.Client.Now().UnixMilli()
-		for _, s := range open {
-			s.End = max(s.End, now)
-			pending.Sessions = append(pending.Sessions, s)
-		}
-		if pending.Len() == 0 {
-			return
-		}
-		// These observations were already received: write them even after
-		// cancellation, but do not wait forever.
-		ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
-		defer cancel()
-		if err := r.DB.Write(ctx, &pending); err != nil {
-			writeErr = fmt.Errorf("store %d readings: %w", len(pending.Readings), err)
-			lost += len(pending.Readings)
-			close(failed)
-		}
-		pending.Reset()
-	}
-
-	merge := func(b store.Batch) {
-		pending.Readings = append(pending.Readings, b.Readings...)
-		pending.Clocks = append(pending.Clocks, b.Clocks...)
-		pending.Endpoints = append(pending.Endpoints, b.Endpoints...)
-		pending.Runs = append(pending.Runs, b.Runs...)
-		pending.Counters = append(pending.Counters, b.Counters...)
-		for _, s := range b.Sessions {
-			id := sessionID{s.Endpoint, s.Stream, s.Start}
-			if s.Open {
-				open[id] = s
-			} else {
-				delete(open, id)
-			}
-			pending.Sessions = append(pending.Sessions, s)
-		}
-	}
-
+	defer w.stopRetry()
 	for {
+		var retry <-chan time.Time
+		if w.full {
+			retry = w.retry.C
+		}
 		select {
-		case b, ok := <-in:
+		case b, ok := <-w.in:
 			if !ok {
-				flush()
-				if writeErr != nil {
-					return fmt.Errorf("%w (%d readings not stored)", writeErr, lost)
-				}
-				return nil
+				return w.final()
 			}
-			merge(b)
-			if len(pending.Readings) >= r.BatchSize {
-				flush()
+			w.merge(b)
+			if !w.full && len(w.tail.Readings) >= w.r.BatchSize {
+				w.flush(context.Background())
 			}
 		case <-ticker.C:
-			flush()
-		case reply := <-r.flushReq:
+			if !w.full { // while the disk is full, the retry timer decides
+				w.flush(context.Background())
+			}
+		case <-retry:
+			w.flush(context.Background())
+		case reply := <-w.r.flushReq:
 			// Take in what is already queued, so the commit covers
 			// everything received until now.
-			for queued := len(in); queued > 0; queued-- {
-				if b, ok := <-in; ok {
-					merge(b)
-				}
-			}
-			flush()
-			reply <- writeErr
+			w.drainQueued()
+			reply <- w.flush(context.Background())
 		}
 	}
+}
+
+// drainQueued merges the batches already queued, without waiting for
+// more.
+func (w *writer) drainQueued() {
+	for queued := len(w.in); queued > 0; queued-- {
+		if b, ok := <-w.in; ok {
+			w.merge(b)
+		}
+	}
+}
+
+// merge adds b to the tail. While the disk is full it also seals full
+// segments and keeps the backlog within MaxBacklog.
+func (w *writer) merge(b store.Batch) {
+	if w.err != nil {
+		w.lost += len(b.Readings)
+		return
+	}
+	t := w.tail
+	t.Readings = append(t.Readings, b.Readings...)
+	t.Clocks = append(t.Clocks, b.Clocks...)
+	t.Endpoints = append(t.Endpoints, b.Endpoints...)
+	t.Runs = append(t.Runs, b.Runs...)
+	t.Counters = append(t.Counters, b.Counters...)
+	for _, s := range b.Sessions {
+		id := sessionID{s.Endpoint, s.Stream, s.Start}
+		if s.Open {
+			w.open[id] = s
+		} else {
+			delete(w.open, id)
+		}
+		w.addSession(id, s)
+	}
+	if w.full {
+		if len(w.tail.Readings) >= w.segmentSize() {
+			w.seal()
+		}
+		if w.bytes() > w.r.MaxBacklog {
+			w.drop(w.r.MaxBacklog / 8 * 7) // drop in steps, not a reading at a time
+		}
+	}
+}
+
+// addSession adds s to the tail, replacing an earlier state of the same
+// session there: it is upserted by its key anyway.
+func (w *writer) addSession(id sessionID, s store.Session) {
+	if i, ok := w.tailIdx[id]; ok {
+		w.tail.Sessions[i] = s
+		return
+	}
+	w.tailIdx[id] = len(w.tail.Sessions)
+	w.tail.Sessions = append(w.tail.Sessions, s)
+}
+
+// seal closes the tail into a segment. Every segment also says how long
+// the live sessions lasted, as of now: after its readings, so a recorder
+// killed with -9 leaves sessions that end at its last commit instead of
+// never, and never claims time whose readings it had not stored.
+func (w *writer) seal() {
+	now := w.r.Client.Now().UnixMilli()
+	for id, s := range w.open {
+		s.End = max(s.End, now)
+		w.addSession(id, s)
+	}
+	if w.tail.Len() == 0 {
+		return
+	}
+	w.sealed = append(w.sealed, w.tail)
+	w.sealedBytes += segmentBytes(w.tail)
+	clear(w.tailIdx)
+	switch {
+	case w.full:
+		w.tail = &store.Batch{Readings: make([]store.Reading, 0, w.segmentSize())}
+	case w.spare != nil:
+		w.tail, w.spare = w.spare, nil
+	default:
+		w.tail = &store.Batch{}
+	}
+}
+
+// flush commits everything received and says how that went, as Flush
+// answers. A full disk starts or continues the retries; any other
+// failure stops storing.
+func (w *writer) flush(parent context.Context) error {
+	if w.err != nil {
+		return w.err
+	}
+	err := w.commit(parent)
+	switch {
+	case err == nil:
+		if w.full {
+			w.recovered()
+		}
+		return nil
+	case retryable(err) || (w.full && parent.Err() != nil): // the final deadline passed on a full disk
+		w.failing(err)
+		return w.fullErr()
+	default:
+		w.fail(err)
+		return w.err
+	}
+}
+
+// commit seals the tail and commits every segment, oldest first, one
+// transaction each, up to the first failure. Between two commits it
+// takes in what arrived, so that draining a long backlog never makes
+// the client wait.
+func (w *writer) commit(parent context.Context) error {
+	sealedTail := false
+	for {
+		if len(w.sealed) == 0 {
+			if sealedTail {
+				return nil
+			}
+			w.seal()
+			sealedTail = true
+			if len(w.sealed) == 0 {
+				return nil // nothing to write
+			}
+		}
+		if err := w.commitFirst(parent); err != nil {
+			return err
+		}
+		w.drainQueued()
+	}
+}
+
+// commitFirst commits the oldest segment, with the dropped spans cut out
+// of its sessions.
+func (w *writer) commitFirst(parent context.Context) error {
+	seg := w.sealed[0]
+	w.view = *seg
+	w.view.Sessions = w.cutSessions(seg.Sessions)
+	// These observations were already received: write them even after
+	// cancellation, but do not wait forever.
+	ctx, cancel := context.WithTimeout(parent, w.r.finalFlushTimeout())
+	err := w.r.DB.Write(ctx, &w.view)
+	cancel()
+	w.view = store.Batch{} // keep no reference to the segment
+	if err != nil {
+		return err
+	}
+	for i := range seg.Readings {
+		if r := &seg.Readings[i]; r.Kind != store.KindGPU {
+			k := r.Series()
+			if t, ok := w.lastCPU[k]; !ok || r.TimeMs > t {
+				w.lastCPU[k] = r.TimeMs
+			}
+		}
+	}
+	if w.full {
+		w.stored += len(seg.Readings)
+	}
+	w.sealed = slices.Delete(w.sealed, 0, 1)
+	w.sealedBytes -= segmentBytes(seg)
+	if !w.full && cap(seg.Readings) <= 2*w.r.BatchSize {
+		seg.Reset() // reuse: Write's contract says it does not retain the batch
+		w.spare = seg
+	}
+	return nil
+}
+
+// fail stops storing after an error that retrying would not cure.
+func (w *writer) fail(err error) {
+	n := w.backlogReadings()
+	w.err = fmt.Errorf("store %d readings: %w", n, err)
+	w.lost += n
+	w.sealed, w.sealedBytes, w.tail = nil, 0, &store.Batch{}
+	clear(w.tailIdx)
+	w.full = false
+	w.stopRetry()
+	close(w.failed)
+}
+
+// final commits what is left once in is closed: with retries while the
+// disk is full, for FinalFlushTimeout at most.
+func (w *writer) final() error {
+	timeout := w.r.finalFlushTimeout()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		w.flush(ctx)
+		switch {
+		case w.err != nil:
+			return fmt.Errorf("%w (%d readings not stored)", w.err, w.lost)
+		case !w.full:
+			return nil
+		}
+		if !w.waitRetry(ctx) {
+			return w.gaveUp(timeout)
+		}
+	}
+}
+
+// waitRetry waits for the next attempt, answering Flush meanwhile. It
+// reports false when ctx ends first.
+func (w *writer) waitRetry(ctx context.Context) bool {
+	for {
+		select {
+		case <-w.retry.C:
+			return true
+		case reply := <-w.r.flushReq:
+			reply <- w.fullErr()
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (r *Recorder) finalFlushTimeout() time.Duration {
+	if r.FinalFlushTimeout <= 0 {
+		return DefaultFinalFlushTimeout
+	}
+	return r.FinalFlushTimeout
 }

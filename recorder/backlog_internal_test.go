@@ -1,0 +1,230 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/wattrec/wattrec/store"
+)
+
+func TestRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&fs.PathError{Op: "write", Path: "/d/w.db", Err: syscall.ENOSPC}, true},
+		{fmt.Errorf("store: %w", &fs.PathError{Op: "write", Path: "/d/w.db", Err: syscall.EDQUOT}), true},
+		// bbolt's grow: fmt.Errorf("file resize error: %s", err).
+		{fmt.Errorf("file resize error: %s", &fs.PathError{Op: "truncate", Path: "/d/w.db", Err: syscall.ENOSPC}), true},
+		{&fs.PathError{Op: "write", Path: "/d/w.db", Err: syscall.EIO}, false},
+		{berrors.ErrDatabaseNotOpen, false},
+		{fmt.Errorf("series: %w", store.ErrCorrupt), false},
+		{fmt.Errorf("endpoint %q gpu session: invalid stream 7", "n1"), false},
+		{context.DeadlineExceeded, false},
+		{errors.New("disk full"), false}, // not a full disk the errno knows
+	} {
+		if got := retryable(tc.err); got != tc.want {
+			t.Errorf("retryable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestAppendCut(t *testing.T) {
+	ses := func(start, end int64, open bool, reason string, events uint64) store.Session {
+		return store.Session{Endpoint: "n1", Stream: store.StreamGPU, Start: start, End: end, Open: open, Reason: reason, Events: events}
+	}
+	cuts := []cut{{from: 100, to: 200}, {from: 300, to: 400}}
+	for _, tc := range []struct {
+		name string
+		s    store.Session
+		want []store.Session
+	}{
+		{"Before", ses(0, 100, false, "x", 3), []store.Session{ses(0, 100, false, "x", 3)}},
+		{"Between", ses(200, 300, true, "", 3), []store.Session{ses(200, 300, true, "", 3)}},
+		{"After", ses(400, 500, true, "", 3), []store.Session{ses(400, 500, true, "", 3)}},
+		{"ZeroLengthAtCut", ses(100, 100, true, "", 0), []store.Session{ses(100, 100, true, "", 0)}},
+		{"EndsInside", ses(0, 150, false, "x", 3), []store.Session{ses(0, 100, false, DiskFullReason, 3)}},
+		{"OpenEndsInside", ses(0, 150, true, "", 3), []store.Session{ses(0, 100, false, DiskFullReason, 3)}},
+		{"Across", ses(50, 250, true, "", 3), []store.Session{ses(50, 100, false, DiskFullReason, 0), ses(200, 250, true, "", 3)}},
+		{"AcrossClosed", ses(50, 250, false, "x", 3), []store.Session{ses(50, 100, false, DiskFullReason, 0), ses(200, 250, false, "x", 3)}},
+		{"StartsInside", ses(150, 250, true, "", 3), []store.Session{ses(150, 150, false, DiskFullReason, 0), ses(200, 250, true, "", 3)}},
+		{"Inside", ses(120, 180, false, "x", 3), []store.Session{ses(120, 120, false, DiskFullReason, 3)}},
+		{"BothCuts", ses(0, 500, true, "", 3), []store.Session{
+			ses(0, 100, false, DiskFullReason, 0), ses(200, 300, false, DiskFullReason, 0), ses(400, 500, true, "", 3)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := appendCut(nil, tc.s, cuts)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("appendCut(%+v) =\n%+v, want\n%+v", tc.s, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAddCut(t *testing.T) {
+	var list []cut
+	list = addCut(list, cut{from: 100, to: 200, outage: 1})
+	list = addCut(list, cut{from: 250, to: 300, outage: 1}) // same outage: one cut
+	list = addCut(list, cut{from: 500, to: 600, outage: 2})
+	list = addCut(list, cut{from: 590, to: 700, outage: 3}) // overlaps
+	want := []cut{{from: 100, to: 300, outage: 1}, {from: 500, to: 700, outage: 2}}
+	if !slices.Equal(list, want) {
+		t.Errorf("cuts = %+v, want %+v", list, want)
+	}
+}
+
+// memStore is an Appender in memory whose disk fills on demand.
+type memStore struct {
+	full     bool
+	readings []store.Reading
+	sessions map[sessionID]store.Session
+}
+
+func (m *memStore) Write(_ context.Context, b *store.Batch) error {
+	if m.full {
+		return &fs.PathError{Op: "write", Path: "mem", Err: syscall.ENOSPC}
+	}
+	m.readings = append(m.readings, b.Readings...)
+	for _, s := range b.Sessions {
+		m.sessions[sessionID{s.Endpoint, s.Stream, s.Start}] = s
+	}
+	return nil
+}
+
+// TestWriter_Drop drives the writer by hand through an outage with a
+// small backlog: exactly the oldest readings are dropped, a late reading
+// stamped among them too, and the stored sessions leave out their time
+// (for CPU values also the poll period before them).
+func TestWriter_Drop(t *testing.T) {
+	now := int64(1000)
+	m := &memStore{sessions: map[sessionID]store.Session{}}
+	r := &Recorder{Client: &Client{Now: func() time.Time { return time.UnixMilli(now) }}, DB: m,
+		BatchSize: 1000, MaxBacklog: 100 * readingBytes, MaxRetryBackoff: time.Millisecond,
+		FinalFlushTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := newWriter(r, nil, make(chan struct{}))
+	defer w.stopRetry()
+
+	const ep = "n1:4938"
+	gpuSession := store.Session{Endpoint: ep, Stream: store.StreamGPU, Start: 1000, End: 1000, Open: true, Events: 5}
+	cpuSession := store.Session{Endpoint: ep, Stream: store.StreamCPU, Start: 1000, End: 1000, Open: true, Events: 5}
+	w.merge(store.Batch{Sessions: []store.Session{gpuSession, cpuSession}})
+	var sent []store.Reading
+	tick := func(ms int64) { // one GPU and one CPU batch every 10 ms
+		gpu := []store.Reading{{Endpoint: ep, Kind: store.KindGPU, Device: 0, TimeMs: ms}, {Endpoint: ep, Kind: store.KindGPU, Device: 1, TimeMs: ms}}
+		cpu := []store.Reading{{Endpoint: ep, Kind: store.KindCPU, Device: 0, TimeMs: ms}, {Endpoint: ep, Kind: store.KindDRAM, Device: 0, TimeMs: ms}}
+		w.merge(store.Batch{Readings: gpu})
+		w.merge(store.Batch{Readings: cpu})
+		sent = append(append(sent, gpu...), cpu...)
+		now = ms
+	}
+	for ms := int64(1000); ms < 2000; ms += 10 {
+		tick(ms)
+	}
+	if err := w.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The disk fills: 100 readings' worth waits, the rest is dropped.
+	m.full = true
+	for ms := int64(2000); ms < 4000; ms += 10 {
+		tick(ms)
+		if ms == 2000 {
+			if err := w.flush(context.Background()); !errors.Is(err, ErrDiskFull) {
+				t.Fatalf("flush on a full disk = %v, want ErrDiskFull", err)
+			}
+		}
+		for _, seg := range w.sealed { // emptied segments are folded into the next
+			if len(seg.Readings) == 0 {
+				t.Fatalf("at %d ms a segment without readings waits: %+v", ms, seg)
+			}
+		}
+		if ms == 3000 { // a late GPU reading, stamped among the dropped ones
+			late := store.Reading{Endpoint: ep, Kind: store.KindGPU, Device: 0, TimeMs: 2005, MilliWatts: 1}
+			w.merge(store.Batch{Readings: []store.Reading{late}})
+			sent = append(sent, late)
+		}
+	}
+	m.full = false
+	now = 4000
+	if err := w.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w.full || w.dropped == 0 || len(m.readings)+w.dropped != len(sent) {
+		t.Fatalf("full=%v, stored %d + dropped %d, sent %d", w.full, len(m.readings), w.dropped, len(sent))
+	}
+
+	// Per stream, the dropped readings are one stretch from the outage's
+	// start, and nothing in it is stored.
+	stored := map[store.Reading]bool{}
+	for _, rd := range m.readings {
+		stored[rd] = true
+	}
+	lo, hi := map[store.Stream]int64{}, map[store.Stream]int64{}
+	for _, rd := range sent {
+		if s := store.StreamOf(rd.Kind); !stored[rd] {
+			if _, ok := lo[s]; !ok || rd.TimeMs < lo[s] {
+				lo[s] = rd.TimeMs
+			}
+			hi[s] = max(hi[s], rd.TimeMs)
+		}
+	}
+	for _, rd := range sent {
+		s := store.StreamOf(rd.Kind)
+		if in := lo[s] <= rd.TimeMs && rd.TimeMs <= hi[s]; in == stored[rd] {
+			t.Errorf("%+v: stored=%v, dropped span of its stream %d…%d", rd, stored[rd], lo[s], hi[s])
+		}
+	}
+	if lo[store.StreamGPU] != 2000 || lo[store.StreamCPU] != 2000 || hi[store.StreamGPU] < 3000 {
+		t.Fatalf("dropped %v…%v, want from 2000 (the oldest) past 3000 (the late reading's arrival)", lo, hi)
+	}
+
+	// The sessions: cut at the first dropped GPU reading, at the last
+	// stored CPU reading (1990: its value's period ends where the first
+	// dropped one's begins), going on after the last dropped one.
+	want := map[sessionID]store.Session{}
+	for _, s := range []store.Session{
+		{Endpoint: ep, Stream: store.StreamGPU, Start: 1000, End: 2000, Reason: DiskFullReason},
+		{Endpoint: ep, Stream: store.StreamGPU, Start: hi[store.StreamGPU] + 1, End: 4000, Open: true, Events: 5},
+		{Endpoint: ep, Stream: store.StreamCPU, Start: 1000, End: 1990, Reason: DiskFullReason},
+		{Endpoint: ep, Stream: store.StreamCPU, Start: hi[store.StreamCPU] + 1, End: 4000, Open: true, Events: 5},
+	} {
+		want[sessionID{s.Endpoint, s.Stream, s.Start}] = s
+	}
+	checkSessions := func() {
+		t.Helper()
+		for id, s := range m.sessions {
+			if want[id] != s {
+				t.Errorf("stored session %+v, want %+v", s, want[id])
+			}
+		}
+		if len(m.sessions) != len(want) {
+			t.Errorf("stored %d sessions, want %d", len(m.sessions), len(want))
+		}
+	}
+	checkSessions()
+
+	// Closing the session later is cut the same way; a new one is not.
+	gpuSession.End, gpuSession.Open, gpuSession.Reason, gpuSession.Events = 4500, false, "server closed", 7
+	next := store.Session{Endpoint: ep, Stream: store.StreamGPU, Start: 5000, End: 5000, Open: true}
+	w.merge(store.Batch{Sessions: []store.Session{gpuSession, next}})
+	now = 5000
+	if err := w.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want[sessionID{ep, store.StreamGPU, hi[store.StreamGPU] + 1}] = store.Session{Endpoint: ep, Stream: store.StreamGPU,
+		Start: hi[store.StreamGPU] + 1, End: 4500, Reason: "server closed", Events: 7}
+	want[sessionID{ep, store.StreamCPU, hi[store.StreamCPU] + 1}] = store.Session{Endpoint: ep, Stream: store.StreamCPU,
+		Start: hi[store.StreamCPU] + 1, End: 5000, Open: true, Events: 5}
+	want[sessionID{ep, store.StreamGPU, 5000}] = next
+	checkSessions()
+}
