@@ -267,6 +267,16 @@ func TestRecorder_DiskFullDrops(t *testing.T) {
 	// What is stored was sent; what is missing is what the recorder says
 	// it dropped.
 	got, _ := simtest.Stored(t, db)
+	// A stored seed stands for the streamed event that repeats it; any
+	// other seed was only read with get_power.
+	for v, n := range got {
+		if v.Seed {
+			delete(got, v)
+			if v.Seed = false; want[v] > got[v] {
+				got[v] += min(n, 1)
+			}
+		}
+	}
 	dropped := map[simtest.Value]int{}
 	for v, n := range want {
 		if d := n - got[v]; d > 0 {
