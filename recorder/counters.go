@@ -33,11 +33,13 @@ type counters struct {
 func (ct *counters) any() bool { return len(ct.gpus) > 0 || len(ct.cpus) > 0 }
 
 // initCounters picks the devices whose counters are read: the streamed
-// GPUs that /discover says have one, and the streamed CPU packages.
+// GPUs that /discover does not say lack one (zeusd 0.5.0 does not say
+// either way: those are tried, and dropped if the daemon refuses), and
+// the streamed CPU packages.
 func (c *Client) initCounters(ep *endpoint) {
 	has := map[int]bool{}
 	for _, g := range ep.disc.GPUs {
-		has[g.ID] = g.CumulativeEnergyAvailable
+		has[g.ID] = g.CumulativeEnergyAvailable == nil || *g.CumulativeEnergyAvailable
 	}
 	ep.ctr.gpus = nil
 	for _, id := range ep.gpus {

@@ -287,3 +287,35 @@ func TestClient_ReadCounters(t *testing.T) {
 		t.Errorf("%d stop readings reached the Sink before Stop returned, want %d", got, want)
 	}
 }
+
+// TestRecorder_Counters050: released zeusd 0.5.0's /discover does not say
+// whether a GPU has an energy counter. That is unknown, not "no": every
+// GPU's counter is read, and one the daemon refuses is dropped. (It used
+// to read as false, and no GPU counter was ever read from 0.5.0.)
+func TestRecorder_Counters050(t *testing.T) {
+	t.Parallel()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.Release = simulator.Release050
+	cfg.CumulativeEnergy = []bool{true, false}
+	_, srv, _ := simtest.Start(t, cfg, "unix")
+	db := simtest.MustOpenDB(t)
+	r := startCounting(t, db, 20*time.Millisecond, srv)
+	gpu0 := store.SeriesKey{Endpoint: srv.Endpoint(), Kind: store.KindGPU, Device: 0}
+	simtest.WaitFor(t, func() bool { return countTrigger(storedCounters(t, db, gpu0), store.TriggerPeriodic) >= 3 })
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	infos, err := db.Endpoints(context.Background())
+	if err != nil || len(infos) != 1 || bytes.Contains(infos[0].Discover, []byte("cumulative_energy_available")) {
+		t.Fatalf("the daemon is not 0.5.0-like: %s, %v", infos[0].Discover, err)
+	}
+	rs := storedCounters(t, db, gpu0)
+	if rs[0].Trigger != store.TriggerStart || rs[len(rs)-1].Trigger != store.TriggerStop {
+		t.Errorf("GPU 0: first %s, last %s; want start and stop", rs[0].Trigger, rs[len(rs)-1].Trigger)
+	}
+	checkPower(t, gpu0, rs, 10, 1000)
+	gpu1 := store.SeriesKey{Endpoint: srv.Endpoint(), Kind: store.KindGPU, Device: 1}
+	if rs := storedCounters(t, db, gpu1); len(rs) != 0 {
+		t.Errorf("GPU 1 (no counter): %d readings stored, want none", len(rs))
+	}
+}

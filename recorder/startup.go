@@ -21,7 +21,9 @@ type Discovery struct {
 		ID                        int    `json:"id"`
 		Name                      string `json:"name"`
 		PCIAddress                string `json:"pci_address"`
-		CumulativeEnergyAvailable bool   `json:"cumulative_energy_available"`
+		// CumulativeEnergyAvailable is nil when the daemon does not say
+		// (released zeusd 0.5.0): unknown, so the counter is tried.
+		CumulativeEnergyAvailable *bool `json:"cumulative_energy_available"`
 	} `json:"gpus"`
 	CPUs []struct {
 		ID            int  `json:"id"`
