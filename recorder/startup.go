@@ -18,9 +18,9 @@ const (
 // Discovery is zeusd's GET /discover answer.
 type Discovery struct {
 	GPUs []struct {
-		ID                        int    `json:"id"`
-		Name                      string `json:"name"`
-		PCIAddress                string `json:"pci_address"`
+		ID         int    `json:"id"`
+		Name       string `json:"name"`
+		PCIAddress string `json:"pci_address"`
 		// CumulativeEnergyAvailable is nil when the daemon does not say
 		// (released zeusd 0.5.0): unknown, so the counter is tried.
 		CumulativeEnergyAvailable *bool `json:"cumulative_energy_available"`
