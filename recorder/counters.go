@@ -53,19 +53,19 @@ func (c *Client) initCounters(ep *endpoint) {
 }
 
 // ReadCounters reads the hardware energy counters of every running
-// endpoint now and hands the readings, marked with trigger, to the Sink
-// before it returns. Endpoints are read at once; the error joins the
-// failures of each. It returns ErrNotRunning before Start has succeeded
+// endpoint now, hands the readings, marked with trigger, to the Sink
+// before it returns, and returns them too. Endpoints are read at once;
+// the error joins the failures of each. It returns ErrNotRunning before Start has succeeded
 // and once Stop was called; Stop cancels a read in flight and waits for
 // it.
-func (c *Client) ReadCounters(ctx context.Context, trigger store.CounterTrigger) error {
+func (c *Client) ReadCounters(ctx context.Context, trigger store.CounterTrigger) ([]store.CounterReading, error) {
 	if !trigger.Valid() {
-		return fmt.Errorf("invalid counter trigger %d", trigger)
+		return nil, fmt.Errorf("invalid counter trigger %d", trigger)
 	}
 	c.mu.Lock()
 	if c.eps == nil || c.closing || c.runCtx.Err() != nil {
 		c.mu.Unlock()
-		return ErrNotRunning
+		return nil, ErrNotRunning
 	}
 	c.reads.Add(1) // before Stop's Wait: closing is false under the same lock
 	eps, runCtx := c.eps, c.runCtx
@@ -77,6 +77,7 @@ func (c *Client) ReadCounters(ctx context.Context, trigger store.CounterTrigger)
 	defer context.AfterFunc(runCtx, cancel)()
 
 	errs := make([]error, len(eps))
+	got := make([][]store.CounterReading, len(eps))
 	var wg sync.WaitGroup
 	for i, ep := range eps {
 		if !ep.ready.Load() {
@@ -85,11 +86,11 @@ func (c *Client) ReadCounters(ctx context.Context, trigger store.CounterTrigger)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.readCounters(ctx, ep, trigger)
+			got[i], errs[i] = c.readCounters(ctx, ep, trigger)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return slices.Concat(got...), errors.Join(errs...)
 }
 
 // followCounters reads ep's counters once at start, every CounterInterval
@@ -100,7 +101,7 @@ func (c *Client) followCounters(ctx context.Context, ep *endpoint) {
 	var lastErr string
 	failures := 0
 	read := func(ctx context.Context, trigger store.CounterTrigger) {
-		err := c.readCounters(ctx, ep, trigger)
+		_, err := c.readCounters(ctx, ep, trigger)
 		switch {
 		case err == nil:
 			if failures > 0 {
@@ -144,7 +145,7 @@ func (c *Client) followCounters(ctx context.Context, ep *endpoint) {
 
 // readCounters reads ep's GPU and CPU counters, emits what it got and
 // returns the failures.
-func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger) error {
+func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger) ([]store.CounterReading, error) {
 	ep.ctr.mu.Lock()
 	defer ep.ctr.mu.Unlock()
 	var out []store.CounterReading
@@ -158,10 +159,11 @@ func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.C
 			return decodeCPUEnergy(body, ep.ctr.cpus)
 		})
 	}
+	read := slices.Clone(out) // the Sink owns out
 	if len(out) > 0 {
 		c.emit(store.Batch{Counters: out})
 	}
-	return errors.Join(gerr, cerr)
+	return read, errors.Join(gerr, cerr)
 }
 
 // readGPUCounters reads the GPU counters. zeusd answers 400 for a whole

@@ -99,13 +99,22 @@ func TestRecorder_Counters(t *testing.T) {
 		return true
 	})
 	// A mark read while recording.
-	if err := r.client.ReadCounters(context.Background(), store.TriggerMark); err != nil {
+	rs, err := r.client.ReadCounters(context.Background(), store.TriggerMark)
+	if err != nil {
 		t.Fatalf("ReadCounters: %v", err)
+	}
+	if len(rs) != 3 { // gpu:0, cpu:0, dram:0 (gpu:1 has no counter)
+		t.Errorf("ReadCounters returned %d readings, want 3: %+v", len(rs), rs)
+	}
+	for _, c := range rs {
+		if c.Trigger != store.TriggerMark || c.TakenMs == 0 {
+			t.Errorf("returned reading %+v", c)
+		}
 	}
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if err := r.client.ReadCounters(context.Background(), store.TriggerMark); !errors.Is(err, recorder.ErrNotRunning) {
+	if _, err := r.client.ReadCounters(context.Background(), store.TriggerMark); !errors.Is(err, recorder.ErrNotRunning) {
 		t.Errorf("ReadCounters after Stop = %v, want ErrNotRunning", err)
 	}
 
@@ -148,7 +157,7 @@ func TestRecorder_Counters(t *testing.T) {
 		t.Errorf("counter series = %+v, want %d (gpu:0, cpu:0, dram:0)", stats, want)
 	}
 	// The bracket a query uses: around the whole recording.
-	rs := storedCounters(t, db, gpu0)
+	rs = storedCounters(t, db, gpu0)
 	br, err := db.CounterBracket(context.Background(), gpu0, rs[0].TakenMs, rs[len(rs)-1].TakenMs)
 	// (A mark can share the stop reading's millisecond: End is the first
 	// stored then.)
@@ -251,7 +260,7 @@ func TestClient_ReadCounters(t *testing.T) {
 	client.Logger = testLogger(t)
 	client.CounterInterval = 0
 	ctx := context.Background()
-	if err := client.ReadCounters(ctx, store.TriggerMark); !errors.Is(err, recorder.ErrNotRunning) {
+	if _, err := client.ReadCounters(ctx, store.TriggerMark); !errors.Is(err, recorder.ErrNotRunning) {
 		t.Fatalf("before Start: %v, want ErrNotRunning", err)
 	}
 	var marks, stops atomic.Int64
@@ -269,7 +278,7 @@ func TestClient_ReadCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Stop()
-	if err := client.ReadCounters(ctx, 0); err == nil {
+	if _, err := client.ReadCounters(ctx, 0); err == nil {
 		t.Error("trigger 0 accepted")
 	}
 	// Start returned, but an endpoint becomes readable only once its
@@ -277,10 +286,11 @@ func TestClient_ReadCounters(t *testing.T) {
 	want := int64(4) // gpu:0, gpu:1, cpu:0, dram:0
 	simtest.WaitFor(t, func() bool {
 		marks.Store(0)
-		if err := client.ReadCounters(ctx, store.TriggerMark); err != nil {
+		rs, err := client.ReadCounters(ctx, store.TriggerMark)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return marks.Load() == want
+		return marks.Load() == want && int64(len(rs)) == want
 	})
 	client.Stop()
 	if got := stops.Load(); got != want {

@@ -77,18 +77,51 @@ func (d *Daemon) Marks(ctx context.Context, name string) ([]store.Mark, error) {
 	return d.DB.Marks(ctx, name)
 }
 
-// Mark performs req at the recorder's clock and reads the hardware
-// counters, so that the window's energy can be checked against them.
+// Mark performs req. A begin or an end reads the hardware counters first
+// and stands at the time of those readings (the midpoints of their
+// requests): a begin at the latest of them, an end at the earliest, so
+// that every series' readings bracket the window, none inside it. It
+// returns once they are stored. An add has its own times.
 func (d *Daemon) Mark(ctx context.Context, req control.MarkRequest) (store.Mark, error) {
-	m, err := applyMark(ctx, d.DB, req, d.Recorder.Client.Now().UnixMilli())
+	now := d.Recorder.Client.Now().UnixMilli()
+	if req.Action == control.MarkBegin || req.Action == control.MarkEnd {
+		if err := store.CheckMarkName(req.Name); err != nil {
+			return store.Mark{}, err
+		}
+		now = d.counterTime(ctx, req.Name, req.Action == control.MarkBegin)
+	}
+	m, err := applyMark(ctx, d.DB, req, now)
 	if err != nil {
 		return m, err
 	}
-	if err := d.Recorder.Client.ReadCounters(ctx, store.TriggerMark); err != nil {
-		d.Logger.Warn("reading counters at a mark", "mark", m.Name, "err", err)
-	}
 	d.Logger.Info("mark", "name", m.Name, "action", req.Action, "id", m.ID)
 	return m, nil
+}
+
+// counterTime reads the hardware counters for a mark, waits until the
+// readings are stored, and returns the time a window that begins (or,
+// with begin false, ends) there should take: the latest (the earliest)
+// of their midpoints, or now when there are none.
+func (d *Daemon) counterTime(ctx context.Context, mark string, begin bool) int64 {
+	rs, err := d.Recorder.Client.ReadCounters(ctx, store.TriggerMark)
+	if err != nil {
+		d.Logger.Warn("reading counters at a mark", "mark", mark, "err", err)
+	}
+	if len(rs) == 0 {
+		return d.Recorder.Client.Now().UnixMilli()
+	}
+	if err := d.Recorder.Flush(ctx); err != nil {
+		d.Logger.Warn("storing the counter readings of a mark", "mark", mark, "err", err)
+	}
+	t := rs[0].TakenMs
+	for _, r := range rs {
+		if begin {
+			t = max(t, r.TakenMs)
+		} else {
+			t = min(t, r.TakenMs)
+		}
+	}
+	return t
 }
 
 func (d *Daemon) flush(ctx context.Context) error {

@@ -66,6 +66,17 @@ func TestDaemon(t *testing.T) {
 	if _, err := rd.Mark(ctx, control.MarkRequest{Action: control.MarkEnd, Name: "epoch"}); !errors.Is(err, store.ErrNoOpenMark) {
 		t.Fatalf("second end: %v, want store.ErrNoOpenMark through the socket", err)
 	}
+	// The mark stands at its counter readings (stored before the answer),
+	// so they bracket its window exactly. (The mark used to be stamped
+	// first, the counters read after: the begin reading fell inside.)
+	for _, k := range []store.SeriesKey{{Endpoint: srv.Endpoint(), Kind: store.KindGPU}, {Endpoint: srv.Endpoint(), Kind: store.KindCPU}} {
+		br, err := db.CounterBracket(ctx, k, end.BeginMs, end.EndMs)
+		if err != nil || !br.Complete() || br.Start.TakenMs > end.BeginMs || br.End.TakenMs < end.EndMs ||
+			end.BeginMs-br.Start.TakenMs > 1000 || br.End.TakenMs-end.EndMs > 1000 ||
+			br.Start.Trigger != store.TriggerMark || br.End.Trigger != store.TriggerMark {
+			t.Errorf("%s: counter bracket of the mark %d → %d: %+v, %v; want mark readings at both ends", k, end.BeginMs, end.EndMs, br, err)
+		}
+	}
 	// A window that lies in the past (the readings that cover its end
 	// arrived) reads the same through the socket and from the recorder
 	// itself.

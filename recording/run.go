@@ -13,7 +13,6 @@ import (
 
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/query"
-	"github.com/wattrec/wattrec/store"
 )
 
 // ExitStatus is the exit status of the command Run ran, when it did not
@@ -30,7 +29,9 @@ const firstValuesWait = 5 * time.Second
 const summaryTimeout = time.Minute
 
 // Run records with d while cmd runs: it starts recording, starts cmd once
-// every stream delivered its first value (or after a few seconds),
+// every stream delivered its first value (or after a few seconds), with
+// hardware counter readings just before it starts and just after it
+// ended that bracket its window,
 // passes every signal from signals on to it, stops recording after it
 // exited, marks its window with its command line (source "run"), and
 // writes an energy summary (per device and total, with coverage) to
@@ -58,20 +59,17 @@ func Run(ctx context.Context, d *Daemon, cmd *exec.Cmd, signals <-chan os.Signal
 		d.Logger.Warn("starting the command before every stream delivered a value", "err", err)
 	}
 	cancelWait()
-	if err := d.Recorder.Client.ReadCounters(ctx, store.TriggerMark); err != nil {
-		d.Logger.Warn("reading counters before the command", "err", err)
-	}
 
-	begin := d.Recorder.Client.Now()
+	name := strings.Join(cmd.Args, " ")
+	begin := d.counterTime(ctx, name, true)
 	cmdErr, err := runForwarding(cmd, signals)
 	if err != nil {
 		stopRec()
 		return errors.Join(err, <-recDone)
 	}
-	end := d.Recorder.Client.Now()
+	end := d.counterTime(ctx, name, false)
 
-	window := query.Interval{From: begin.UnixMilli(), To: max(end.UnixMilli(), begin.UnixMilli()+1)}
-	name := strings.Join(cmd.Args, " ")
+	window := query.Interval{From: begin, To: max(end, begin+1)}
 	if _, err := d.Mark(ctx, control.MarkRequest{Action: control.MarkAdd, Name: name, FromMs: window.From, ToMs: window.To, Source: "run"}); err != nil {
 		d.Logger.Error("marking the command's window", "err", err)
 	}
@@ -80,7 +78,7 @@ func Run(ctx context.Context, d *Daemon, cmd *exec.Cmd, signals <-chan os.Signal
 		return fmt.Errorf("recording: %w", err)
 	}
 
-	fmt.Fprintf(summary, "\nwattrec: energy while %q ran (%s):\n", name, end.Sub(begin).Round(time.Millisecond))
+	fmt.Fprintf(summary, "\nwattrec: energy while %q ran (%s):\n", name, time.Duration(window.Len())*time.Millisecond)
 	sctx, cancel := context.WithTimeout(ctx, summaryTimeout)
 	defer cancel()
 	opt := query.Options{Filter: query.Filter{Range: query.Between(window.From, window.To)}}
