@@ -188,6 +188,12 @@ func (c *Client) Start(ctx context.Context) error {
 	if err := CheckServers(c.servers); err != nil {
 		return err
 	}
+	rctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+	err := checkSameDaemon(rctx, c.servers)
+	cancel()
+	if err != nil {
+		return err
+	}
 	ctx, c.cancel = context.WithCancel(ctx)
 
 	// Check every endpoint at once: 100 nodes must not start serially.

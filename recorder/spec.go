@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -265,6 +266,48 @@ func CheckServers(servers []Server) error {
 			return fmt.Errorf("endpoint %s is given more than once", s.Endpoint())
 		}
 		seen[s.Endpoint()] = true
+	}
+	return nil
+}
+
+// checkSameDaemon refuses servers that reach one daemon under two names:
+// TCP endpoints whose hosts resolve to a common address with the same
+// port (127.0.0.1:4938 and localhost:4938), and socket paths that are the
+// same file. A daemon given twice would be recorded, and counted, twice.
+// A name that does not resolve now is left to the startup checks.
+func checkSameDaemon(ctx context.Context, servers []Server) error {
+	owner := map[string]string{} // resolved address -> the endpoint that has it
+	for _, s := range servers {
+		var keys []string
+		switch s.Network {
+		case "unix":
+			path := filepath.Clean(s.Address)
+			if real, err := filepath.EvalSymlinks(path); err == nil {
+				path = real
+			}
+			keys = []string{"unix:" + path}
+		default:
+			host, port, err := net.SplitHostPort(s.Address)
+			if err != nil {
+				continue
+			}
+			addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+			if err != nil {
+				continue
+			}
+			for _, a := range addrs {
+				if ip := net.ParseIP(a); ip != nil {
+					a = ip.String() // one spelling per address (IPv4-mapped included)
+				}
+				keys = append(keys, net.JoinHostPort(a, port))
+			}
+		}
+		for _, k := range keys {
+			if other, ok := owner[k]; ok && other != s.Endpoint() {
+				return fmt.Errorf("endpoints %s and %s reach the same daemon (%s): give it once", other, s.Endpoint(), strings.TrimPrefix(k, "unix:"))
+			}
+			owner[k] = s.Endpoint()
+		}
 	}
 	return nil
 }

@@ -1,15 +1,21 @@
 package recorder_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
 
+	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/simulator"
 )
 
 func tcpServer(addr string, gpus, cpus recorder.Selection) recorder.Server {
@@ -616,4 +622,46 @@ func TestResolve(t *testing.T) {
 			t.Fatalf("sel.IDs=%v after mutating the result, want %v", got, want)
 		}
 	})
+}
+
+// TestClient_SameDaemonTwice: one daemon under two names (an address and
+// a name that resolves to it, or a socket path and a link to it) is
+// refused at start, naming both; it used to be recorded, and counted,
+// twice.
+func TestClient_SameDaemonTwice(t *testing.T) {
+	t.Parallel()
+	_, tcp, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "tcp")
+	_, unix, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "unix")
+	_, port, _ := net.SplitHostPort(tcp.Address)
+	link := filepath.Join(t.TempDir(), "zeusd-link.sock")
+	if err := os.Symlink(unix.Address, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		a, b recorder.Server
+	}{
+		{"Localhost", tcp, recorder.Server{Network: "tcp", Address: "localhost:" + port}},
+		{"SocketLink", unix, recorder.Server{Network: "unix", Address: link}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := recorder.NewClient([]recorder.Server{tc.a, tc.b})
+			c.Logger = testLogger(t)
+			err := c.Start(context.Background())
+			if err == nil {
+				c.Stop()
+				t.Fatal("the same daemon under two names was accepted")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.a.Endpoint()) || !strings.Contains(msg, tc.b.Endpoint()) || !strings.Contains(msg, "same daemon") {
+				t.Fatalf("error %q does not name both endpoints", msg)
+			}
+		})
+	}
+	// Two daemons are two.
+	c := recorder.NewClient([]recorder.Server{tcp, unix})
+	c.Logger = testLogger(t)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatalf("two daemons: %v", err)
+	}
+	c.Stop()
 }
