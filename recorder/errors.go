@@ -16,6 +16,9 @@ var (
 	// selection names devices the token would have given, and when every
 	// kind of an endpoint was skipped, one of them for want of a token.
 	ErrTokenRequired = errors.New("the daemon requires a token")
+	// ErrSetting is matched by every *SettingError: a Client or Recorder
+	// setting outside its limits.
+	ErrSetting = errors.New("setting out of range")
 
 	// errUnreachable marks a startup failure that Client.KeepTrying
 	// retries.

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// RepairReport says what Repair copied and what it left behind.
+type RepairReport struct {
+	Copied Counts
+	// Lost lists what could not be read, by bucket, in file order.
+	Lost []Loss
+}
+
+// repairBatch is how many records Repair writes per transaction.
+const repairBatch = 20_000
+
+// Repair copies every record of the wattrec file at src that can be read
+// into a new file at dst: the chunks that decode (their readings,
+// re-encoded), and the runs, marks (with their ids), endpoint info,
+// sessions, clock estimates and counter readings that decode. It reads
+// src page by page without bbolt's trust in it, so a damaged page, record
+// or chunk costs only itself, and it never writes to src. The new file is
+// written beside dst and checked, then put in place; dst must not exist.
+// The series stats and chunk sums are computed anew. Losses are in the
+// report, not errors: the error says why no new file was made (src is
+// missing, not a wattrec file, of another layout version, or held by a
+// running recorder; dst exists; writing failed).
+func Repair(ctx context.Context, src, dst string) (*RepairReport, error) {
+	if _, err := os.Lstat(dst); err == nil {
+		return nil, fmt.Errorf("repair: %s: %w", dst, fs.ErrExist)
+	}
+	bf, unlock, err := openShared(src)
+	if err != nil {
+		return nil, fmt.Errorf("repair %s: %w", src, err)
+	}
+	defer bf.Close()
+	defer unlock()
+
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	placed := false
+	defer func() {
+		if !placed {
+			os.Remove(tmp)
+		}
+	}()
+	out, err := Open(tmp, Options{NoSync: true}) // synced once, at the end
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	c := &copier{ctx: ctx, db: out, rep: &RepairReport{}}
+	walk := &treeWalk{ctx: ctx, w: newWalker(bf), out: c}
+	err = walk.run()
+	if err == nil && walk.rootLost && bf.useOlderMeta() {
+		// Nothing was found: the tree of the commit before may be
+		// whole.
+		c.lost(Loss{Where: "meta", Keys: "all", Err: fmt.Errorf("%w: the last commit's root is lost: copied the one before, transaction %d", ErrCorrupt, bf.meta.txid)})
+		err = (&treeWalk{ctx: ctx, w: newWalker(bf), out: c}).run()
+	}
+	if err == nil {
+		err = c.finish()
+	}
+	if err == nil {
+		err = out.Check()
+	}
+	err = errors.Join(err, out.Close())
+	if err == nil {
+		err = syncFile(tmp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("repair %s: %w", src, err)
+	}
+	if err := os.Link(tmp, dst); err != nil { // never replaces dst
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	os.Remove(tmp)
+	placed = true
+	return c.rep, nil
+}
+
+// openShared opens path page by page, holding bbolt's shared lock
+// meanwhile, so that a running recorder does not write to it: a file it
+// holds is ErrLocked. The lock is taken with bbolt only when the file
+// has both meta pages, so that bbolt cannot fault; without them the file
+// is read unlocked (no recorder could open it either).
+func openShared(path string) (bf *boltFile, unlock func(), err error) {
+	bf, err = openBoltFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock = func() {}
+	if bf.size >= 2*int64(bf.pageSize) {
+		bdb, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			bf.Close()
+			return nil, nil, ErrLocked
+		case err == nil:
+			unlock = func() { bdb.Close() }
+			// Read the meta pages again: a writer may have committed
+			// before the lock.
+			if err := bf.readMeta(); err != nil {
+				unlock()
+				bf.Close()
+				return nil, nil, err
+			}
+		}
+	}
+	return bf, unlock, nil
+}
+
+// syncFile flushes path to disk.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}
+
+// copier is the records Repair's walk hands on: it writes them to the
+// new file in batches.
+type copier struct {
+	ctx       context.Context
+	db        *DB
+	rep       *RepairReport
+	b         Batch
+	createdMs int64
+	hasCreate bool
+	maxMark   uint64
+	series    map[SeriesKey]bool
+	err       error // the first write error: the walk goes on, writing nothing
+}
+
+func (c *copier) created(ms int64) { c.createdMs, c.hasCreate = ms, true }
+
+func (c *copier) endpoint(info EndpointInfo) {
+	c.b.Endpoints = append(c.b.Endpoints, info)
+	c.rep.Copied.Endpoints++
+	c.flushIfFull()
+}
+
+func (c *copier) run(r Run) {
+	c.b.Runs = append(c.b.Runs, r)
+	c.rep.Copied.Runs++
+	c.flushIfFull()
+}
+
+func (c *copier) mark(m Mark) {
+	c.b.Marks = append(c.b.Marks, m)
+	c.maxMark = max(c.maxMark, m.ID)
+	c.rep.Copied.Marks++
+	c.flushIfFull()
+}
+
+func (c *copier) session(s Session) {
+	c.b.Sessions = append(c.b.Sessions, s)
+	c.rep.Copied.Sessions++
+	c.flushIfFull()
+}
+
+func (c *copier) clock(e ClockEstimate) {
+	c.b.Clocks = append(c.b.Clocks, e)
+	c.rep.Copied.Clocks++
+	c.flushIfFull()
+}
+
+func (c *copier) counter(r CounterReading) {
+	c.b.Counters = append(c.b.Counters, r)
+	c.rep.Copied.Counters++
+	c.flushIfFull()
+}
+
+func (c *copier) stats(SeriesKey, seriesStats) {} // computed anew
+
+func (c *copier) lost(l Loss) { c.rep.Lost = append(c.rep.Lost, l) }
+
+func (c *copier) chunk(k SeriesKey, _ []byte, _ *chunkHeader, rs []rd) error {
+	n := len(c.b.Readings)
+	for _, r := range rs {
+		c.b.Readings = append(c.b.Readings, Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device})
+		r.fill(&c.b.Readings[len(c.b.Readings)-1])
+		if err := checkReading(&c.b.Readings[len(c.b.Readings)-1]); err != nil {
+			c.b.Readings = c.b.Readings[:n]
+			return err
+		}
+	}
+	if c.series == nil {
+		c.series = map[SeriesKey]bool{}
+	}
+	if !c.series[k] {
+		c.series[k] = true
+		c.rep.Copied.Series++
+	}
+	c.rep.Copied.Chunks++
+	c.rep.Copied.Readings += len(rs)
+	c.flushIfFull()
+	return nil
+}
+
+func (c *copier) flushIfFull() {
+	if c.b.Len() >= repairBatch {
+		c.flush()
+	}
+}
+
+func (c *copier) flush() {
+	if c.err == nil && c.b.Len() > 0 {
+		c.err = c.db.Write(c.ctx, &c.b)
+	}
+	c.b.Reset()
+}
+
+// finish writes what is left, the file's creation time and the marks'
+// sequence, so that the next mark gets a new id.
+func (c *copier) finish() error {
+	c.flush()
+	if c.err != nil {
+		return c.err
+	}
+	return c.db.update(func(tx *bolt.Tx) error {
+		if c.hasCreate {
+			if err := tx.Bucket(metaBucket).Put(createdKey, putInt64(nil, c.createdMs)); err != nil {
+				return err
+			}
+		}
+		if c.maxMark == 0 {
+			return nil
+		}
+		b, err := tx.CreateBucketIfNotExists(marksBucket)
+		if err != nil {
+			return err
+		}
+		return b.SetSequence(max(b.Sequence(), c.maxMark))
+	})
+}
