@@ -97,9 +97,11 @@ func checkFile(ctx context.Context, rep *CheckReport, db *DB) error {
 	}
 	c := &checker{rep: rep, series: map[SeriesKey]*seriesCheck{}, stored: map[SeriesKey]seriesStats{}}
 	w := newWalker(bf)
-	if err := (&treeWalk{ctx: ctx, w: w, out: c}).run(); err != nil {
+	walk := &treeWalk{ctx: ctx, w: w, out: c}
+	if err := walk.run(); err != nil {
 		return err
 	}
+	rep.Records = walk.counts
 	c.compareStats()
 	free, errs := w.freeCheck()
 	for _, err := range append(w.problems, errs...) {
@@ -180,12 +182,7 @@ type seriesCheck struct {
 }
 
 func (c *checker) created(int64)                    {}
-func (c *checker) endpoint(EndpointInfo)            { c.rep.Records.Endpoints++ }
-func (c *checker) run(Run)                          { c.rep.Records.Runs++ }
-func (c *checker) mark(Mark)                        { c.rep.Records.Marks++ }
-func (c *checker) session(Session)                  { c.rep.Records.Sessions++ }
-func (c *checker) clock(ClockEstimate)              { c.rep.Records.Clocks++ }
-func (c *checker) counter(CounterReading)           { c.rep.Records.Counters++ }
+func (c *checker) batch(*Batch) error               { return nil }
 func (c *checker) stats(k SeriesKey, s seriesStats) { c.stored[k] = s }
 
 func (c *checker) lost(l Loss) {
@@ -193,7 +190,7 @@ func (c *checker) lost(l Loss) {
 	c.rep.Problems = append(c.rep.Problems, l.error())
 }
 
-func (c *checker) chunk(k SeriesKey, key []byte, h *chunkHeader, rs []rd) error {
+func (c *checker) chunk(k SeriesKey, h *chunkHeader, rs []rd) error {
 	sums := chunkSums{peak: -1, ok: true}
 	for i := 1; i < len(rs); i++ {
 		sums.add(rs[i-1], rs[i])
@@ -205,7 +202,6 @@ func (c *checker) chunk(k SeriesKey, key []byte, h *chunkHeader, rs []rd) error 
 	if s == nil {
 		s = &seriesCheck{}
 		c.series[k] = s
-		c.rep.Records.Series++
 	} else if h.firstT <= s.lastT {
 		c.rep.Problems = append(c.rep.Problems, fmt.Errorf("series %s chunk %s starts at or before the end of the one before it (%s): %w",
 			k, formatMs(h.firstT), formatMs(s.lastT), ErrCorrupt))
@@ -214,8 +210,6 @@ func (c *checker) chunk(k SeriesKey, key []byte, h *chunkHeader, rs []rd) error 
 		s.stats.add(r)
 	}
 	s.lastT = h.lastT
-	c.rep.Records.Chunks++
-	c.rep.Records.Readings += len(rs)
 	return nil
 }
 

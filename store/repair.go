@@ -67,8 +67,10 @@ func Repair(ctx context.Context, src, dst string) (*RepairReport, error) {
 		// Nothing was found: the tree of the commit before may be
 		// whole.
 		c.lost(Loss{Where: "meta", Keys: "all", Err: fmt.Errorf("%w: the last commit's root is lost: copied the one before, transaction %d", ErrCorrupt, bf.meta.txid)})
-		err = (&treeWalk{ctx: ctx, w: newWalker(bf), out: c}).run()
+		walk = &treeWalk{ctx: ctx, w: newWalker(bf), out: c}
+		err = walk.run()
 	}
+	c.rep.Copied = walk.counts
 	if err == nil {
 		err = c.finish()
 	}
@@ -130,106 +132,32 @@ func syncFile(path string) error {
 	return errors.Join(f.Sync(), f.Close())
 }
 
-// copier is the records Repair's walk hands on: it writes them to the
-// new file in batches.
+// copier is the records Repair's walk hands on: it writes each batch to
+// the new file.
 type copier struct {
 	ctx       context.Context
 	db        *DB
 	rep       *RepairReport
-	b         Batch
 	createdMs int64
 	hasCreate bool
 	maxMark   uint64
-	series    map[SeriesKey]bool
-	err       error // the first write error: the walk goes on, writing nothing
 }
 
-func (c *copier) created(ms int64) { c.createdMs, c.hasCreate = ms, true }
+func (c *copier) created(ms int64)                          { c.createdMs, c.hasCreate = ms, true }
+func (c *copier) chunk(SeriesKey, *chunkHeader, []rd) error { return nil } // the sums are computed anew
+func (c *copier) stats(SeriesKey, seriesStats)              {}             // computed anew
+func (c *copier) lost(l Loss)                               { c.rep.Lost = append(c.rep.Lost, l) }
 
-func (c *copier) endpoint(info EndpointInfo) {
-	c.b.Endpoints = append(c.b.Endpoints, info)
-	c.rep.Copied.Endpoints++
-	c.flushIfFull()
-}
-
-func (c *copier) run(r Run) {
-	c.b.Runs = append(c.b.Runs, r)
-	c.rep.Copied.Runs++
-	c.flushIfFull()
-}
-
-func (c *copier) mark(m Mark) {
-	c.b.Marks = append(c.b.Marks, m)
-	c.maxMark = max(c.maxMark, m.ID)
-	c.rep.Copied.Marks++
-	c.flushIfFull()
-}
-
-func (c *copier) session(s Session) {
-	c.b.Sessions = append(c.b.Sessions, s)
-	c.rep.Copied.Sessions++
-	c.flushIfFull()
-}
-
-func (c *copier) clock(e ClockEstimate) {
-	c.b.Clocks = append(c.b.Clocks, e)
-	c.rep.Copied.Clocks++
-	c.flushIfFull()
-}
-
-func (c *copier) counter(r CounterReading) {
-	c.b.Counters = append(c.b.Counters, r)
-	c.rep.Copied.Counters++
-	c.flushIfFull()
-}
-
-func (c *copier) stats(SeriesKey, seriesStats) {} // computed anew
-
-func (c *copier) lost(l Loss) { c.rep.Lost = append(c.rep.Lost, l) }
-
-func (c *copier) chunk(k SeriesKey, _ []byte, _ *chunkHeader, rs []rd) error {
-	n := len(c.b.Readings)
-	for _, r := range rs {
-		c.b.Readings = append(c.b.Readings, Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device})
-		r.fill(&c.b.Readings[len(c.b.Readings)-1])
-		if err := checkReading(&c.b.Readings[len(c.b.Readings)-1]); err != nil {
-			c.b.Readings = c.b.Readings[:n]
-			return err
-		}
+func (c *copier) batch(b *Batch) error {
+	for _, m := range b.Marks {
+		c.maxMark = max(c.maxMark, m.ID)
 	}
-	if c.series == nil {
-		c.series = map[SeriesKey]bool{}
-	}
-	if !c.series[k] {
-		c.series[k] = true
-		c.rep.Copied.Series++
-	}
-	c.rep.Copied.Chunks++
-	c.rep.Copied.Readings += len(rs)
-	c.flushIfFull()
-	return nil
+	return c.db.Write(c.ctx, b)
 }
 
-func (c *copier) flushIfFull() {
-	if c.b.Len() >= repairBatch {
-		c.flush()
-	}
-}
-
-func (c *copier) flush() {
-	if c.err == nil && c.b.Len() > 0 {
-		c.err = c.db.Write(c.ctx, &c.b)
-	}
-	c.b.Reset()
-}
-
-// finish writes what is left, the file's creation time and the marks'
-// sequence, so that the next mark gets a new id.
+// finish writes the file's creation time and the marks' sequence, so
+// that the next mark gets a new id.
 func (c *copier) finish() error {
-	c.flush()
-	if c.err != nil {
-		return c.err
-	}
 	return c.db.update(func(tx *bolt.Tx) error {
 		if c.hasCreate {
 			if err := tx.Bucket(metaBucket).Put(createdKey, putInt64(nil, c.createdMs)); err != nil {

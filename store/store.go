@@ -101,9 +101,10 @@ type DB struct {
 // the file holds every page they count: a truncated or damaged file is
 // ErrCorrupt, a file that is not bbolt's (an empty one too, unless it is
 // to be created) ErrNotWattrec. Opened for writing, the whole page tree
-// is checked (about a second per GB) before anything is written, so that
-// a write cannot spread damage. Damage that only reading meets later
-// fails that read with ErrCorrupt: see CheckFile and Repair.
+// is checked (about 0.6 s per GB in the page cache) before anything is
+// written, so that a write cannot spread damage. Damage that only
+// reading meets later fails that read with ErrCorrupt: see CheckFile and
+// Repair.
 func Open(path string, opt Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open: the path is empty")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -67,19 +68,28 @@ func (l Loss) error() error {
 }
 
 // records is what a walk of the tree hands on: the records that decode,
-// and the losses. Each decoded record is passed by value or, for a
-// chunk, as readings valid only during the call.
+// in batches, and the losses.
 type records interface {
 	created(ms int64)
-	endpoint(info EndpointInfo)
-	run(r Run)
-	mark(m Mark)
-	session(s Session)
-	clock(c ClockEstimate)
-	counter(r CounterReading)
-	chunk(k SeriesKey, key []byte, h *chunkHeader, rs []rd) error
+	// chunk may refuse a chunk that decodes, with an error that makes it
+	// a loss. rs is valid only during the call.
+	chunk(k SeriesKey, h *chunkHeader, rs []rd) error
 	stats(k SeriesKey, s seriesStats)
+	// batch takes the records decoded so far: at least repairBatch of
+	// them, or the rest at the end. b is reset after the call.
+	batch(b *Batch) error
 	lost(l Loss)
+}
+
+// add counts the records of b.
+func (c *Counts) add(b *Batch) {
+	c.Endpoints += len(b.Endpoints)
+	c.Runs += len(b.Runs)
+	c.Marks += len(b.Marks)
+	c.Sessions += len(b.Sessions)
+	c.Clocks += len(b.Clocks)
+	c.Counters += len(b.Counters)
+	c.Readings += len(b.Readings)
 }
 
 // keyKind says how a bucket's keys print.
@@ -140,6 +150,22 @@ type treeWalk struct {
 	// rootLost says the root bucket's pages could not be read: nothing
 	// was found.
 	rootLost bool
+	b        Batch     // decoded, not yet handed on
+	counts   Counts    // handed on
+	err      error     // the first error of out.batch: the walk goes on, handing on nothing
+	last     SeriesKey // of the last chunk kept
+}
+
+// flush hands on the batch when it is full, or when all is true.
+func (t *treeWalk) flush(all bool) {
+	if n := t.b.Len(); n == 0 || n < repairBatch && !all {
+		return
+	}
+	if t.err == nil {
+		t.counts.add(&t.b)
+		t.err = t.out.batch(&t.b)
+	}
+	t.b.Reset()
 }
 
 // lostPages reports the walker's losses in bucket where.
@@ -173,7 +199,8 @@ func (t *treeWalk) sub(where string, kind keyKind, e walkEntry, fn func(walkEntr
 }
 
 // values walks the sub-bucket in entry e whose entries are all values,
-// calling fn for each; a sub-bucket inside it is lost.
+// calling fn for each, which decodes it into the batch; a sub-bucket
+// inside it is lost.
 func (t *treeWalk) values(where string, kind keyKind, e walkEntry, fn func(k, v []byte) error) {
 	t.sub(where, kind, e, func(e walkEntry) {
 		err := errors.New("a bucket where a value belongs")
@@ -185,6 +212,7 @@ func (t *treeWalk) values(where string, kind keyKind, e walkEntry, fn func(k, v 
 		if err != nil {
 			t.lostRecord(where, kind, e.key, err)
 		}
+		t.flush(false)
 	})
 }
 
@@ -247,11 +275,11 @@ func (t *treeWalk) run() error {
 				if len(k) != 8 {
 					return ErrCorrupt
 				}
-				if err := decodeJSON(v, &r); err != nil {
-					return err
+				err := decodeJSON(v, &r)
+				if err == nil {
+					t.b.Runs = append(t.b.Runs, r)
 				}
-				t.out.run(r)
-				return nil
+				return err
 			})
 		case string(marksBucket):
 			t.values("marks", keyID, e, func(k, v []byte) error {
@@ -262,7 +290,7 @@ func (t *treeWalk) run() error {
 				if len(k) != 8 || binary.BigEndian.Uint64(k) != m.ID || m.ID == 0 || CheckMarkName(m.Name) != nil || (!m.Open && m.EndMs < m.BeginMs) {
 					return fmt.Errorf("%w: mark %+v", ErrCorrupt, m)
 				}
-				t.out.mark(m)
+				t.b.Marks = append(t.b.Marks, m)
 				return nil
 			})
 		case string(endpointsBucket):
@@ -271,7 +299,8 @@ func (t *treeWalk) run() error {
 			t.unknown("the root bucket", e)
 		}
 	}
-	return t.ctx.Err()
+	t.flush(true)
+	return errors.Join(t.err, t.ctx.Err())
 }
 
 // meta checks the layout version.
@@ -327,7 +356,7 @@ func (t *treeWalk) endpoint(e walkEntry) {
 				t.lostRecord(where+" info", keyName, e.key, err)
 				return
 			}
-			t.out.endpoint(info)
+			t.b.Endpoints = append(t.b.Endpoints, info)
 		case string(seriesBucket):
 			t.sub(where+" series", keyName, e, func(e walkEntry) { t.series(name, e) })
 		case string(statsBucket):
@@ -345,34 +374,32 @@ func (t *treeWalk) endpoint(e walkEntry) {
 		case string(sessionsBucket):
 			t.values(where+" sessions", keyTime, e, func(k, v []byte) error {
 				s := Session{Endpoint: name}
-				if err := decodeSession(&s, k, v); err != nil {
-					return err
+				err := decodeSession(&s, k, v)
+				switch {
+				case err != nil:
+				case s.Stream != StreamGPU && s.Stream != StreamCPU:
+					err = fmt.Errorf("%w: stream %d", ErrCorrupt, s.Stream)
+				default:
+					t.b.Sessions = append(t.b.Sessions, s)
 				}
-				if s.Stream != StreamGPU && s.Stream != StreamCPU {
-					return fmt.Errorf("%w: stream %d", ErrCorrupt, s.Stream)
-				}
-				t.out.session(s)
-				return nil
+				return err
 			})
 		case string(clockBucket):
 			t.values(where+" clock", keyTime, e, func(k, v []byte) error {
 				c := ClockEstimate{Endpoint: name}
-				if err := decodeClock(&c, k, v); err != nil {
-					return err
+				err := decodeClock(&c, k, v)
+				if err == nil {
+					t.b.Clocks = append(t.b.Clocks, c)
 				}
-				t.out.clock(c)
-				return nil
+				return err
 			})
 		case string(countersBucket):
 			t.values(where+" counters", keyCounter, e, func(k, v []byte) error {
 				r := CounterReading{Endpoint: name}
-				if err := decodeCounter(&r, k, v); err != nil {
-					return err
+				if err := decodeCounter(&r, k, v); err != nil || r.Device < 0 {
+					return cmp.Or(err, fmt.Errorf("%w: device %d", ErrCorrupt, r.Device))
 				}
-				if r.Device < 0 {
-					return fmt.Errorf("%w: device %d", ErrCorrupt, r.Device)
-				}
-				t.out.counter(r)
+				t.b.Counters = append(t.b.Counters, r)
 				return nil
 			})
 		default:
@@ -406,7 +433,10 @@ func (t *treeWalk) series(endpoint string, e walkEntry) {
 			rs, err = decodeAll(rs[:0], &h)
 		}
 		if err == nil {
-			err = t.out.chunk(k, e.key, &h, rs)
+			err = t.out.chunk(k, &h, rs)
+		}
+		if err == nil {
+			err = t.keepChunk(k, rs)
 		}
 		if err != nil {
 			l := Loss{Where: where, Records: 1, Keys: printKey(keyTime, e.key), Err: fmt.Errorf("%w: %v", ErrCorrupt, err)}
@@ -419,5 +449,25 @@ func (t *treeWalk) series(endpoint string, e walkEntry) {
 			}
 			t.out.lost(l)
 		}
+		t.flush(false)
 	})
+}
+
+// keepChunk adds the readings of one chunk of series k to the batch.
+func (t *treeWalk) keepChunk(k SeriesKey, rs []rd) error {
+	n := len(t.b.Readings)
+	for _, r := range rs {
+		t.b.Readings = append(t.b.Readings, Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device})
+		r.fill(&t.b.Readings[len(t.b.Readings)-1])
+		if err := checkReading(&t.b.Readings[len(t.b.Readings)-1]); err != nil {
+			t.b.Readings = t.b.Readings[:n]
+			return err
+		}
+	}
+	if t.counts.Chunks == 0 || t.last != k {
+		t.counts.Series++ // a series' chunks come one after another
+		t.last = k
+	}
+	t.counts.Chunks++
+	return nil
 }

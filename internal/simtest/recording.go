@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net"
 	"testing"
 
 	"github.com/wattrec/wattrec/store"
@@ -110,4 +111,34 @@ func WriteRecording(tb testing.TB, path string) int {
 		tb.Fatalf("the recording does not check: %v", err)
 	}
 	return n
+}
+
+// FrozenSocket listens on the Unix socket path like a recorder that hung:
+// it accepts every connection and never answers. It stops when the test
+// ends.
+func FrozenSocket(tb testing.TB, path string) {
+	tb.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // never answered
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
 }
