@@ -30,20 +30,29 @@ wattrec repair --db FILE -o NEW copies what is readable.`,
 			}
 			rep, err := store.CheckFile(c.Context, path)
 			writeCheckReport(c.App.Writer, rep)
+			if errors.Is(err, store.ErrCorrupt) {
+				return checkFailed{err}
+			}
 			return err
 		},
 	}
 }
 
+// checkFailed is check's verdict on a damaged file: its hint is repair,
+// not check again.
+type checkFailed struct{ error }
+
+func (e checkFailed) Unwrap() error { return e.error }
+
 func writeCheckReport(w io.Writer, r *store.CheckReport) {
 	fmt.Fprintf(w, "file     %s (%d bytes)\n", r.Path, r.Size)
 	if r.PageSize > 0 {
-		fmt.Fprintf(w, "pages    %d of %d bytes: %d branch, %d leaf, %d overflow, %d free; meta pages and freelist\n",
+		fmt.Fprintf(w, "pages    %d of %d bytes: %d branch, %d leaf, %d overflow, %d free (meta pages, page tree and freelist checked)\n",
 			r.Pages, r.PageSize, r.BranchPages, r.LeafPages, r.OverflowPages, r.FreePages)
-		fmt.Fprintf(w, "records  %s, each decoded; chunk sums and series stats recomputed\n", r.Records)
+		fmt.Fprintf(w, "records  %s (each decoded; chunk sums and series stats recomputed)\n", r.Records)
 	}
 	if r.BoltChecked {
-		fmt.Fprintln(w, "bbolt    its own consistency check")
+		fmt.Fprintln(w, "bbolt    its own consistency check passed")
 	}
 	if len(r.Problems) == 0 {
 		fmt.Fprintln(w, "sound")

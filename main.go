@@ -109,6 +109,8 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		return "is `wattrec record` running on this file? stop it or read a copy"
+	case errors.As(err, &checkFailed{}):
+		return "`wattrec repair --db FILE -o NEW` copies what is readable into a new file"
 	case errors.Is(err, store.ErrCorrupt):
 		return "run `wattrec check --db FILE`; `wattrec repair --db FILE -o NEW` copies what is readable"
 	case errors.Is(err, export.ErrExists):

@@ -215,7 +215,7 @@ func TestCheck(t *testing.T) {
 	simtest.WriteRecording(t, db)
 	before := hashFile(t, db)
 	out, err := run(t, "check", "--db", db)
-	if err != nil || !strings.Contains(out, "sound") || !strings.Contains(out, "bbolt    its own consistency check") ||
+	if err != nil || !strings.Contains(out, "sound") || !strings.Contains(out, "bbolt    its own consistency check passed") ||
 		!strings.Contains(out, "41400 readings") {
 		t.Fatalf("check on a sound file: %v\n%s", err, out)
 	}
@@ -232,8 +232,9 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = run(t, "check", "--db", cut)
-	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(out, "damaged") || !strings.Contains(out, "truncated") {
-		t.Fatalf("check on a truncated file: %v\n%s", err, out)
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(out, "damaged") || !strings.Contains(out, "truncated") ||
+		!strings.Contains(err.Error(), "wattrec repair --db FILE -o NEW") || strings.Contains(err.Error(), "wattrec check") {
+		t.Fatalf("check on a truncated file: %v, want ErrCorrupt with the repair hint\n%s", err, out)
 	}
 	_, err = run(t, "info", "--db", cut)
 	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "wattrec check --db FILE") || !strings.Contains(err.Error(), "wattrec repair --db FILE -o NEW") {

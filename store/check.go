@@ -134,7 +134,7 @@ func checkFile(ctx context.Context, rep *CheckReport, db *DB) error {
 }
 
 // checkPages walks the page tree of the file at path, decoding no
-// record: Open does it before writing to a file.
+// record: Open does it before bbolt reads a page.
 func checkPages(path string) error {
 	bf, err := openBoltFile(path)
 	if err != nil {

@@ -104,16 +104,19 @@ func TestOpen_Damaged(t *testing.T) {
 			t.Error("opening and closing a file for writing changed it")
 		}
 	})
-	t.Run("WritableRefusesDamagedPages", func(t *testing.T) {
-		// A leaf page's element count, damaged: reads would fail later,
-		// a write could spread the damage. Open refuses before either.
+	t.Run("RefusesDamagedPages", func(t *testing.T) {
+		// A leaf page's element count, damaged: bbolt would read past
+		// the page, a write could spread the damage. Open refuses
+		// before either.
 		b := bytes.Clone(orig)
 		leaf := leafPage(t, b)
 		b[leaf*4096+10] ^= 0x40
 		path := damaged(t, b)
-		_, err := store.Open(path, store.Options{})
-		if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "problems with bbolt's pages") {
-			t.Fatalf("err = %v, want ErrCorrupt about the pages", err)
+		for _, ro := range []bool{false, true} {
+			_, err := store.Open(path, store.Options{ReadOnly: ro})
+			if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "problems with bbolt's pages") {
+				t.Fatalf("read-only %v: err = %v, want ErrCorrupt about the pages", ro, err)
+			}
 		}
 		if got, _ := os.ReadFile(path); !bytes.Equal(got, b) {
 			t.Error("a refused Open changed the file")

@@ -18,12 +18,15 @@
 //
 // bbolt maps the file into memory and trusts it: reading a page past the
 // end of a truncated file faults (SIGBUS), and a damaged page makes it
-// panic. The store does not pass that on. [Open] reads the meta pages
-// itself and refuses a file shorter than the pages they count; opened for
-// writing, it first walks the whole page tree, so that a write cannot
-// spread damage. Every method that touches pages runs under a guard
-// (guard.go): a memory fault or a panic of bbolt becomes an error that
-// wraps [ErrCorrupt], with the series, bucket or key it was reading.
+// panic; it follows page ids and offsets blindly, so a damaged one sends
+// it to any address. The store does not pass that on. [Open] reads the
+// meta pages itself, refuses a file shorter than the pages they count,
+// and walks the whole page tree before bbolt reads a page of it (which
+// also keeps a write from spreading damage). Every method that touches
+// pages runs under a guard (guard.go), for what Open cannot see (a file
+// truncated while open): a memory fault or a panic of bbolt becomes an
+// error that wraps [ErrCorrupt], with the series, bucket or key it was
+// reading.
 //
 // [CheckFile] and [Repair] read a file page by page with ReadAt and
 // checked offsets (pages.go), without bbolt, and interpret the bucket

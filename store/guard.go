@@ -15,8 +15,12 @@ import (
 // touches pages runs under a guard: runtime/debug.SetPanicOnFault makes
 // a fault on the mapping a panic of the calling goroutine, and a
 // deferred recover turns that panic, or bbolt's own, into an error that
-// wraps ErrCorrupt. Open checks the meta pages and the size before it
-// lets bbolt map the file, so these are the damages it cannot see.
+// wraps ErrCorrupt. Open checks the meta pages, the size and the page
+// tree before bbolt reads a page, so the guard is for what Open cannot
+// see: a file truncated or written to by someone else while open, and
+// bbolt's own bugs. (Under the race detector, a read at a wild address
+// was seen to fault inside the detector's own code, where no guard can
+// recover it: one more reason for Open's walk.)
 //
 // A panic of the caller's own callback (Scan's fn) is not the file's: a
 // guard lets it go on as it is.

@@ -50,6 +50,11 @@ const (
 	// maxTreeDepth bounds a walk: bbolt's trees are a few levels deep,
 	// a deeper one has a cycle.
 	maxTreeDepth = 64
+	// maxTreeOverflow bounds the overflow pages of a branch or leaf
+	// page: bbolt splits those at a page, so only a value bigger than a
+	// page overflows, and wattrec's values are a few KiB. A larger count
+	// is damage, and is not read.
+	maxTreeOverflow = 256
 )
 
 // boltMeta is one meta page's content.
@@ -258,10 +263,11 @@ func (bf *boltFile) page(id uint64) (boltPage, error) {
 	switch {
 	case p.id != id:
 		return boltPage{}, fmt.Errorf("page %d says it is page %d", id, p.id)
-	case id+p.overflow >= bf.meta.pgid || (int64(id+p.overflow)+1)*ps > bf.size:
+	case id+p.overflow >= bf.meta.pgid || (int64(id+p.overflow)+1)*ps > bf.size ||
+		p.overflow > maxTreeOverflow && (p.flags == branchPageFlag || p.flags == leafPageFlag):
 		// Damaged, or the file is truncated: read what there is of
 		// the page itself, which is all but the largest values need.
-		p.badOverflow = fmt.Errorf("page %d: %d overflow pages run past the high-water mark %d or the end of the file", id, p.overflow, bf.meta.pgid)
+		p.badOverflow = fmt.Errorf("page %d: %d overflow pages: damaged, or past the high-water mark %d or the end of the file", id, p.overflow, bf.meta.pgid)
 		p.overflow = 0
 	case p.overflow > 0:
 		b = append(b, make([]byte, int64(p.overflow)*ps)...)
@@ -369,11 +375,10 @@ type walkEntry struct {
 	bucket     bool // value is a bucket (parse it with parseBucket)
 }
 
-// walkLoss is a part of a bucket a walk could not read: a page, or the
-// keys of a range that broke the key order.
+// walkLoss is a part of a bucket a walk could not read: a page or an
+// element, with the keys it held.
 type walkLoss struct {
-	page     uint64 // 0: the inline page or the bucket value
-	from, to []byte // the keys it held were in [from, to); nil: unbounded
+	from, to []byte // the keys were in [from, to); nil: unbounded
 	err      error
 }
 
@@ -382,8 +387,8 @@ type walkLoss struct {
 type walker struct {
 	bf      *boltFile
 	reached map[uint64]uint64 // page id -> the page it belongs to (itself, or the page an overflow page follows)
-	// problems of the page structure that lose nothing: a page
-	// reached twice (its keys were visited the first time)
+	// problems of the page structure that lose nothing: keys out of
+	// order, unknown element flags, a damaged overflow count
 	problems []error
 	// pages of each kind reached, overflow pages counted apart
 	branches, leaves, overflows int
@@ -393,8 +398,8 @@ func newWalker(bf *boltFile) *walker { return &walker{bf: bf, reached: map[uint6
 
 // bucket calls fn with each entry of the bucket rooted at r, in key
 // order, and loss with each part it cannot read; then the walk goes on
-// with the next readable part. A key out of order is a loss of that
-// entry. fn's slices are valid only during the call.
+// with the next readable part. A key out of order is a problem, and its
+// entry is still visited. fn may walk a sub-bucket.
 func (w *walker) bucket(r walkRoot, fn func(walkEntry), loss func(walkLoss)) {
 	if r.page == 0 {
 		p := boltPage{flags: binary.NativeEndian.Uint16(r.inline[8:]), count: int(binary.NativeEndian.Uint16(r.inline[10:])), b: r.inline}
@@ -411,11 +416,11 @@ func (w *walker) bucket(r walkRoot, fn func(walkEntry), loss func(walkLoss)) {
 // walk visits page id, whose keys must be in [lo, hi).
 func (w *walker) walk(id uint64, lo, hi []byte, depth int, fn func(walkEntry), loss func(walkLoss)) {
 	if depth > maxTreeDepth {
-		loss(walkLoss{page: id, from: lo, to: hi, err: fmt.Errorf("page %d: the tree is deeper than %d pages: a cycle", id, maxTreeDepth)})
+		loss(walkLoss{from: lo, to: hi, err: fmt.Errorf("page %d: the tree is deeper than %d pages: a cycle", id, maxTreeDepth)})
 		return
 	}
 	if owner, ok := w.reached[id]; ok {
-		loss(walkLoss{page: id, from: lo, to: hi, err: fmt.Errorf("page %d is referenced twice (first as part of page %d)", id, owner)})
+		loss(walkLoss{from: lo, to: hi, err: fmt.Errorf("page %d is referenced twice (first as part of page %d)", id, owner)})
 		return
 	}
 	p, err := w.bf.page(id)
@@ -429,7 +434,7 @@ func (w *walker) walk(id uint64, lo, hi []byte, depth int, fn func(walkEntry), l
 		err = fmt.Errorf("branch page %d is empty", id)
 	}
 	if err != nil {
-		loss(walkLoss{page: id, from: lo, to: hi, err: err})
+		loss(walkLoss{from: lo, to: hi, err: err})
 		return
 	}
 	if p.badOverflow != nil {
@@ -487,7 +492,7 @@ func fits(prev, key, hi []byte, first bool) bool {
 // the entry is still visited: bbolt's cursors would still return it.
 func (w *walker) leaf(p *boltPage, lo, hi []byte, fn func(walkEntry), loss func(walkLoss)) {
 	if err := p.elements(); err != nil {
-		loss(walkLoss{page: p.id, from: lo, to: hi, err: err})
+		loss(walkLoss{from: lo, to: hi, err: err})
 		return
 	}
 	prev, first := lo, true
@@ -495,7 +500,7 @@ func (w *walker) leaf(p *boltPage, lo, hi []byte, fn func(walkEntry), loss func(
 		flags, key, value, err := p.leaf(i)
 		switch {
 		case err != nil:
-			loss(walkLoss{page: p.id, from: prev, to: hi, err: err})
+			loss(walkLoss{from: prev, to: hi, err: err})
 			continue
 		case flags&^bucketLeafFlag != 0: // bbolt reads only bit 0
 			w.problems = append(w.problems, fmt.Errorf("page %d element %d: flags %#x", p.id, i, flags))

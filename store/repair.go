@@ -19,9 +19,6 @@ type RepairReport struct {
 	Lost []Loss
 }
 
-// repairBatch is how many records Repair writes per transaction.
-const repairBatch = 20_000
-
 // Repair copies every record of the wattrec file at src that can be read
 // into a new file at dst: the chunks that decode (their readings,
 // re-encoded), and the runs, marks (with their ids), endpoint info,
@@ -29,7 +26,9 @@ const repairBatch = 20_000
 // src page by page without bbolt's trust in it, so a damaged page, record
 // or chunk costs only itself, and it never writes to src. The new file is
 // written beside dst and checked, then put in place; dst must not exist.
-// The series stats and chunk sums are computed anew. Losses are in the
+// The series stats and chunk sums are computed anew. When the root page
+// of the last commit is lost, Repair copies the commit before, which
+// bbolt keeps whole until the next commit. Losses are in the
 // report, not errors: the error says why no new file was made (src is
 // missing, not a wattrec file, of another layout version, or held by a
 // running recorder; dst exists; writing failed).
@@ -66,7 +65,7 @@ func Repair(ctx context.Context, src, dst string) (*RepairReport, error) {
 	if err == nil && walk.rootLost && bf.useOlderMeta() {
 		// Nothing was found: the tree of the commit before may be
 		// whole.
-		c.lost(Loss{Where: "meta", Keys: "all", Err: fmt.Errorf("%w: the last commit's root is lost: copied the one before, transaction %d", ErrCorrupt, bf.meta.txid)})
+		c.lost(Loss{Where: "the last commit", Keys: "all", Err: fmt.Errorf("%w: its root is lost: copied the commit before (transaction %d)", ErrCorrupt, bf.meta.txid)})
 		walk = &treeWalk{ctx: ctx, w: newWalker(bf), out: c}
 		err = walk.run()
 	}

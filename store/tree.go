@@ -58,14 +58,25 @@ func (l Loss) error() error {
 	var what string
 	switch {
 	case l.Readings > 0:
-		what = fmt.Sprintf("%d chunks (%d readings)", l.Records, l.Readings)
+		what = fmt.Sprintf("%s (%d readings)", plural(l.Records, "chunk"), l.Readings)
 	case l.Records > 0:
-		what = fmt.Sprintf("%d records", l.Records)
+		what = plural(l.Records, "record")
 	default:
 		what = "an unreadable page"
 	}
 	return fmt.Errorf("%s: %s, keys %s: %w", l.Where, what, l.Keys, l.Err)
 }
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// walkBatch is how many records a walk hands on at a time: Repair writes
+// each batch in one transaction.
+const walkBatch = 20_000
 
 // records is what a walk of the tree hands on: the records that decode,
 // in batches, and the losses.
@@ -75,7 +86,7 @@ type records interface {
 	// a loss. rs is valid only during the call.
 	chunk(k SeriesKey, h *chunkHeader, rs []rd) error
 	stats(k SeriesKey, s seriesStats)
-	// batch takes the records decoded so far: at least repairBatch of
+	// batch takes the records decoded so far: at least walkBatch of
 	// them, or the rest at the end. b is reset after the call.
 	batch(b *Batch) error
 	lost(l Loss)
@@ -158,7 +169,7 @@ type treeWalk struct {
 
 // flush hands on the batch when it is full, or when all is true.
 func (t *treeWalk) flush(all bool) {
-	if n := t.b.Len(); n == 0 || n < repairBatch && !all {
+	if n := t.b.Len(); n == 0 || n < walkBatch && !all {
 		return
 	}
 	if t.err == nil {
@@ -187,7 +198,7 @@ func (t *treeWalk) lostRecord(where string, kind keyKind, key []byte, err error)
 // each of its entries.
 func (t *treeWalk) sub(where string, kind keyKind, e walkEntry, fn func(walkEntry)) {
 	if !e.bucket {
-		t.lostRecord(where, keyName, nil, errors.New("a value where a bucket belongs"))
+		t.lostRecord(where, keyName, e.key, errors.New("a value where a bucket belongs"))
 		return
 	}
 	r, err := parseBucket(e.value)
