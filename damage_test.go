@@ -222,8 +222,14 @@ func decodableChunks(path string) map[store.SeriesKey][]store.Reading {
 // TestDamagedFiles: truncations and bit flips of a real recording never
 // make a command panic; the readers fail with store.ErrCorrupt where
 // they meet the damage, check fails on every file a reader found
-// damaged, and repair writes a file that checks and keeps every chunk a
-// reader can still decode.
+// damaged (and on every truncation inside the pages), and repair writes
+// a file that checks and keeps every chunk a reader can still decode.
+// bbolt places pages in map order, so the flips, though seeded, land on
+// other pages in each run.
+//
+// A flip inside a record that still decodes (a digit of a count, a
+// letter of a name) cannot be seen: bbolt keeps no page checksums. Such
+// cases are logged, not failed, and counted in the last line.
 func TestDamagedFiles(t *testing.T) {
 	dir := t.TempDir()
 	pristine := filepath.Join(dir, "pristine.db")
@@ -422,8 +428,8 @@ func TestDamagedFiles(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d damaged files, 8 commands + store reads + repair each: %d panics, check found %d damaged and %d sound, %d answers differed silently",
-		len(cases), panics, detected, sound, silent)
+	t.Logf("%d damaged files, each through %d commands, check, the store's reads and repair: %d panics; check found %d damaged and %d sound; %d answers differed without an error",
+		len(cases), len(commands), panics, detected, sound, silent)
 }
 
 // normalise makes an output comparable across copies in other

@@ -225,9 +225,9 @@ func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, f
 }
 
 // viewChunks calls fn, inside one read transaction (its caller holds a
-// guard), with the header of each chunk of series k that holds a time in [fromMs, toMs), oldest
-// first, and the chunk's key. It stops at the first error from fn. A
-// series that is not in the file is ErrNotFound.
+// guard), with the header of each chunk of series k that holds a time in
+// [fromMs, toMs), oldest first, and the chunk's key. It stops at the
+// first error from fn. A series that is not in the file is ErrNotFound.
 func (db *DB) viewChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(h *chunkHeader, key []byte) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		b := seriesBucketOf(tx, k)
