@@ -2,8 +2,8 @@
 // and turns it into energy numbers. Package main is the wiring: flags,
 // the environment, signals and the hints beside error messages; the work
 // is in the packages. One file per command group: record.go (record,
-// run), read.go (info, query, export), mark.go, simulate.go (simulate,
-// demo).
+// run), read.go (info, query, export), mark.go, check.go (check,
+// repair), simulate.go (simulate, demo).
 package main
 
 import (
@@ -65,7 +65,7 @@ func newApp() *cli.App {
 		Version:   wattrecVersion(),
 		Flags:     []cli.Flag{logLevelFlag("info")},
 		Commands: []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(),
-			simulateCommand(), demoCommand()},
+			checkCommand(), repairCommand(), simulateCommand(), demoCommand()},
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
@@ -110,6 +110,10 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		return "is `wattrec record` running on this file? stop it or read a copy"
+	case errors.As(err, &checkFailed{}):
+		return "`wattrec repair --db FILE -o NEW` copies what is readable into a new file"
+	case errors.Is(err, store.ErrCorrupt):
+		return "run `wattrec check --db FILE`; `wattrec repair --db FILE -o NEW` copies what is readable"
 	case errors.Is(err, export.ErrExists):
 		return "use --force to replace it"
 	case errors.Is(err, recorder.ErrNoServers):

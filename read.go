@@ -16,6 +16,14 @@ import (
 
 func dbFlag() cli.Flag { return &cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true} }
 
+// dbPath is --db, which must not be empty.
+func dbPath(c *cli.Context) (string, error) {
+	if p := c.Path("db"); p != "" {
+		return p, nil
+	}
+	return "", errors.New("--db is empty: give the wattrec FILE")
+}
+
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		dbFlag(),
@@ -49,7 +57,11 @@ func filterFromFlags(c *cli.Context) (query.Filter, error) {
 // withReader runs fn on the file of --db: through its recorder when one
 // holds it, else on the file itself.
 func withReader(c *cli.Context, writable bool, fn func(recording.Reader) error) error {
-	rd, err := recording.Open(c.Context, c.Path("db"), writable)
+	path, err := dbPath(c)
+	if err != nil {
+		return err
+	}
+	rd, err := recording.Open(c.Context, path, writable)
 	if err != nil {
 		return err
 	}
@@ -95,7 +107,7 @@ func queryCommand() *cli.Command {
 			&cli.StringFlag{Name: "every", Usage: "split the window into buckets of this `WIDTH`, aligned to the clock (e.g. 1m); \"window\" (with --window) is one bucket per instance, the default"},
 			&cli.StringFlag{Name: "window", Usage: "report each instance of the mark `NAME` (wattrec mark) and their sum"},
 			&cli.StringFlag{Name: "method", Value: query.MethodHold, Usage: "hold (the rules above), trapezoid (linear interpolation, for comparison) or compare (both, with their relative difference)"},
-			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period (default: inferred per series)"},
+			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period, at least 1ms (default: inferred per series)"},
 			&cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: "table, json or csv"},
 		),
 		Action: func(c *cli.Context) error {
@@ -108,9 +120,24 @@ func queryCommand() *cli.Command {
 	}
 }
 
+// msFlag is the duration flag name in milliseconds: 0 when unset, and
+// at least 1 ms when set.
+func msFlag(c *cli.Context, name, what string) (int64, error) {
+	if !c.IsSet(name) {
+		return 0, nil
+	}
+	if d := c.Duration(name); d < time.Millisecond {
+		return 0, fmt.Errorf("--%s %v: want %s of at least 1ms", name, d, what)
+	}
+	return c.Duration(name).Milliseconds(), nil
+}
+
 func queryOptions(c *cli.Context) (query.Options, error) {
-	opt := query.Options{By: c.String("by"), Method: c.String("method"), Format: c.String("format"),
-		CPUPeriodMs: c.Duration("cpu-period").Milliseconds(), Window: c.String("window")}
+	opt := query.Options{By: c.String("by"), Method: c.String("method"), Format: c.String("format"), Window: c.String("window")}
+	var err error
+	if opt.CPUPeriodMs, err = msFlag(c, "cpu-period", "a poll period"); err != nil {
+		return opt, err
+	}
 	if !slices.Contains(query.Methods, opt.Method) {
 		return opt, fmt.Errorf("--method %q: want hold, trapezoid or compare", opt.Method)
 	}
@@ -130,7 +157,6 @@ func queryOptions(c *cli.Context) (query.Options, error) {
 		}
 		opt.EveryMs = d.Milliseconds()
 	}
-	var err error
 	opt.Filter, err = filterFromFlags(c)
 	return opt, err
 }
@@ -165,7 +191,7 @@ func exportCommand() *cli.Command {
 			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (default: standard output)"},
 			&cli.DurationFlag{Name: "grid", Usage: "also write the energy grid with bins of this `WIDTH` (e.g. 1s)"},
 			&cli.BoolFlag{Name: "grid-only", Usage: "write only the grid, to -o"},
-			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period for the grid (default: inferred per series)"},
+			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period for the grid, at least 1ms (default: inferred per series)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace existing output files"},
 		),
 		Action: func(c *cli.Context) error {
@@ -193,10 +219,15 @@ func exportOutputs(c *cli.Context) ([]export.Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--format %q: want parquet, csv or jsonl", c.String("format"))
 	}
-	gridMs := c.Duration("grid").Milliseconds()
+	gridMs, err := msFlag(c, "grid", "a bin width")
+	if err != nil {
+		return nil, err
+	}
+	cpuPeriodMs, err := msFlag(c, "cpu-period", "a poll period")
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case c.IsSet("grid") && gridMs < 1:
-		return nil, fmt.Errorf("--grid %v: want a bin width of at least 1ms", c.Duration("grid"))
 	case c.Bool("grid-only") && gridMs == 0:
 		return nil, errors.New("--grid-only needs --grid WIDTH")
 	case gridMs > 0 && format == export.FormatJSONL:
@@ -205,6 +236,6 @@ func exportOutputs(c *cli.Context) ([]export.Output, error) {
 		return nil, errors.New("--grid writes a second file beside -o: give -o FILE (or --grid-only for standard output)")
 	}
 	req := export.Request{Filter: filter, Format: format, GridMs: gridMs,
-		Options: export.Options{Version: wattrecVersion(), CPUPeriodMs: c.Duration("cpu-period").Milliseconds()}}
+		Options: export.Options{Version: wattrecVersion(), CPUPeriodMs: cpuPeriodMs}}
 	return export.Outputs(out, req, c.Bool("grid-only"), c.Bool("force"))
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
@@ -15,6 +18,19 @@ import (
 // what they describe: between <!-- NAME --> and <!-- /NAME -->.
 var readmeBlocks = map[string]func() string{
 	"rules": func() string { return "```text\n" + query.RulesText(80) + "```\n" },
+	"record-flags": func() string {
+		var b strings.Builder
+		b.WriteString("| flag | default | meaning |\n|---|---|---|\n")
+		for _, f := range recordFlags() {
+			df := f.(cli.DocGenerationFlag)
+			def := df.GetDefaultText()
+			if def == "" {
+				def = cmp.Or(df.GetValue(), "-")
+			}
+			fmt.Fprintf(&b, "| `--%s` | %s | %s |\n", f.Names()[0], def, strings.ReplaceAll(df.GetUsage(), "`", ""))
+		}
+		return b.String()
+	},
 	"raw-columns": func() string {
 		var b strings.Builder
 		b.WriteString("| column | meaning |\n|---|---|\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,13 +21,13 @@ func recordFlags() []cli.Flag {
 		&cli.PathFlag{Name: "db", Usage: "bbolt `FILE` to append to (created if missing)", Required: true},
 		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host:port, tcp://host:port, unix:///path.sock or /path.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
 		&cli.PathFlag{Name: "servers-file", Usage: "`FILE` with one SPEC a line (# comments)"},
-		&cli.PathFlag{Name: "token-file", Usage: "`FILE` holding the zeusd JWT (default: $ZEUSD_TOKEN); never pass a token on the command line"},
-		&cli.DurationFlag{Name: "flush-interval", Value: recorder.DefaultFlushInterval, Usage: "commit at least this often; a crash loses at most this much"},
-		&cli.DurationFlag{Name: "clock-interval", Value: recorder.DefaultClockInterval, Usage: "re-estimate each daemon's clock offset this often (0: only at start)"},
-		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: "GET /time round trips per clock estimate (at least 5)"},
-		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those)"},
+		&cli.PathFlag{Name: "token-file", Usage: "`FILE` holding the zeusd JWT, readable by its owner only (default: $ZEUSD_TOKEN); never pass a token on the command line"},
+		&cli.DurationFlag{Name: "flush-interval", Value: recorder.DefaultFlushInterval, Usage: "commit at least this often (at least " + recorder.MinInterval.String() + "); a crash loses at most this much"},
+		&cli.DurationFlag{Name: "clock-interval", Value: recorder.DefaultClockInterval, Usage: "re-estimate each daemon's clock offset this often (0: only at start; else at least " + recorder.MinInterval.String() + ")"},
+		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: fmt.Sprintf("GET /time round trips per clock estimate (%d to %d)", recorder.MinClockSamples, recorder.MaxClockSamples)},
+		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
-		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts"},
+		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts (at least " + recorder.MinMaxBackoff.String() + ")"},
 		logLevelFlag(""), // the global --log-level unless given here
 	}
 }
@@ -46,11 +47,11 @@ With no --server or --servers-file, $ZEUSD_SOCK_PATH and then $ZEUSD_HOST_PORT
 are used. The token comes from $ZEUSD_TOKEN or --token-file.`,
 		Flags: recordFlags(),
 		Action: func(c *cli.Context) error {
-			d, err := newDaemon(c)
+			d, priorSize, err := newDaemon(c)
 			if err != nil {
 				return err
 			}
-			err = errors.Join(d.Run(c.Context), closeDB(d.DB))
+			err = errors.Join(d.Run(c.Context), closeDB(d.DB), discardUnstarted(d, priorSize))
 			if err == nil {
 				d.Logger.Info("recording stopped; everything received is stored", "db", d.DB.Path())
 			}
@@ -73,7 +74,7 @@ with coverage) on stderr, and exits with the command's status.`,
 			if c.NArg() == 0 {
 				return errors.New("run: give the command after --, e.g. wattrec run --db run.db --server node1:4938 -- sleep 5")
 			}
-			d, err := newDaemon(c)
+			d, priorSize, err := newDaemon(c)
 			if err != nil {
 				return err
 			}
@@ -88,7 +89,7 @@ with coverage) on stderr, and exits with the command's status.`,
 			if err != nil && !errors.As(err, &status) {
 				err = fmt.Errorf("run: %w", err)
 			}
-			return errors.Join(err, closeDB(d.DB))
+			return errors.Join(err, closeDB(d.DB), discardUnstarted(d, priorSize))
 		},
 	}
 }
@@ -100,27 +101,77 @@ func closeDB(db *store.DB) error {
 	return nil
 }
 
+// discardUnstarted undoes the file of a recording whose start failed,
+// where opening it wrote one: a file this command created is removed,
+// an empty one emptied again. A wattrec file is left as it was (nothing
+// is written to it before the start succeeds). priorSize is the file's
+// size before it was opened, -1 for none.
+func discardUnstarted(d *recording.Daemon, priorSize int64) error {
+	select {
+	case <-d.Recorder.Started():
+		return nil
+	default:
+	}
+	var err error
+	switch priorSize {
+	case -1:
+		err = os.Remove(d.DB.Path())
+	case 0:
+		err = os.Truncate(d.DB.Path(), 0)
+	}
+	if err != nil {
+		return fmt.Errorf("undo %s after the failed start: %w", d.DB.Path(), err)
+	}
+	return nil
+}
+
+// settingFlags names the flag of each recorder setting, for its errors.
+var settingFlags = map[string]string{
+	"FlushInterval": "--flush-interval", "ClockInterval": "--clock-interval", "ClockSamples": "--clock-samples",
+	"CounterInterval": "--counter-interval", "MaxBackoff": "--max-backoff",
+}
+
+// flagError is a recorder setting out of its limits, as the flag that set
+// it.
+type flagError struct {
+	flag string
+	err  *recorder.SettingError
+}
+
+func (e flagError) Error() string {
+	return fmt.Sprintf("%s %v: want %s", e.flag, e.err.Value, e.err.Want)
+}
+func (e flagError) Unwrap() error { return e.err }
+
+// asFlagError names the flag of a recorder setting error.
+func asFlagError(err error) error {
+	var se *recorder.SettingError
+	if errors.As(err, &se) && settingFlags[se.Setting] != "" {
+		return flagError{settingFlags[se.Setting], se}
+	}
+	return err
+}
+
 // newDaemon builds a recorder and its control socket from the record
-// flags, on the opened file.
-func newDaemon(c *cli.Context) (*recording.Daemon, error) {
+// flags, on the opened file, and returns the file's size before (-1: it
+// did not exist). Settings are checked before the file is opened, so a
+// bad flag creates no file.
+func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error) {
 	log, err := logger(c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	servers, err := serversFromFlags(c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	tok, err := token(c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if c.Duration("flush-interval") <= 0 {
-		return nil, fmt.Errorf("--flush-interval %v: must be positive", c.Duration("flush-interval"))
-	}
-	db, err := store.Open(c.Path("db"), store.Options{})
+	path, err := dbPath(c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	client := recorder.NewClient(servers)
 	client.Token = tok
@@ -130,13 +181,25 @@ func newDaemon(c *cli.Context) (*recording.Daemon, error) {
 	client.KeepTrying = c.Bool("keep-trying")
 	client.MaxBackoff = c.Duration("max-backoff")
 	client.Logger = log
-	rec := recorder.New(client, db)
+	rec := recorder.New(client, nil)
 	rec.FlushInterval = c.Duration("flush-interval")
 	rec.Version = wattrecVersion()
 	for _, s := range servers {
 		rec.Servers = append(rec.Servers, s.String())
 	}
-	return &recording.Daemon{Recorder: rec, DB: db, Logger: log}, nil
+	if err := rec.Check(); err != nil {
+		return nil, 0, asFlagError(err)
+	}
+	priorSize = -1
+	if fi, err := os.Stat(path); err == nil {
+		priorSize = fi.Size()
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return nil, 0, err
+	}
+	rec.DB = db
+	return &recording.Daemon{Recorder: rec, DB: db, Logger: log}, priorSize, nil
 }
 
 // serversFromFlags collects the servers of --server, --servers-file and
@@ -178,9 +241,23 @@ func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
 }
 
 // token reads --token-file or $ZEUSD_TOKEN. The value never reaches a log.
+// Like ssh with a private key, it refuses a token file that group or
+// others may read.
 func token(c *cli.Context) (string, error) {
 	if path := c.Path("token-file"); path != "" {
-		b, err := os.ReadFile(path)
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return "", fmt.Errorf("--token-file %s has mode %04o: a token must be readable by its owner only; run: chmod 600 %s", path, perm, path)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 		if err != nil {
 			return "", fmt.Errorf("--token-file: %w", err)
 		}

@@ -167,7 +167,11 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return recording.Demo(c.Context, c.App.Writer, recording.DemoOptions{DB: c.Path("db"), Duration: c.Duration("duration"),
+			db, err := dbPath(c)
+			if err != nil {
+				return err
+			}
+			return recording.Demo(c.Context, c.App.Writer, recording.DemoOptions{DB: db, Duration: c.Duration("duration"),
 				Simulator: cfg, Version: wattrecVersion(), Logger: log})
 		},
 	}

@@ -20,6 +20,9 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
+// pingTimeout bounds Dial's wait for the recorder's first answer.
+const pingTimeout = 2 * time.Second
+
 // Client talks to a running recorder's control socket.
 type Client struct {
 	path string
@@ -27,8 +30,10 @@ type Client struct {
 }
 
 // Dial connects to the recorder that holds db, if any. It returns
-// ErrNoRecorder when the socket is missing or nobody answers on it (a
-// recorder killed with -9 leaves a stale socket file).
+// ErrNoRecorder when the socket is missing or nobody listens on it (a
+// recorder killed with -9 leaves a stale socket file). A recorder that
+// accepts but does not answer within 2 s is store.ErrLocked: the file is
+// in use by a recorder that cannot serve it.
 func Dial(ctx context.Context, db string) (*Client, error) {
 	path := SocketPath(db)
 	if _, err := os.Lstat(path); err != nil {
@@ -41,14 +46,17 @@ func Dial(ctx context.Context, db string) (*Client, error) {
 		},
 		ResponseHeaderTimeout: 30 * time.Second,
 	}}}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	pingCtx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://recorder/v1/ping", nil)
+	req, _ := http.NewRequestWithContext(pingCtx, http.MethodGet, "http://recorder/v1/ping", nil)
 	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return nil, ErrNoRecorder
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT):
+		return nil, ErrNoRecorder
+	case ctx.Err() == nil && pingCtx.Err() != nil: // it accepted, and then said nothing
+		return nil, fmt.Errorf("%s: %w that does not answer on its control socket %s (no answer in %v)", db, store.ErrLocked, path, pingTimeout)
+	default:
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	defer resp.Body.Close()

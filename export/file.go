@@ -9,9 +9,15 @@ import (
 	"path/filepath"
 )
 
-// ErrExists is returned by WriteFile when the output exists and force is
-// not set.
-var ErrExists = errors.New("output file exists")
+// Errors of WriteFile.
+var (
+	// ErrExists means the output exists and force is not set.
+	ErrExists = errors.New("output file exists")
+	// ErrNotRegular means the output path holds something other than a
+	// regular file (a directory, named pipe, device, socket or symbolic
+	// link): WriteFile never replaces it, even with force.
+	ErrNotRegular = errors.New("not a regular file")
+)
 
 // WriteFile creates path atomically: readers see the old file or the
 // complete new one, never a partial export. write gets a temp file in the
@@ -19,12 +25,11 @@ var ErrExists = errors.New("output file exists")
 // failed sync, close or rename, the temp file is removed and path is left
 // as it was. An existing path is kept unless force is set: it is checked
 // before write runs, so a long export is not wasted, and again when the
-// file is put in place.
+// file is put in place. Whatever force says, WriteFile replaces only a
+// regular file: anything else is ErrNotRegular.
 func WriteFile(path string, force bool, write func(io.Writer) error) (err error) {
-	if !force {
-		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s: %w", path, ErrExists)
-		}
+	if err := replaceable(path, force); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -56,11 +61,50 @@ func WriteFile(path string, force bool, write func(io.Writer) error) (err error)
 	return nil
 }
 
+// replaceable checks that path is missing, or (with force) a regular
+// file.
+func replaceable(path string, force bool) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case err != nil:
+		return nil
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is a %s: %w, and export replaces nothing else", path, fileKind(fi.Mode()), ErrNotRegular)
+	case !force:
+		return fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	return nil
+}
+
+// fileKind names what a non-regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
+}
+
 // place moves tmp to path. Without force it never replaces a file that
 // appeared meanwhile: a hard link fails if path exists. Where the file
-// system has no hard links, it falls back to a check and a rename.
+// system has no hard links, it falls back to a check and a rename. With
+// force it replaces only a regular file.
 func place(tmp, path string, force bool) error {
-	if !force {
+	if force {
+		if err := replaceable(path, true); err != nil {
+			return err
+		}
+	} else {
 		err := os.Link(tmp, path)
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s: %w", path, ErrExists)

@@ -2,9 +2,7 @@ package export
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,7 +88,8 @@ type Output struct {
 // Outputs are the files of an export of req to path: the raw readings
 // unless gridOnly, and the grid (req.GridMs > 0) beside them or, with
 // gridOnly, at path. An existing file is refused (ErrExists) unless force,
-// before anything is written.
+// and anything but a regular file always (ErrNotRegular), before anything
+// is written.
 func Outputs(path string, req Request, gridOnly, force bool) ([]Output, error) {
 	gridMs := req.GridMs
 	switch {
@@ -117,8 +116,11 @@ func Outputs(path string, req Request, gridOnly, force bool) ([]Output, error) {
 		outs = append(outs, Output{p, req})
 	}
 	for _, o := range outs {
-		if _, err := os.Lstat(o.Path); o.Path != "" && err == nil && !force {
-			return nil, fmt.Errorf("%s: %w", o.Path, ErrExists)
+		if o.Path == "" {
+			continue
+		}
+		if err := replaceable(o.Path, force); err != nil {
+			return nil, err
 		}
 	}
 	return outs, nil

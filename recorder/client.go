@@ -30,9 +30,6 @@ const (
 	DefaultProbeAfter = 5 * time.Second
 )
 
-// minClockSamples is the fewest GET /time round trips an estimate uses.
-const minClockSamples = 5
-
 // Client streams GPU and CPU power from one or many zeusd endpoints: the
 // Go counterpart of zeus's PowerStreamingClient. It runs one GPU and one
 // CPU stream per endpoint, corrects every timestamp for the daemon's clock
@@ -46,20 +43,21 @@ type Client struct {
 	// Token is zeusd's JWT. It is sent only as a bearer header and never
 	// logged.
 	Token string
-	// ClockSamples is the number of GET /time round trips per estimate (at
-	// least 5).
+	// ClockSamples is the number of GET /time round trips per estimate
+	// (MinClockSamples to MaxClockSamples).
 	ClockSamples int
 	// ClockInterval is how often the offset is re-estimated, to follow
-	// drift. Zero or negative disables re-estimation.
+	// drift: zero disables re-estimation, otherwise at least MinInterval.
 	ClockInterval time.Duration
 	// CounterInterval is how often the hardware energy counters are read,
-	// besides the reads at start and at stop. Zero or negative disables
-	// the periodic reads.
+	// besides the reads at start and at stop: zero disables the periodic
+	// reads, otherwise at least MinInterval.
 	CounterInterval time.Duration
 	// KeepTrying makes an unreachable endpoint retry in the background
 	// instead of failing Start.
 	KeepTrying bool
-	// MaxBackoff caps the wait between reconnection attempts.
+	// MaxBackoff caps the wait between reconnection attempts (at least
+	// MinMaxBackoff).
 	MaxBackoff time.Duration
 	// RequestTimeout bounds each non-stream request, a stall probe too.
 	RequestTimeout time.Duration
@@ -182,8 +180,8 @@ type endpoint struct {
 // reasons; with KeepTrying, an unreachable endpoint is retried in the
 // background instead. The client runs until Stop or until ctx is done.
 func (c *Client) Start(ctx context.Context) error {
-	if c.ClockSamples < minClockSamples {
-		return fmt.Errorf("clock samples %d: at least %d are needed", c.ClockSamples, minClockSamples)
+	if err := c.Check(); err != nil {
+		return err
 	}
 	if err := CheckServers(c.servers); err != nil {
 		return err
@@ -596,8 +594,11 @@ func (c *Client) followClock(ctx context.Context, ep *endpoint) {
 }
 
 // backoff grows quadratically from 100 ms up to limit, with ±50% jitter.
+// Whatever limit is, it waits at least 50 ms (MinMaxBackoff, jittered);
+// n is capped so that its square cannot overflow.
 func backoff(n int, limit time.Duration) time.Duration {
-	d := min(time.Duration(n*n)*100*time.Millisecond, limit)
+	n = min(max(n, 1), 1000)
+	d := min(time.Duration(n*n)*100*time.Millisecond, max(limit, MinMaxBackoff))
 	return time.Duration(float64(d) * (0.5 + rand.Float64()))
 }
 

@@ -24,6 +24,9 @@ var (
 	// want of disk space (the readings wait in memory and the commit is
 	// retried), and by Run's error when the disk was still full at the end.
 	ErrDiskFull = errors.New("disk full")
+	// ErrSetting is matched by every *SettingError: a Client or Recorder
+	// setting outside its limits.
+	ErrSetting = errors.New("setting out of range")
 
 	// errUnreachable marks a startup failure that Client.KeepTrying
 	// retries.

@@ -116,9 +116,25 @@ func (r *Recorder) Flush(ctx context.Context) error {
 // FinalFlushTimeout. It returns only after every goroutine it started has
 // exited.
 func (r *Recorder) Run(ctx context.Context) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
 	in := make(chan store.Batch, 1024)
 	failed := make(chan struct{})
-	r.Client.Sink = func(b store.Batch) { in <- b }
+	// What the startup checks observe waits in held until they all
+	// passed: a failed start writes nothing, not even the run record.
+	var held []store.Batch
+	var holdMu sync.Mutex
+	hold := true
+	r.Client.Sink = func(b store.Batch) {
+		holdMu.Lock()
+		defer holdMu.Unlock()
+		if hold {
+			held = append(held, b)
+			return
+		}
+		in <- b
+	}
 	writeErr := make(chan error, 1)
 	go func() {
 		defer close(r.writerDone)
@@ -126,12 +142,18 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}()
 
 	host, _ := os.Hostname()
-	in <- store.Batch{Runs: []store.Run{{StartedMs: r.Client.Now().UnixMilli(), Version: r.Version, Host: host, Servers: r.Servers}}}
+	run := store.Batch{Runs: []store.Run{{StartedMs: r.Client.Now().UnixMilli(), Version: r.Version, Host: host, Servers: r.Servers}}}
 
 	var runErr error
 	if err := r.Client.Start(ctx); err != nil {
 		runErr = err
 	} else {
+		holdMu.Lock()
+		for _, b := range append([]store.Batch{run}, held...) {
+			in <- b
+		}
+		hold, held = false, nil
+		holdMu.Unlock()
 		r.Logger.Info("recording", "flush_interval", r.FlushInterval)
 		r.startedOnce.Do(func() { close(r.started) })
 		select {

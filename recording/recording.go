@@ -36,7 +36,8 @@ var (
 
 // Open returns a Reader on the wattrec file at path: through the control
 // socket of the recorder that holds it, when one answers, else on the
-// file itself, opened read-only unless writable (for marks).
+// file itself, opened read-only unless writable (for marks). Either way
+// the file must exist: Open never creates one.
 func Open(ctx context.Context, path string, writable bool) (Reader, error) {
 	client, err := control.Dial(ctx, path)
 	if err == nil {
@@ -45,7 +46,7 @@ func Open(ctx context.Context, path string, writable bool) (Reader, error) {
 	if !errors.Is(err, control.ErrNoRecorder) {
 		return nil, err
 	}
-	db, err := store.Open(path, store.Options{ReadOnly: !writable})
+	db, err := store.Open(path, store.Options{ReadOnly: !writable, MustExist: true})
 	if err != nil {
 		return nil, err
 	}

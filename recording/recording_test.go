@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -153,5 +155,23 @@ func TestFile_MarkAdd(t *testing.T) {
 	marks, err := rd.Marks(ctx, "")
 	if err != nil || len(marks) != 1 || marks[0].Name != "warmup" {
 		t.Fatalf("marks = %+v, %v", marks, err)
+	}
+}
+
+// TestOpen_NeverCreates: Open, writable (for mark add) or not, refuses a
+// file that does not exist and creates none.
+func TestOpen_NeverCreates(t *testing.T) {
+	for _, writable := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "typo.db")
+		rd, err := recording.Open(context.Background(), path, writable)
+		if err == nil {
+			rd.Close()
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("writable %v: err = %v, want fs.ErrNotExist", writable, err)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("writable %v: Open created the file", writable)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func (t CounterTrigger) String() string {
 // that is not in the file is ErrNotFound.
 func (db *DB) Counters(ctx context.Context, k SeriesKey, fromMs, toMs int64) ([]CounterReading, error) {
 	var out []CounterReading
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b, err := countersOf(tx, k.Endpoint)
 		if b == nil {
 			return err
@@ -111,7 +111,7 @@ func (b CounterBracket) Complete() bool { return b.HasStart && b.HasEnd }
 // and no error; an endpoint that is not in the file is ErrNotFound.
 func (db *DB) CounterBracket(ctx context.Context, k SeriesKey, t0, t1 int64) (CounterBracket, error) {
 	var br CounterBracket
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b, err := countersOf(tx, k.Endpoint)
 		if b == nil {
 			return err
@@ -164,7 +164,7 @@ type CounterStats struct {
 // time spans.
 func (db *DB) CounterSeries(ctx context.Context, endpoint string) ([]CounterStats, error) {
 	var out []CounterStats
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		eps := tx.Bucket(endpointsBucket)
 		return eps.ForEachBucket(func(name []byte) error {
 			if endpoint != "" && string(name) != endpoint {

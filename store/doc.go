@@ -14,6 +14,30 @@
 // ended and added with [DB.BeginMark], [DB.EndMark] and [DB.AddMark], each
 // in one transaction, and listed with [DB.Marks].
 //
+// # Damaged files
+//
+// bbolt maps the file into memory and trusts it: reading a page past the
+// end of a truncated file faults (SIGBUS), and a damaged page makes it
+// panic; it follows page ids and offsets blindly, so a damaged one sends
+// it to any address. The store does not pass that on. [Open] reads the
+// meta pages itself, refuses a file shorter than the pages they count,
+// and walks the whole page tree before bbolt reads a page of it (which
+// also keeps a write from spreading damage). Every method that touches
+// pages runs under a guard (guard.go), for what Open cannot see (a file
+// truncated while open): a memory fault or a panic of bbolt becomes an
+// error that wraps [ErrCorrupt], with the series, bucket or key it was
+// reading.
+//
+// [CheckFile] and [Repair] read a file page by page with ReadAt and
+// checked offsets (pages.go), without bbolt, and interpret the bucket
+// tree below from those pages (tree.go): they see the same records and
+// the same damage, and a damaged page, record or chunk costs only
+// itself. CheckFile reports every problem; Repair copies every record and
+// chunk that decodes into a new file and reports the rest as [Loss]es.
+// bbolt keeps no page checksums, so a flipped bit inside a value that
+// still decodes goes unseen; a chunk's sums, last reading and padding
+// catch nearly every damaged reading.
+//
 // # Layout version
 //
 // meta/format holds the layout version, 2: each series' readings in

@@ -63,7 +63,7 @@ func (db *DB) EndMark(ctx context.Context, name string, nowMs int64) (Mark, erro
 		return Mark{}, err
 	}
 	var m Mark
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		found := false
 		if b := tx.Bucket(marksBucket); b != nil {
 			// In ID order: of open marks that begin together, the last
@@ -107,7 +107,7 @@ func (db *DB) AddMark(ctx context.Context, name, source string, fromMs, toMs, no
 // Marks returns the marks named name ("" = all), ordered by begin time.
 func (db *DB) Marks(ctx context.Context, name string) ([]Mark, error) {
 	var out []Mark
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(marksBucket)
 		if b == nil {
 			return nil
@@ -128,7 +128,7 @@ func (db *DB) storeMark(ctx context.Context, m Mark) (Mark, error) {
 	if err := ctx.Err(); err != nil {
 		return Mark{}, err
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		var err error
 		m.ID, err = putMark(tx, m)
 		return err

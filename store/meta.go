@@ -26,12 +26,15 @@ type EndpointInfo struct {
 // that has data but no stored info comes back with only its name.
 func (db *DB) Endpoints(ctx context.Context) ([]EndpointInfo, error) {
 	var out []EndpointInfo
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(endpointsBucket).ForEachBucket(func(name []byte) error {
 			info := EndpointInfo{Endpoint: string(name)}
 			if v := tx.Bucket(endpointsBucket).Bucket(name).Get(infoKey); v != nil {
 				if err := decodeJSON(v, &info); err != nil {
 					return fmt.Errorf("endpoint %q info: %w", name, err)
+				}
+				if info.Endpoint != string(name) {
+					return fmt.Errorf("endpoint %q info names endpoint %q: %w", name, info.Endpoint, ErrCorrupt)
 				}
 			}
 			out = append(out, info)
@@ -52,7 +55,7 @@ type Run struct {
 // Runs returns the recorder starts on this file, oldest first.
 func (db *DB) Runs(ctx context.Context) ([]Run, error) {
 	var out []Run
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(runsBucket).ForEach(func(k, v []byte) error {
 			var r Run
 			if err := decodeJSON(v, &r); err != nil {
@@ -188,7 +191,7 @@ func decodeClock(c *ClockEstimate, key, v []byte) error {
 }
 
 func (db *DB) forEach(endpoint string, bucket []byte, fn func(k, v []byte) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		ep := tx.Bucket(endpointsBucket).Bucket([]byte(endpoint))
 		if ep == nil {
 			return fmt.Errorf("endpoint %q: %w", endpoint, ErrNotFound)

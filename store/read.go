@@ -26,7 +26,7 @@ type SeriesStats struct {
 // the series stats, no chunk.
 func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesStats, error) {
 	var out []SeriesStats
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		eps := tx.Bucket(endpointsBucket)
 		return eps.ForEachBucket(func(name []byte) error {
 			if endpoint != "" && string(name) != endpoint {
@@ -71,7 +71,9 @@ func (db *DB) Series(ctx context.Context, endpoint string, full bool) ([]SeriesS
 // holds up the writer. The Reading passed to fn is only valid during the
 // call. Scan stops at the first error from fn and returns
 // it. A series that is not in the file is ErrNotFound.
-func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) error {
+func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Reading) error) (err error) {
+	g := arm()
+	defer g.disarm(&err)
 	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
 	var dec chunkDec
 	return db.viewChunks(ctx, k, fromMs, toMs, func(h *chunkHeader, key []byte) error {
@@ -84,7 +86,10 @@ func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func
 				break
 			}
 			dec.cur.fill(&r)
-			if err := fn(&r); err != nil {
+			g.inFn = true
+			err := fn(&r)
+			g.inFn = false
+			if err != nil {
 				return err
 			}
 		}
@@ -101,7 +106,7 @@ func (db *DB) Scan(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func
 func (db *DB) Before(ctx context.Context, k SeriesKey, t int64) (Reading, bool, error) {
 	r := Reading{Endpoint: k.Endpoint, Kind: k.Kind, Device: k.Device}
 	found := false
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := seriesBucketOf(tx, k)
 		if b == nil {
 			return fmt.Errorf("series %s: %w", k, ErrNotFound)
@@ -176,14 +181,19 @@ type Chunk struct {
 // Readings calls fn for each reading of the chunk, oldest first (also
 // those outside the range ScanChunks was asked for). The Reading passed
 // to fn is only valid during the call.
-func (c *Chunk) Readings(fn func(*Reading) error) error {
+func (c *Chunk) Readings(fn func(*Reading) error) (err error) {
+	g := arm()
+	defer g.disarm(&err)
 	r := &c.read
 	*r = Reading{Endpoint: c.k.Endpoint, Kind: c.k.Kind, Device: c.k.Device}
 	dec := &c.dec
 	dec.reset(c.hdr)
 	for dec.next() {
 		dec.cur.fill(r)
-		if err := fn(r); err != nil {
+		g.inFn = true
+		err := fn(r)
+		g.inFn = false
+		if err != nil {
 			return err
 		}
 	}
@@ -202,13 +212,18 @@ func (c *Chunk) Readings(fn func(*Reading) error) error {
 // the readings of one millisecond share a chunk. ScanChunks stops at the
 // first error from fn and returns it. A series that is not in the file is
 // ErrNotFound.
-func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Chunk) error) error {
+func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*Chunk) error) (err error) {
+	g := arm()
+	defer g.disarm(&err)
 	ch := Chunk{k: k}
 	return db.viewChunksTx(ctx, k, fromMs, toMs, func(h *chunkHeader, _ []byte) error {
 		ch.hdr = h
 		ch.Len, ch.FirstMs, ch.LastMs, ch.FirstMW, ch.LastMW = h.n, h.firstT, h.lastT, h.firstMW, h.lastMW
 		ch.HasSums, ch.HoldUJ, ch.Trapezoid2UJ, ch.PeakMW = h.sums.ok, int64(h.sums.hold), int64(h.sums.trap2), h.sums.peak
-		return fn(&ch)
+		g.inFn = true
+		err := fn(&ch)
+		g.inFn = false
+		return err
 	})
 }
 

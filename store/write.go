@@ -42,7 +42,7 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	w := writer{db: db}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		w.tx, w.endpoints = tx, tx.Bucket(endpointsBucket)
 		for _, e := range b.Endpoints {
 			if err := w.putEndpoint(e); err != nil {
