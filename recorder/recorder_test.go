@@ -225,7 +225,7 @@ func TestRecorder_RefusedToken(t *testing.T) {
 			ts, streams := fakeZeusd(t, `{"gpus":[{"id":0}],"cpus":[],"enabled_api_groups":["gpu-read"],"auth_required":false}`, status)
 			logs, logger := captureLogs(t)
 			client := recorder.NewClient([]recorder.Server{{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")}})
-			client.Logger, client.MaxBackoff = logger, 50*time.Millisecond
+			client.Logger, client.MaxBackoff = logger, recorder.MinMaxBackoff
 			r := runRecorder(t, client, simtest.MustOpenDB(t))
 			simtest.WaitFor(t, func() bool { return streams.Load() >= 5 })
 			select {
@@ -270,7 +270,7 @@ func TestRecorder_ExpiredToken(t *testing.T) {
 	}))
 	t.Cleanup(ts.Close)
 	client := recorder.NewClient([]recorder.Server{{Network: "tcp", Address: strings.TrimPrefix(ts.URL, "http://")}})
-	client.Token, client.Logger, client.MaxBackoff = "a.b.c", testLogger(t), 50*time.Millisecond
+	client.Token, client.Logger, client.MaxBackoff = "a.b.c", testLogger(t), recorder.MinMaxBackoff
 	r := runRecorder(t, client, simtest.MustOpenDB(t))
 	var err error
 	select {
