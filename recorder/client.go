@@ -47,7 +47,9 @@ type Client struct {
 	// (MinClockSamples to MaxClockSamples).
 	ClockSamples int
 	// ClockInterval is how often the offset is re-estimated, to follow
-	// drift: zero disables re-estimation, otherwise at least MinInterval.
+	// drift (ClockModel); the first re-estimates come sooner, after 5,
+	// 10, 20 and 40 s. Zero disables re-estimation, otherwise it is at
+	// least MinInterval.
 	ClockInterval time.Duration
 	// CounterInterval is how often the hardware energy counters are read,
 	// besides the reads at start and at stop: zero disables the periodic
@@ -161,14 +163,16 @@ type Snapshot map[string]PowerReadings
 
 // endpoint is one server's running state.
 type endpoint struct {
-	srv      Server
-	conn     *conn
-	disc     Discovery
-	gpus     []int // resolved devices; nil: the kind is not streamed
-	cpus     []int
-	offsetUs atomic.Int64
-	ctr      counters
-	ready    atomic.Bool // prepared and running: ReadCounters may read it
+	srv     Server
+	conn    *conn
+	disc    Discovery
+	gpus    []int // resolved devices; nil: the kind is not streamed
+	cpus    []int
+	clockMu sync.Mutex // guards clock
+	clock   ClockModel
+	line    atomic.Pointer[ClockLine] // clock's line, for the streams
+	ctr     counters
+	ready   atomic.Bool // prepared and running: ReadCounters may read it
 	// tokenExp is when the token expires (whoami's exp); zero when it
 	// never does or the daemon has auth off.
 	tokenExp time.Time
@@ -510,7 +514,8 @@ func (c *Client) retryPrepare(ctx context.Context, ep *endpoint) bool {
 	}
 }
 
-// estimateClock measures the endpoint's offset and stores it in ep.
+// estimateClock measures the endpoint's offset, adds it to ep's clock
+// model and returns it as measured, to be stored.
 func (c *Client) estimateClock(ctx context.Context, ep *endpoint) (store.ClockEstimate, error) {
 	samples, err := ep.conn.clockSamples(ctx, c.ClockSamples, c.Now)
 	if err != nil {
@@ -520,9 +525,27 @@ func (c *Client) estimateClock(ctx context.Context, ep *endpoint) (store.ClockEs
 	if err != nil {
 		return store.ClockEstimate{}, err
 	}
-	ep.offsetUs.Store(est.OffsetUs)
-	return store.ClockEstimate{Endpoint: ep.srv.Endpoint(), TakenMs: c.Now().UnixMilli(),
+	now := c.Now()
+	ep.clockMu.Lock()
+	predicted := ep.clock.Line().OffsetAt(now.UnixMicro())
+	line, stepped := ep.clock.Add(now.UnixMicro(), est)
+	ep.clockMu.Unlock()
+	ep.line.Store(&line)
+	if stepped {
+		c.Logger.Warn("clock stepped; drift fit restarted", "endpoint", ep.srv.Endpoint(),
+			"step_ms", float64(est.OffsetUs-predicted)/1000, "rtt_ms", float64(est.RTTUs)/1000)
+	}
+	return store.ClockEstimate{Endpoint: ep.srv.Endpoint(), TakenMs: now.UnixMilli(),
 		OffsetUs: est.OffsetUs, RTTUs: est.RTTUs, Samples: len(samples)}, nil
+}
+
+// clockLine returns the line readings are corrected with: the zero line
+// before the first estimate.
+func (ep *endpoint) clockLine() ClockLine {
+	if l := ep.line.Load(); l != nil {
+		return *l
+	}
+	return ClockLine{}
 }
 
 // run streams one prepared endpoint until ctx ends, and follows its clock
@@ -569,17 +592,21 @@ func (c *Client) run(ctx context.Context, ep *endpoint) {
 	wg.Wait()
 }
 
-// followClock re-estimates the offset every ClockInterval.
+// firstClockWait is the wait before the first re-estimate. The waits
+// double up to ClockInterval (5, 10, 20, 40 s, then 60 s by default), so
+// the drift is known well within the first minute.
+const firstClockWait = 5 * time.Second
+
+// followClock re-estimates the offset, first after firstClockWait, then
+// at doubling waits up to ClockInterval.
 func (c *Client) followClock(ctx context.Context, ep *endpoint) {
-	t := time.NewTicker(c.ClockInterval)
-	defer t.Stop()
+	wait := min(firstClockWait, c.ClockInterval)
 	var lastErr string
 	for {
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
+		wait = min(2*wait, c.ClockInterval)
 		est, err := c.estimateClock(ctx, ep)
 		if err != nil {
 			if ctx.Err() == nil && err.Error() != lastErr {

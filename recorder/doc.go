@@ -24,9 +24,16 @@
 // token past its expiry stops a stream for good (ErrTokenExpired).
 //
 // Timestamps are corrected by the midpoint method over GET /time round
-// trips (EstimateClock), re-estimated every ClockInterval to follow
-// drift. The hardware energy counters are read at start, at stop, every
-// CounterInterval and on ReadCounters.
+// trips (EstimateClock), re-estimated after 5, 10, 20 and 40 s and then
+// every ClockInterval. A ClockModel per endpoint fits offset and drift to
+// the last 8 estimates (weighted by their error bounds, drift used once
+// the estimates span long enough and clamped to MaxClockDrift, a step
+// restarting the fit), and each reading is corrected with the offset the
+// line predicts at the reading's own time (ClockLine.Correct: daemon time
+// mapped to recorder time), not at its arrival. The store keeps every
+// estimate as measured and every reading's daemon time, so the
+// correction can be redone. The hardware energy counters are read at
+// start, at stop, every CounterInterval and on ReadCounters.
 //
 // Library users read the latest values with Snapshot and Updates
 // (Client.KeepLatest); a program that stores everything sets Sink

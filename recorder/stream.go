@@ -303,19 +303,19 @@ func (s *stream) getPower(ctx context.Context) ([]Value, error) {
 	return vals, nil
 }
 
-// readings corrects vals with the offset in force now.
+// readings corrects vals with the endpoint's clock line.
 func (s *stream) readings(vals []Value, seed bool) []store.Reading {
 	return s.appendReadings(make([]store.Reading, 0, len(vals)), vals, seed)
 }
 
-// appendReadings appends vals to rs, corrected with the offset in force
-// now.
+// appendReadings appends vals to rs, each corrected with the offset the
+// endpoint's clock line predicts for its time (ClockLine.Correct).
 func (s *stream) appendReadings(rs []store.Reading, vals []Value, seed bool) []store.Reading {
-	off := s.ep.offsetUs.Load()
+	line := s.ep.clockLine()
 	name := s.ep.srv.Endpoint()
 	for _, v := range vals {
 		rs = append(rs, store.Reading{Endpoint: name, Kind: v.Kind, Device: v.Device,
-			TimeMs: Correct(v.DaemonMs, off), DaemonMs: v.DaemonMs, MilliWatts: v.MilliWatts, Seed: seed})
+			TimeMs: line.Correct(v.DaemonMs), DaemonMs: v.DaemonMs, MilliWatts: v.MilliWatts, Seed: seed})
 	}
 	return rs
 }

@@ -11,13 +11,14 @@
 // The routes are served as zeusd serves them: GET /discover (devices,
 // enabled API groups, whether auth is on; on 0.5.0 GPUs carry only id
 // and name), GET /time (the daemon clock, which Config.ClockOffset can
-// skew), GET /auth/whoami, and per kind (gpu, cpu) get_power,
-// get_cumulative_energy and stream_power, a server-sent event stream. The
-// gpu-read group also serves get_power_limit, get_power_limit_constraints
-// and get_persistence_mode; the gpu-control group's POST routes
-// (set_power_limit, set_persistence_mode, the locked-clock routes) store
-// the power limit and persistence mode and ignore the clocks. Id lists
-// (gpu_ids, cpu_ids) are optional: every device when absent.
+// skew and Config.ClockDriftPPM make drift), GET /auth/whoami, and per
+// kind (gpu, cpu) get_power, get_cumulative_energy and stream_power, a
+// server-sent event stream. The gpu-read group also serves
+// get_power_limit, get_power_limit_constraints and get_persistence_mode;
+// the gpu-control group's POST routes (set_power_limit,
+// set_persistence_mode, the locked-clock routes) store the power limit
+// and persistence mode and ignore the clocks. Id lists (gpu_ids, cpu_ids)
+// are optional: every device when absent.
 // Config.CumulativeEnergy and Config.DRAM take a GPU's energy counter or
 // a package's DRAM domain away: such a GPU's get_cumulative_energy is a
 // 400 {"errors":{"<id>":"NVML error: ..."}}, such a package's dram values
@@ -177,6 +178,12 @@ type Config struct {
 	// (negative = the daemon is behind).
 	ClockOffset time.Duration
 
+	// ClockDriftPPM makes the daemon clock run at (1 + ClockDriftPPM·1e-6)
+	// times the true rate, counted from New, on top of ClockOffset
+	// (positive = the daemon clock runs fast). Its magnitude is at most
+	// MaxClockDriftPPM. TrueTime inverts the daemon clock.
+	ClockDriftPPM float64
+
 	// Release is the zeusd release to imitate: ReleaseMain ("" means the
 	// same) or Release050. It is independent of Format.
 	Release string
@@ -230,10 +237,15 @@ func DefaultConfig() Config {
 	return Config{GPUs: 4, CPUs: 2, GPUPollHz: 20, CPUPollHz: 10, Format: FormatSample}
 }
 
+// MaxClockDriftPPM bounds Config.ClockDriftPPM: 1%, far beyond any
+// quartz clock, but the daemon clock still runs forward.
+const MaxClockDriftPPM = 10_000
+
 // Server is a simulated zeusd. Its methods are safe for concurrent use.
 type Server struct {
 	cfg     Config
 	now     func() time.Time
+	epoch   int64 // true clock at New, ns: where the drift starts
 	release string
 	groups  []string
 	dram    []bool
@@ -265,6 +277,7 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.epoch = s.now().UnixNano()
 	if s.release == "" {
 		s.release = ReleaseMain
 	}
@@ -340,6 +353,9 @@ func validate(cfg *Config) error {
 	if cfg.Release != "" && cfg.Release != ReleaseMain && cfg.Release != Release050 {
 		return fmt.Errorf("zeusd release %q is neither %q nor %q", cfg.Release, ReleaseMain, Release050)
 	}
+	if d := cfg.ClockDriftPPM; math.IsNaN(d) || math.Abs(d) > MaxClockDriftPPM {
+		return fmt.Errorf("clock drift %v ppm is outside ±%d ppm", d, MaxClockDriftPPM)
+	}
 	if cfg.AuthSecret != nil && len(cfg.AuthSecret) == 0 {
 		return errors.New("auth secret is empty")
 	}
@@ -370,7 +386,22 @@ func periodNs(hz float64) int64 {
 
 // daemonNanos returns the daemon clock in ns since the Unix epoch.
 func (s *Server) daemonNanos() int64 {
-	return s.now().Add(s.cfg.ClockOffset).UnixNano()
+	t := s.now()
+	d := t.Add(s.cfg.ClockOffset).UnixNano()
+	if ppm := s.cfg.ClockDriftPPM; ppm != 0 {
+		d += int64(math.Round(float64(t.UnixNano()-s.epoch) * ppm * 1e-6))
+	}
+	return d
+}
+
+// TrueTime returns the true clock's time (Config.Now's) at which the
+// daemon clock read daemonMs: the inverse of the daemon clock, within a
+// nanosecond, so a test can tell how far a recorder's corrected time is
+// from the truth.
+func (s *Server) TrueTime(daemonMs int64) time.Time {
+	// daemon = t + offset + (t − epoch)·r, so t − epoch = (daemon − offset − epoch)/(1 + r).
+	el := float64(daemonMs*1e6-int64(s.cfg.ClockOffset)-s.epoch) / (1 + s.cfg.ClockDriftPPM*1e-6)
+	return time.Unix(0, s.epoch+int64(math.Round(el)))
 }
 
 // readGPUs returns every GPU's power at tick k.
