@@ -24,6 +24,7 @@ func simulatorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "format", Value: def.Format, Usage: "stream format: sample (current zeusd) or snapshot (older zeusd)"},
 		&cli.Int64Flag{Name: "seed", Value: def.Seed, Usage: "trace seed: the same seed gives the same power traces"},
 		&cli.DurationFlag{Name: "clock-offset", Usage: "daemon clock minus true clock, e.g. -5s"},
+		&cli.Float64Flag{Name: "clock-drift", Usage: "the daemon clock runs fast by this many `PPM` (negative: slow)"},
 		&cli.StringSliceFlag{Name: "enable", Value: cli.NewStringSlice(simulator.GroupGPURead, simulator.GroupCPURead),
 			Usage: "API `GROUPS` to enable, as zeusd's --enable: " + strings.Join(simulator.KnownGroups(), ", ")},
 		&cli.IntSliceFlag{Name: "no-dram", Usage: "CPU package `IDS` without a DRAM domain, e.g. 1 or 0,2 (their dram_mw is null)"},
@@ -40,6 +41,7 @@ func simulatorConfig(c *cli.Context) (simulator.Config, error) {
 	cfg.GPUs, cfg.CPUs = c.Int("gpus"), c.Int("cpus")
 	cfg.GPUPollHz, cfg.CPUPollHz = c.Float64("gpu-hz"), c.Float64("cpu-hz")
 	cfg.Format, cfg.Seed, cfg.ClockOffset = c.String("format"), c.Int64("seed"), c.Duration("clock-offset")
+	cfg.ClockDriftPPM = c.Float64("clock-drift")
 	cfg.APIGroups = c.StringSlice("enable")
 	for _, g := range cfg.APIGroups {
 		if !slices.Contains(simulator.KnownGroups(), g) {
