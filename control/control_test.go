@@ -133,6 +133,10 @@ func TestServer(t *testing.T) {
 		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), `endpoint "nope:1" is not in`) {
 			t.Fatalf("err = %v", err)
 		}
+		err = c.Query(ctx, &bytes.Buffer{}, query.Options{EveryMs: 1, Filter: query.Filter{Range: query.Between(0, 1_000_000_000)}})
+		if !errors.Is(err, query.ErrTooLarge) || !errors.Is(err, query.ErrInvalid) {
+			t.Fatalf("1 ms buckets: %v, want query.ErrTooLarge and ErrInvalid through the socket", err)
+		}
 		err = c.Query(ctx, &bytes.Buffer{}, query.Options{Filter: query.Filter{Range: query.Between(5000, 4000)}})
 		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), "is not after") {
 			t.Fatalf("empty window: %v", err)

@@ -121,8 +121,9 @@ const (
 var wireErrors = []struct {
 	code   string
 	status int
-	err    error
+	err    error // what the answer's error matches (errors.Is) on both sides
 }{
+	{"too_large", http.StatusBadRequest, errTooLarge},
 	{"invalid", http.StatusBadRequest, query.ErrInvalid},
 	{"invalid_mark", http.StatusBadRequest, store.ErrInvalidMark},
 	{"not_found", http.StatusNotFound, store.ErrNotFound},
@@ -131,6 +132,17 @@ var wireErrors = []struct {
 	{"busy", http.StatusServiceUnavailable, ErrBusy},
 	{"canceled", http.StatusServiceUnavailable, context.Canceled},
 	{"deadline", http.StatusServiceUnavailable, context.DeadlineExceeded},
+}
+
+// errTooLarge is a report too large to make: query.ErrTooLarge, which is
+// also a query.ErrInvalid.
+var errTooLarge = tooLarge{}
+
+type tooLarge struct{}
+
+func (tooLarge) Error() string { return query.ErrTooLarge.Error() }
+func (tooLarge) Is(target error) bool {
+	return target == query.ErrTooLarge || target == query.ErrInvalid
 }
 
 // errBadBody is a request body that does not decode.
