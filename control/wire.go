@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -121,17 +122,18 @@ const (
 var wireErrors = []struct {
 	code   string
 	status int
-	err    error // what the answer's error matches (errors.Is) on both sides
+	err    error // what an error must match to be answered with code, and what the client's error then matches
+	remote error // when set, what the client's error matches instead
 }{
-	{"too_large", http.StatusBadRequest, errTooLarge},
-	{"invalid", http.StatusBadRequest, query.ErrInvalid},
-	{"invalid_mark", http.StatusBadRequest, store.ErrInvalidMark},
-	{"not_found", http.StatusNotFound, store.ErrNotFound},
-	{"no_open_mark", http.StatusConflict, store.ErrNoOpenMark},
-	{"corrupt", http.StatusInternalServerError, store.ErrCorrupt},
-	{"busy", http.StatusServiceUnavailable, ErrBusy},
-	{"canceled", http.StatusServiceUnavailable, context.Canceled},
-	{"deadline", http.StatusServiceUnavailable, context.DeadlineExceeded},
+	{"too_large", http.StatusBadRequest, query.ErrTooLarge, errTooLarge},
+	{"invalid", http.StatusBadRequest, query.ErrInvalid, nil},
+	{"invalid_mark", http.StatusBadRequest, store.ErrInvalidMark, nil},
+	{"not_found", http.StatusNotFound, store.ErrNotFound, nil},
+	{"no_open_mark", http.StatusConflict, store.ErrNoOpenMark, nil},
+	{"corrupt", http.StatusInternalServerError, store.ErrCorrupt, nil},
+	{"busy", http.StatusServiceUnavailable, ErrBusy, nil},
+	{"canceled", http.StatusServiceUnavailable, context.Canceled, nil},
+	{"deadline", http.StatusServiceUnavailable, context.DeadlineExceeded, nil},
 }
 
 // errTooLarge is a report too large to make: query.ErrTooLarge, which is
@@ -175,7 +177,7 @@ func fromWire(r ErrorResponse) error {
 	e := &remoteError{msg: r.Error}
 	for _, we := range wireErrors {
 		if we.code == r.Code {
-			e.sentinel = we.err
+			e.sentinel = cmp.Or(we.remote, we.err)
 		}
 	}
 	return e
