@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
 )
@@ -15,7 +16,7 @@ import (
 // device-time, times the device count: 2,751 W for devices averaging
 // 1,100 W together).
 func TestRow_AvgW(t *testing.T) {
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	t0 := int64(1_795_881_600_000)
 	// gpu:0 at 100 W the whole 10 s; gpu:1 at 400 W, but its stream was
 	// only live for the last 2 s.

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
 )
@@ -18,7 +19,7 @@ import (
 // 1 ms bucket over a day used to take gigabytes).
 func TestEnergy_TooManyRows(t *testing.T) {
 	t.Parallel() // 15 s of integration under the race detector
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	const day = 86_400_000
 	t0 := int64(1_795_881_600_000)
 	b := &store.Batch{Sessions: []store.Session{{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: t0, End: t0 + day}}}
@@ -83,7 +84,7 @@ func TestBinCount(t *testing.T) {
 		}
 		n := int64(0)
 		if tc.want < 1000 {
-			db := MustOpenDB(t)
+			db := simtest.MustOpenDB(t)
 			k := store.SeriesKey{Endpoint: "e", Kind: store.KindGPU}
 			MustWrite(t, db, &store.Batch{Readings: []store.Reading{{Endpoint: "e", Kind: store.KindGPU, TimeMs: tc.w.From, DaemonMs: tc.w.From, MilliWatts: 1}}})
 			err := query.IntegrateBins(context.Background(), db, k, query.Spec{Rule: query.Rule{Kind: query.RuleHold}}, tc.w, tc.every, func(query.Interval, query.Result) error { n++; return nil })

@@ -3,33 +3,14 @@ package query_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
 )
-
-// MustOpenDB opens a fresh store in a temp dir. On cleanup it checks the
-// file's consistency, then closes it.
-func MustOpenDB(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "w.db"), store.Options{NoSync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Check(); err != nil {
-			tb.Errorf("consistency check: %v", err)
-		}
-		if err := db.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	return db
-}
 
 // MustWrite writes b to db in one transaction.
 func MustWrite(tb testing.TB, db *store.DB, b *store.Batch) {
@@ -63,7 +44,7 @@ func cpuReadings(ep string, kind store.Kind, from, to, spacing int64) []store.Re
 //	         GPU readings
 func planDB(t *testing.T) *store.DB {
 	t.Helper()
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	b := store.Batch{Sessions: []store.Session{
 		{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: planT0, End: planT0 + 10_000},
 		{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: planT0 + 20_000, End: planT0 + 30_000},
@@ -283,7 +264,7 @@ func TestPlan(t *testing.T) {
 
 func TestPlan_EmptyFile(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	for _, r := range []query.TimeRange{
 		{From: query.Bound{Kind: query.BoundStart}},
 		{To: query.Bound{Kind: query.BoundEnd}},
@@ -313,7 +294,7 @@ func TestPlan_EmptyFile(t *testing.T) {
 // gets the default, not inferred.
 func TestPlan_NoSessions(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	b := store.Batch{Readings: []store.Reading{
 		{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: planT0 + 1_000, DaemonMs: planT0 + 1_000, MilliWatts: 90_000},
 		{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: planT0 + 7_000, DaemonMs: planT0 + 7_000, MilliWatts: 95_000},
@@ -359,7 +340,7 @@ func TestPlan_NoSessions(t *testing.T) {
 // gets the period in force at the window.
 func TestPlan_PeriodNearWindow(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := simtest.MustOpenDB(t)
 	b := store.Batch{Sessions: []store.Session{{Endpoint: "n2:4938", Stream: store.StreamCPU, Start: planT0, End: planT0 + 300_000}}}
 	b.Readings = append(b.Readings, cpuReadings("n2:4938", store.KindCPU, planT0, planT0+100_000, 100)...)
 	b.Readings = append(b.Readings, cpuReadings("n2:4938", store.KindCPU, planT0+100_000, planT0+300_000, 250)...)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
@@ -22,6 +23,48 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
+// daemon is a recording.Daemon running on a simulator, in a test.
+type daemon struct {
+	*recording.Daemon
+	path    string
+	sent    *simtest.Ledger
+	srv     recorder.Server
+	stopSim func()
+	stop    func() error // stops the daemon and returns Run's error
+}
+
+// startDaemon records a fast simulator into a fresh file (prepared by
+// fill, if set) and waits for 100 events.
+func startDaemon(t *testing.T, fill func(*store.DB)) *daemon {
+	t.Helper()
+	x := &daemon{sent: simtest.NewLedger()}
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = x.sent.OnEvent(t)
+	_, x.srv, x.stopSim = simtest.Start(t, cfg, "unix")
+	x.path = filepath.Join(t.TempDir(), "run.db")
+	db, err := store.Open(x.path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fill != nil {
+		fill(db)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := recorder.NewClient([]recorder.Server{x.srv})
+	client.Logger = log
+	rec := recorder.New(client, db)
+	rec.FlushInterval = 50 * time.Millisecond
+	x.Daemon = &recording.Daemon{Recorder: rec, DB: db, Logger: log}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- x.Run(runCtx) }()
+	x.stop = func() error { stop(); return <-done }
+	t.Cleanup(func() { stop() })
+	<-rec.Started()
+	x.sent.WaitEvents(t, 100)
+	return x
+}
+
 // TestDaemon records a simulator and reads the file through its control
 // socket while it runs, then on the file once it stopped: the same
 // answers, marks stamped by the recorder, and begin/end refused on a
@@ -29,23 +72,8 @@ import (
 func TestDaemon(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sent := simtest.NewLedger()
-	cfg := simtest.FastConfig(simulator.FormatSample)
-	cfg.OnEvent = sent.OnEvent(t)
-	_, srv, _ := simtest.Start(t, cfg, "unix")
-	path := filepath.Join(t.TempDir(), "run.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	client := recorder.NewClient([]recorder.Server{srv})
-	client.Logger = log
-	d := &recording.Daemon{Recorder: recorder.New(client, db), DB: db, Logger: log}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	<-d.Recorder.Started()
+	d := startDaemon(t, nil)
+	sent, srv, path, db := d.sent, d.srv, d.path, d.DB
 	sent.WaitEvents(t, 200)
 
 	// While recording: Open reaches the recorder.
@@ -101,8 +129,7 @@ func TestDaemon(t *testing.T) {
 	}
 	rd.Close()
 
-	stop()
-	if err := <-done; err != nil {
+	if err := d.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if err := db.Close(); err != nil {

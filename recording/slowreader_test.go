@@ -3,11 +3,8 @@ package recording_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +12,6 @@ import (
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/query"
-	"github.com/wattrec/wattrec/recorder"
-	"github.com/wattrec/wattrec/recording"
-	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -30,38 +24,20 @@ import (
 func TestDaemon_PausedExport(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sent := simtest.NewLedger()
-	cfg := simtest.FastConfig(simulator.FormatSample)
-	cfg.OnEvent = sent.OnEvent(t)
-	_, srv, stopSim := simtest.Start(t, cfg, "unix")
-	path := filepath.Join(t.TempDir(), "run.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// An earlier recording in the file, big enough that its export fills
 	// the socket's buffers many times over.
 	rng := rand.New(rand.NewPCG(1, 2))
-	old := &store.Batch{}
-	for i := range int64(200_000) {
-		at := 1_700_000_000_000 + i*50
-		old.Readings = append(old.Readings, store.Reading{Endpoint: "old:4938", Kind: store.KindGPU, TimeMs: at, DaemonMs: at, MilliWatts: 60_000 + rng.Int64N(200_000)})
-	}
-	if err := db.Write(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	client := recorder.NewClient([]recorder.Server{srv})
-	client.Logger = log
-	rec := recorder.New(client, db)
-	rec.FlushInterval = 50 * time.Millisecond
-	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	<-rec.Started()
-	sent.WaitEvents(t, 100)
+	d := startDaemon(t, func(db *store.DB) {
+		old := &store.Batch{}
+		for i := range int64(200_000) {
+			at := 1_700_000_000_000 + i*50
+			old.Readings = append(old.Readings, store.Reading{Endpoint: "old:4938", Kind: store.KindGPU, TimeMs: at, DaemonMs: at, MilliWatts: 60_000 + rng.Int64N(200_000)})
+		}
+		if err := db.Write(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	sent, srv, stopSim, path, db := d.sent, d.srv, d.stopSim, d.path, d.DB
 
 	// The paused reader: it asks for the old recording and reads nothing.
 	conn, err := net.Dial("unix", control.SocketPath(path))
@@ -125,8 +101,7 @@ func TestDaemon_PausedExport(t *testing.T) {
 		return got
 	}
 	simtest.WaitFor(t, func() bool { return simtest.Covers(ours(), sent.Values()) })
-	stop()
-	if err := <-done; err != nil {
+	if err := d.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	simtest.Diff(t, ours(), sent.Values())

@@ -295,21 +295,11 @@ func (db *DB) viewChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, f
 		}
 		start := 0
 		for i, end := range ends {
-			key := keys[i][:]
-			if err := parseChunk(&h, key, buf[start:end]); err != nil {
-				return fmt.Errorf("series %s chunk %x: %w", k, key, err)
+			started, last = true, keys[i]
+			if err := visitChunk(ctx, k, &h, keys[i][:], buf[start:end], fromMs, fn); err != nil {
+				return err
 			}
 			start = end
-			started, last = true, keys[i]
-			if h.lastT < fromMs {
-				continue
-			}
-			if err := fn(&h, key); err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
 		}
 		if !more {
 			return ctx.Err()
@@ -331,21 +321,27 @@ func (db *DB) viewChunksTx(ctx context.Context, k SeriesKey, fromMs, toMs int64,
 		var h chunkHeader
 		c := b.Cursor()
 		for key, v := seekChunk(c, fromMs); key != nil && getInt64(key) < toMs; key, v = c.Next() {
-			if err := parseChunk(&h, key, v); err != nil {
-				return fmt.Errorf("series %s chunk %x: %w", k, key, err)
-			}
-			if h.lastT < fromMs {
-				continue
-			}
-			if err := fn(&h, key); err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
+			if err := visitChunk(ctx, k, &h, key, v, fromMs, fn); err != nil {
 				return err
 			}
 		}
 		return ctx.Err()
 	})
+}
+
+// visitChunk parses the chunk at key, value v into h and, unless it ends
+// before fromMs, calls fn with it.
+func visitChunk(ctx context.Context, k SeriesKey, h *chunkHeader, key, v []byte, fromMs int64, fn func(h *chunkHeader, key []byte) error) error {
+	if err := parseChunk(h, key, v); err != nil {
+		return fmt.Errorf("series %s chunk %x: %w", k, key, err)
+	}
+	if h.lastT < fromMs {
+		return nil
+	}
+	if err := fn(h, key); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // seriesBucketOf returns the bucket of series k's chunks, or nil.
