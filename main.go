@@ -31,7 +31,10 @@ var version = ""
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	interrupts.start(cancel)
+	interrupts.start(cancel, func(sig os.Signal) {
+		fmt.Fprintf(os.Stderr, "wattrec: %v again: exiting without waiting for the final commit\n", sig)
+		os.Exit(1)
+	})
 
 	err := newApp().RunContext(ctx, os.Args)
 	var status recording.ExitStatus

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -20,14 +19,15 @@ var interrupts signals
 type signals struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
+	abort   func(os.Signal) // the next signal: main's exit
 	forward chan<- os.Signal
 	seen    bool
 }
 
-// start installs the handler. Its goroutine lives as long as the
-// process.
-func (s *signals) start(cancel context.CancelFunc) {
-	s.cancel = cancel
+// start installs the handler: the first signal calls cancel, the next
+// abort. Its goroutine lives as long as the process.
+func (s *signals) start(cancel context.CancelFunc, abort func(os.Signal)) {
+	s.cancel, s.abort = cancel, abort
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -51,8 +51,7 @@ func (s *signals) handle(sig os.Signal) {
 		s.seen = true
 		s.cancel()
 	default:
-		fmt.Fprintf(os.Stderr, "wattrec: %v again: exiting without waiting for the final commit\n", sig)
-		os.Exit(1)
+		s.abort(sig)
 	}
 }
 
