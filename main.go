@@ -117,6 +117,12 @@ func hint(err error) string {
 		return "`wattrec repair --db FILE -o NEW` copies what is readable into a new file"
 	case errors.Is(err, store.ErrCorrupt):
 		return "run `wattrec check --db FILE`; `wattrec repair --db FILE -o NEW` copies what is readable"
+	case errors.Is(err, export.ErrNoGrid):
+		return "--grid-only needs --grid WIDTH"
+	case errors.Is(err, export.ErrGridFormat):
+		return "use -o FILE.parquet or --format csv"
+	case errors.Is(err, export.ErrGridNeedsFile):
+		return "--grid writes a second file beside -o: give -o FILE, or --grid-only for standard output"
 	case errors.Is(err, export.ErrExists):
 		return "use --force to replace it"
 	case errors.Is(err, recorder.ErrNoServers):

@@ -227,14 +227,6 @@ func exportOutputs(c *cli.Context) ([]export.Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case c.Bool("grid-only") && gridMs == 0:
-		return nil, errors.New("--grid-only needs --grid WIDTH")
-	case gridMs > 0 && format == export.FormatJSONL:
-		return nil, errors.New("the grid is written as parquet or csv: use -o FILE.parquet or --format csv")
-	case gridMs > 0 && !c.Bool("grid-only") && out == "":
-		return nil, errors.New("--grid writes a second file beside -o: give -o FILE (or --grid-only for standard output)")
-	}
 	req := export.Request{Filter: filter, Format: format, GridMs: gridMs,
 		Options: export.Options{Version: wattrecVersion(), CPUPeriodMs: cpuPeriodMs}}
 	return export.Outputs(out, req, c.Bool("grid-only"), c.Bool("force"))

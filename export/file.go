@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 )
 
-// Errors of WriteFile.
+// Errors of WriteFile and Outputs.
 var (
 	// ErrExists means the output exists and force is not set.
 	ErrExists = errors.New("output file exists")
@@ -17,6 +17,13 @@ var (
 	// regular file (a directory, named pipe, device, socket or symbolic
 	// link): WriteFile never replaces it, even with force.
 	ErrNotRegular = errors.New("not a regular file")
+	// ErrNoGrid means a grid-only export was asked without a bin width.
+	ErrNoGrid = errors.New("a grid-only export needs a grid bin width")
+	// ErrGridFormat means a grid was asked in JSON Lines.
+	ErrGridFormat = errors.New("the grid is written as parquet or csv, not jsonl")
+	// ErrGridNeedsFile means a grid beside the readings was asked without
+	// an output file to put it beside.
+	ErrGridNeedsFile = errors.New("the grid goes to a second file beside the readings: it needs an output file")
 )
 
 // WriteFile creates path atomically: readers see the old file or the

@@ -96,11 +96,11 @@ func Outputs(path string, req Request, gridOnly, force bool) ([]Output, error) {
 	case gridMs < 0:
 		return nil, query.Invalid("grid bin %d ms: want at least 1 ms", gridMs)
 	case gridOnly && gridMs == 0:
-		return nil, query.Invalid("a grid-only export needs a grid bin width")
+		return nil, ErrNoGrid
 	case gridMs > 0 && req.Format == FormatJSONL:
-		return nil, query.Invalid("the grid is written as parquet or csv, not jsonl")
+		return nil, ErrGridFormat
 	case gridMs > 0 && !gridOnly && path == "":
-		return nil, query.Invalid("the grid goes to a second file beside the readings: it needs an output file")
+		return nil, ErrGridNeedsFile
 	}
 	var outs []Output
 	if !gridOnly {
