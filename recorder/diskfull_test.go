@@ -267,26 +267,9 @@ func TestRecorder_DiskFullDrops(t *testing.T) {
 	// What is stored was sent; what is missing is what the recorder says
 	// it dropped.
 	got, _ := simtest.Stored(t, db)
-	// A stored seed stands for the streamed event that repeats it; any
-	// other seed was only read with get_power.
-	for v, n := range got {
-		if v.Seed {
-			delete(got, v)
-			if v.Seed = false; want[v] > got[v] {
-				got[v] += min(n, 1)
-			}
-		}
-	}
-	dropped := map[simtest.Value]int{}
-	for v, n := range want {
-		if d := n - got[v]; d > 0 {
-			dropped[v] = d
-		}
-	}
-	for v, n := range got {
-		if want[v] < n {
-			t.Errorf("stored %+v×%d that was not sent", v, n-want[v])
-		}
+	dropped := simtest.Missing(got, want)
+	for v, n := range simtest.Extra(got, want) {
+		t.Errorf("stored %+v×%d that was not sent", v, n)
 	}
 	if n := simtest.Count(dropped); n == 0 || int64(n) != recDropped {
 		t.Fatalf("%d sent values are missing, the recorder says it dropped %d", n, recDropped)

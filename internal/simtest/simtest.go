@@ -133,15 +133,29 @@ func Count(m map[Value]int) int {
 
 // Covers reports whether got holds every value of want, a stored seed
 // standing for the one event that repeats it (see Diff).
-func Covers(got, want map[Value]int) bool { return len(missing(got, want)) == 0 }
+func Covers(got, want map[Value]int) bool { return len(Missing(got, want)) == 0 }
 
-func missing(got, want map[Value]int) []string {
-	var out []string
+// Missing is the multiset of want's values that got lacks, a stored seed
+// standing for the one event that repeats it.
+func Missing(got, want map[Value]int) map[Value]int {
+	out := map[Value]int{}
 	for k, n := range want {
 		seed := k
 		seed.Seed = true
-		if have := got[k] + min(got[seed], 1); have < n { // a seed stands for one event
-			out = append(out, fmt.Sprintf("%+v×%d", k, n-have))
+		if have := got[k] + min(got[seed], 1); have < n {
+			out[k] = n - have
+		}
+	}
+	return out
+}
+
+// Extra is the multiset of got's streamed (non-seed) values that want
+// lacks.
+func Extra(got, want map[Value]int) map[Value]int {
+	out := map[Value]int{}
+	for k, n := range got {
+		if !k.Seed && want[k] < n {
+			out[k] = n - want[k]
 		}
 	}
 	return out
@@ -150,16 +164,23 @@ func missing(got, want map[Value]int) []string {
 // Diff fails tb unless got and want are the same multiset.
 func Diff(tb testing.TB, got, want map[Value]int) {
 	tb.Helper()
-	missing, extra := missing(got, want), []string(nil)
-	for k, n := range got {
-		if !k.Seed && want[k] < n {
-			extra = append(extra, fmt.Sprintf("%+v×%d", k, n-want[k]))
-		}
-	}
+	missing, extra := Missing(got, want), Extra(got, want)
 	if len(missing) > 0 || len(extra) > 0 {
 		tb.Fatalf("store differs from what the daemon sent (%d values): %d missing %v, %d extra %v",
-			Count(want), len(missing), missing[:min(len(missing), 5)], len(extra), extra[:min(len(extra), 5)])
+			Count(want), len(missing), examples(missing), len(extra), examples(extra))
 	}
+}
+
+// examples formats up to 5 values of m.
+func examples(m map[Value]int) []string {
+	var out []string
+	for k, n := range m {
+		if len(out) == 5 {
+			break
+		}
+		out = append(out, fmt.Sprintf("%+v×%d", k, n))
+	}
+	return out
 }
 
 // Start serves a simulator on network ("tcp" on 127.0.0.1, or "unix" in
