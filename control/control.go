@@ -161,7 +161,7 @@ const maxBody = 1 << 20
 // a bad request.
 func decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%w: %v", errBadBody, err)
+		return query.Invalid("request body: %v", err)
 	}
 	return nil
 }
@@ -219,7 +219,7 @@ func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte) e
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		if err != nil {
-			writeError(w, fmt.Errorf("%w: %v", errBadBody, err))
+			writeError(w, query.Invalid("request body: %v", err))
 			return
 		}
 		if err := s.acquire(r.Context()); err != nil {

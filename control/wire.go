@@ -1,7 +1,6 @@
 package control
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -117,46 +116,29 @@ const (
 )
 
 // wireErrors are the sentinels an error can carry through the socket:
-// the server answers with the status and code of the first one the error
-// matches, and the client returns an error that matches it again.
+// the server answers with the status and code of the first entry whose
+// errs[0] the error matches, and the client returns an error that
+// matches every one of that entry's errs again.
 var wireErrors = []struct {
 	code   string
 	status int
-	err    error // what an error must match to be answered with code, and what the client's error then matches
-	remote error // when set, what the client's error matches instead
+	errs   []error
 }{
-	{"too_large", http.StatusBadRequest, query.ErrTooLarge, errTooLarge},
-	{"invalid", http.StatusBadRequest, query.ErrInvalid, nil},
-	{"invalid_mark", http.StatusBadRequest, store.ErrInvalidMark, nil},
-	{"not_found", http.StatusNotFound, store.ErrNotFound, nil},
-	{"no_open_mark", http.StatusConflict, store.ErrNoOpenMark, nil},
-	{"corrupt", http.StatusInternalServerError, store.ErrCorrupt, nil},
-	{"busy", http.StatusServiceUnavailable, ErrBusy, nil},
-	{"canceled", http.StatusServiceUnavailable, context.Canceled, nil},
-	{"deadline", http.StatusServiceUnavailable, context.DeadlineExceeded, nil},
+	{"too_large", http.StatusBadRequest, []error{query.ErrTooLarge, query.ErrInvalid}},
+	{"invalid", http.StatusBadRequest, []error{query.ErrInvalid}},
+	{"invalid_mark", http.StatusBadRequest, []error{store.ErrInvalidMark}},
+	{"not_found", http.StatusNotFound, []error{store.ErrNotFound}},
+	{"no_open_mark", http.StatusConflict, []error{store.ErrNoOpenMark}},
+	{"corrupt", http.StatusInternalServerError, []error{store.ErrCorrupt}},
+	{"busy", http.StatusServiceUnavailable, []error{ErrBusy}},
+	{"canceled", http.StatusServiceUnavailable, []error{context.Canceled}},
+	{"deadline", http.StatusServiceUnavailable, []error{context.DeadlineExceeded}},
 }
-
-// errTooLarge is a report too large to make: query.ErrTooLarge, which is
-// also a query.ErrInvalid.
-var errTooLarge = tooLarge{}
-
-type tooLarge struct{}
-
-func (tooLarge) Error() string { return query.ErrTooLarge.Error() }
-func (tooLarge) Is(target error) bool {
-	return target == query.ErrTooLarge || target == query.ErrInvalid
-}
-
-// errBadBody is a request body that does not decode.
-var errBadBody = errors.New("bad request body")
 
 // classify returns the status and code for err.
 func classify(err error) (int, string) {
-	if errors.Is(err, errBadBody) {
-		return http.StatusBadRequest, "invalid"
-	}
 	for _, we := range wireErrors {
-		if errors.Is(err, we.err) {
+		if errors.Is(err, we.errs[0]) {
 			return we.status, we.code
 		}
 	}
@@ -164,20 +146,20 @@ func classify(err error) (int, string) {
 }
 
 // remoteError is an error the recorder answered with: its message, and
-// the sentinel its code names, if any.
+// the sentinels its code names, if any.
 type remoteError struct {
-	msg      string
-	sentinel error
+	msg       string
+	sentinels []error
 }
 
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.sentinels }
 
 func fromWire(r ErrorResponse) error {
 	e := &remoteError{msg: r.Error}
 	for _, we := range wireErrors {
 		if we.code == r.Code {
-			e.sentinel = cmp.Or(we.remote, we.err)
+			e.sentinels = we.errs
 		}
 	}
 	return e
