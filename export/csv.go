@@ -32,7 +32,7 @@ func CSV(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Opt
 // writeLines writes the raw rows of every series that passes f as CSV or
 // JSON Lines lines.
 func writeLines(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Options, jsonl bool) (int64, error) {
-	plan, err := query.NewPlan(ctx, db, f, opt.CPUPeriodMs)
+	plan, err := query.NewPlan(ctx, db, f, query.Periods{CPUMs: opt.CPUPeriodMs})
 	if err != nil {
 		return 0, err
 	}

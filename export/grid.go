@@ -57,7 +57,7 @@ func gridPlan(ctx context.Context, db *store.DB, f query.Filter, binMs int64, op
 	if binMs <= 0 {
 		return nil, query.Invalid("grid bin %d ms: must be at least 1 ms", binMs)
 	}
-	p, err := query.NewPlan(ctx, db, f, opt.CPUPeriodMs)
+	p, err := query.NewPlan(ctx, db, f, query.Periods{CPUMs: opt.CPUPeriodMs})
 	if err != nil {
 		return nil, err
 	}

@@ -195,7 +195,7 @@ func TestGrid(t *testing.T) {
 // TestGrid_Simulator checks the grid of a real recording against query.
 func TestGrid_Simulator(t *testing.T) {
 	db := recordSimulator(t, simulator.FormatSample, 400)
-	plan, err := query.NewPlan(context.Background(), db, query.Filter{}, 0)
+	plan, err := query.NewPlan(context.Background(), db, query.Filter{}, query.Periods{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ type row struct {
 func storeRows(tb testing.TB, db *store.DB, f query.Filter) []row {
 	tb.Helper()
 	ctx := context.Background()
-	plan, err := query.NewPlan(ctx, db, f, 0)
+	plan, err := query.NewPlan(ctx, db, f, query.Periods{})
 	if err != nil {
 		tb.Fatal(err)
 	}

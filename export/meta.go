@@ -94,7 +94,9 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 		}
 		periods := map[string]period{}
 		for name, r := range plan.Rules() {
-			periods[name] = period{r.PeriodMs, r.Inferred}
+			if r.Kind == query.RuleBackward {
+				periods[name] = period{r.PeriodMs, r.Inferred}
+			}
 		}
 		if err := put(MetaCPUPeriods, periods); err != nil {
 			return nil, err

@@ -81,7 +81,7 @@ func newWriter[T any](w io.Writer, opt Options, meta map[string]string) (pw *par
 // a valid Parquet file, and WriteFile removes it. It returns the number
 // of rows written.
 func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt Options) (int64, error) {
-	plan, err := query.NewPlan(ctx, db, f, opt.CPUPeriodMs)
+	plan, err := query.NewPlan(ctx, db, f, query.Periods{CPUMs: opt.CPUPeriodMs})
 	if err != nil {
 		return 0, err
 	}

@@ -13,15 +13,23 @@ import (
 // series. It calls fn once per bin, in time order, with that bin's
 // Result, which equals what Energy reports for that series and bucket:
 // each bin gets the same carry-in and the same readings as the window's
-// integral. The bins of a window therefore sum to the window's integral.
-// It stops at the first error from fn and returns it.
+// integral. The bins of a window therefore sum to the window's integral
+// (its energy; not its bound, whose edge terms belong to each bin's
+// edges). It stops at the first error from fn and returns it.
 func IntegrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, every int64, fn func(bin Interval, res Result) error) error {
-	from, to := window.From, window.To
+	return integrateBins(ctx, db, k, spec, binner{at: window.From, to: window.To, every: every}, fn)
+}
+
+// integrateBins is IntegrateBins over the bins of bins. A chunk that lies
+// inside one bin and one live session, and that no other bin still
+// needs, is folded in from its stored sums without decoding it.
+func integrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, bins binner, fn func(bin Interval, res Result) error) error {
+	from, to := bins.at, bins.to
 	if to <= from {
 		return nil
 	}
-	bins := binner{at: from, to: to, every: every}
 	reach := spec.Rule.Reach()
+	end := sat(to, reach)
 
 	// active holds the integrators of the bins that have started and can
 	// still receive readings, oldest first. A bin is started with the last
@@ -71,16 +79,7 @@ func IntegrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Sp
 		}
 		return nil
 	}
-
-	carry, ok, err := db.Before(ctx, k, from)
-	if err != nil {
-		return err
-	}
-	if ok {
-		last, have = Point{carry.TimeMs, carry.MilliWatts}, true
-	}
-	err = db.Scan(ctx, k, from, sat(to, reach), func(r *store.Reading) error {
-		p := Point{r.TimeMs, r.MilliWatts}
+	add := func(p Point) error {
 		if err := advance(p.T); err != nil {
 			return err
 		}
@@ -89,6 +88,33 @@ func IntegrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Sp
 		}
 		last, have = p, true
 		return nil
+	}
+
+	carry, ok, err := db.Before(ctx, k, from)
+	if err != nil {
+		return err
+	}
+	if ok {
+		last, have = Point{carry.TimeMs, carry.MilliWatts}, true
+	}
+	err = db.ScanChunks(ctx, k, from, end, func(c *store.Chunk) error {
+		if c.FirstMs >= from {
+			if err := advance(c.FirstMs); err != nil {
+				return err
+			}
+			if len(active) == 1 && (bins.done() || bins.at > c.LastMs) && active[0].it.runFits(c) {
+				active[0].it.Add(Point{c.FirstMs, c.FirstMW})
+				active[0].it.addRun(c)
+				last, have = Point{c.LastMs, c.LastMW}, true
+				return nil
+			}
+		}
+		return c.Readings(func(r *store.Reading) error {
+			if from <= r.TimeMs && r.TimeMs < end {
+				return add(Point{r.TimeMs, r.MilliWatts})
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -104,10 +130,12 @@ func sat(a, b int64) int64 {
 	return a + b
 }
 
-// binner yields the buckets of [at, to) one at a time, the same intervals
-// buckets returns, without holding them all.
+// binner yields the bins of [at, to) one at a time without holding them
+// all: split at the multiples of every (every > 0), or at cuts (sorted
+// times inside (at, to)), or not at all.
 type binner struct {
 	at, to, every int64
+	cuts          []int64
 }
 
 func (b *binner) done() bool { return b.at >= b.to }
@@ -115,6 +143,12 @@ func (b *binner) done() bool { return b.at >= b.to }
 func (b *binner) next() Interval {
 	start := b.at
 	next := b.to
+	for len(b.cuts) > 0 && b.cuts[0] <= start {
+		b.cuts = b.cuts[1:]
+	}
+	if len(b.cuts) > 0 {
+		next = min(b.cuts[0], b.to)
+	}
 	if b.every > 0 {
 		next = (start/b.every + 1) * b.every
 		if start < 0 && start%b.every != 0 {

@@ -40,6 +40,7 @@ type Options struct {
 	By          string // ByDevice (default), ByEndpoint, ByKind or ByTotal
 	EveryMs     int64  // bucket width; 0 = one bucket for the whole window
 	CPUPeriodMs int64  // CPU/DRAM poll period; 0 = infer it per series
+	GPUPeriodMs int64  // GPU poll period, for the error bound; 0 = infer it per series
 	// Window names a mark: the report has one set of rows per instance of
 	// it (clipped to the filter's time range, if any) and one for their sum.
 	Window string
@@ -174,7 +175,7 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	if opt.EveryMs < 0 {
 		return nil, Invalid("bucket width %d ms: must be positive", opt.EveryMs)
 	}
-	plan, err := NewPlan(ctx, db, opt.Filter, opt.CPUPeriodMs)
+	plan, err := NewPlan(ctx, db, opt.Filter, Periods{CPUMs: opt.CPUPeriodMs, GPUMs: opt.GPUPeriodMs})
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +296,7 @@ func (r *Row) add(res Result, cnt counterResult) {
 		r.CounterSeries++
 	}
 	r.EnergyUJ += res.EnergyUJ
+	r.BoundUJ += res.BoundUJ
 	r.TrapezoidUJ += res.TrapezoidUJ
 	r.WindowMs += res.WindowMs
 	r.ValuedMs += res.ValuedMs

@@ -36,6 +36,12 @@ type Result struct {
 	TrapezoidUJ  float64
 	Gaps         int // stretches of the window without a value
 	LongestGapMs int64
+	// BoundUJ bounds |EnergyUJ − the true energy of the valued time|
+	// from the readings (mW·ms, see boundOf): zeusd polls every
+	// Rule.PeriodMs, so a change it reports at t happened in (t − period,
+	// t], and a backward value's energy is known for its period as a
+	// whole, not for a part of it cut by the window or a session start.
+	BoundUJ int64
 }
 
 // Joules converts the energy to joules.
@@ -101,6 +107,9 @@ func (it *Integrator) Add(p Point) {
 	}
 	it.lastSeen = p.T
 	sess := it.sessionOf(p.T)
+	if sess >= 0 {
+		it.boundOf(p, sess)
+	}
 	eff := Point{T: p.T - it.shift, MW: p.MW}
 	if it.have {
 		if sess == it.sess {
@@ -110,6 +119,40 @@ func (it *Integrator) Add(p Point) {
 		}
 	}
 	it.cur, it.have, it.sess = eff, sess >= 0, sess
+}
+
+// boundOf adds what reading p, of session sess, can make the integral
+// differ from the true energy inside the window and session: with the
+// hold rule, the change from the value before it, which happened at most
+// one period before p: |Δ| × the part of [p − period, p) inside; with
+// the backward rule, where the window or session cuts p's period (t −
+// period, t] so that x of it is inside, the true energy of that part is
+// anywhere between none and all of the period's (v × period), so the
+// rule's v × x is off by at most v × max(x, period − x). Points must come
+// in time order, each after the value it changes (Add).
+func (it *Integrator) boundOf(p Point, sess int) {
+	period := it.s.Rule.PeriodMs
+	if period <= 0 {
+		return
+	}
+	in := clip(clip(Interval{p.T - period, p.T}, it.s.Sessions[sess]), it.window).Len()
+	if in == 0 {
+		return
+	}
+	switch it.s.Rule.Kind {
+	case RuleHold:
+		if it.have && it.sess == sess {
+			d := p.MW - it.cur.MW
+			if d < 0 {
+				d = -d
+			}
+			it.res.BoundUJ += d * in
+		}
+	case RuleBackward:
+		if in < period {
+			it.res.BoundUJ += p.MW * max(in, period-in)
+		}
+	}
 }
 
 // emit integrates the current value from its time to end, inside its
@@ -158,42 +201,20 @@ func (it *Integrator) Result() Result {
 	return res
 }
 
-// integrateSeries integrates series k over window by spec: one
-// Integrator fed the carry-in reading before the window and then every
-// reading that can cover part of it, over the store's chunks
-// (store.DB.ScanChunks). A chunk that lies inside the window and inside
-// one live session is folded in from its stored sums (Integrator.addRun)
-// without decoding it; any other chunk is decoded and fed reading by
-// reading. The result is the same as feeding every reading (the
-// reference in the tests), TrapezoidUJ up to the rounding of a float64
-// sum taken in another order.
+// integrateSeries integrates series k over window by spec, in one scan
+// of the store's chunks (see IntegrateBins, of which this is the one-bin
+// case): a chunk that lies inside the window and inside one live session
+// is folded in from its stored sums (Integrator.addRun) without decoding
+// it. The result is the same as feeding every reading (the reference in
+// the tests), TrapezoidUJ up to the rounding of a float64 sum taken in
+// another order.
 func integrateSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) (Result, error) {
-	it := NewIntegrator(spec, window)
-	carry, ok, err := db.Before(ctx, k, window.From)
-	if err != nil {
-		return Result{}, err
-	}
-	if ok {
-		it.Add(Point{carry.TimeMs, carry.MilliWatts})
-	}
-	end := sat(window.To, spec.Rule.Reach())
-	err = db.ScanChunks(ctx, k, window.From, end, func(c *store.Chunk) error {
-		if it.runFits(c) {
-			it.Add(Point{c.FirstMs, c.FirstMW})
-			it.addRun(c)
-			return nil
-		}
-		return c.Readings(func(r *store.Reading) error {
-			if window.From <= r.TimeMs && r.TimeMs < end {
-				it.Add(Point{r.TimeMs, r.MilliWatts})
-			}
-			return nil
-		})
+	var res Result
+	err := integrateBins(ctx, db, k, spec, binner{at: window.From, to: window.To}, func(_ Interval, r Result) error {
+		res = r
+		return nil
 	})
-	if err != nil {
-		return Result{}, err
-	}
-	return it.Result(), nil
+	return res, err
 }
 
 // runFits reports whether addRun can stand in for adding c's readings
@@ -210,6 +231,13 @@ func (it *Integrator) runFits(c *store.Chunk) bool {
 	}
 	ses := it.s.Sessions[s]
 	first, last := c.FirstMs-it.shift, c.LastMs-it.shift
+	if it.s.Rule.Kind == RuleHold && it.s.Rule.PeriodMs > 0 {
+		// The bound of each reading after the first is |Δ| × period:
+		// the swing, when their periods lie inside.
+		if early := c.FirstMs - it.s.Rule.PeriodMs; !c.HasSwing || early < ses.From || early < it.window.From {
+			return false
+		}
+	}
 	return c.LastMs < ses.To && // every reading belongs to session s
 		first >= ses.From && last <= ses.To &&
 		first >= it.window.From && last <= it.window.To
@@ -223,6 +251,9 @@ func (it *Integrator) addRun(c *store.Chunk) {
 	it.res.TrapezoidUJ += float64(c.Trapezoid2UJ) / 2
 	it.res.PeakMW = max(it.res.PeakMW, c.PeakMW)
 	it.res.Samples += c.Len - 1
+	if it.s.Rule.Kind == RuleHold {
+		it.res.BoundUJ += c.SwingMW * it.s.Rule.PeriodMs
+	}
 	if span := c.LastMs - c.FirstMs; span > 0 {
 		it.res.ValuedMs += span
 		seg := Interval{c.FirstMs - it.shift, c.LastMs - it.shift}

@@ -79,6 +79,8 @@ func TestIntegrateSeries(t *testing.T) {
 		for _, w := range windows {
 			for _, spec := range []Spec{
 				{Rule: Rule{Kind: RuleHold}, Sessions: sessions},
+				{Rule: Rule{Kind: RuleHold, PeriodMs: 50}, Sessions: sessions},
+				{Rule: Rule{Kind: RuleHold, PeriodMs: 1 + rng.Int64N(500)}, Sessions: sessions},
 				{Rule: Rule{Kind: RuleBackward, PeriodMs: 100}, Sessions: sessions},
 				{Rule: Rule{Kind: RuleBackward, PeriodMs: 1 + rng.Int64N(5000)}, Sessions: sessions},
 			} {

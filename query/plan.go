@@ -26,14 +26,18 @@ type Plan struct {
 
 // NewPlan resolves f against db: the series that pass it, their stream
 // sessions, the time range and window, and per series the rule (GPU
-// hold; CPU/DRAM backward, with cpuPeriodMs or, when that is zero, the
-// poll period inferred from the series' readings). It reads the file's
+// hold; CPU/DRAM backward) with its poll period (the one periods gives
+// for its kind or, when that is zero, the one inferred from the series'
+// readings). It reads the file's
 // series list and sessions once. An endpoint filter naming an endpoint
 // the file lacks is an error that lists the ones it has; a filter that
 // matches no series is not.
-func NewPlan(ctx context.Context, db *store.DB, f Filter, cpuPeriodMs int64) (*Plan, error) {
-	if cpuPeriodMs < 0 {
-		return nil, Invalid("CPU period %d ms: must be positive", cpuPeriodMs)
+func NewPlan(ctx context.Context, db *store.DB, f Filter, periods Periods) (*Plan, error) {
+	if periods.CPUMs < 0 {
+		return nil, Invalid("CPU period %d ms: must be positive", periods.CPUMs)
+	}
+	if periods.GPUMs < 0 {
+		return nil, Invalid("GPU period %d ms: must be positive", periods.GPUMs)
 	}
 	eps, err := db.Endpoints(ctx)
 	if err != nil {
@@ -89,7 +93,7 @@ func NewPlan(ctx context.Context, db *store.DB, f Filter, cpuPeriodMs int64) (*P
 
 	p.Specs = make([]Spec, len(p.Series))
 	for i, s := range p.Series {
-		rule, err := ruleFor(ctx, db, s.SeriesKey, cpuPeriodMs, p.Window.From)
+		rule, err := ruleFor(ctx, db, s.SeriesKey, periods, p.Window.From)
 		if err != nil {
 			return nil, err
 		}
@@ -98,14 +102,12 @@ func NewPlan(ctx context.Context, db *store.DB, f Filter, cpuPeriodMs int64) (*P
 	return p, nil
 }
 
-// Rules is the rule of each CPU and DRAM series by name ("n1:4938
-// cpu:0"): the periods used.
+// Rules is the rule of each series by name ("n1:4938 cpu:0"): the poll
+// periods used.
 func (p *Plan) Rules() map[string]Rule {
 	out := map[string]Rule{}
 	for i, s := range p.Series {
-		if r := p.Specs[i].Rule; r.Kind == RuleBackward {
-			out[seriesName(s.SeriesKey)] = r
-		}
+		out[seriesName(s.SeriesKey)] = p.Specs[i].Rule
 	}
 	return out
 }

@@ -89,7 +89,7 @@ func TestPlan(t *testing.T) {
 	gpu, cpu := mustParseDevices(t, "gpu"), mustParseDevices(t, "cpu")
 
 	t.Run("Zero", func(t *testing.T) {
-		p, err := query.NewPlan(ctx, db, query.Filter{}, 0)
+		p, err := query.NewPlan(ctx, db, query.Filter{}, query.Periods{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,8 +111,9 @@ func TestPlan(t *testing.T) {
 			spec := p.Specs[i]
 			switch s.Kind {
 			case store.KindGPU:
-				if spec.Rule != (query.Rule{Kind: query.RuleHold}) {
-					t.Errorf("%s: rule %+v, want hold", s.SeriesKey, spec.Rule)
+				// The period (for the bound) from the daemon's 2.5 s spacing.
+				if want := (query.Rule{Kind: query.RuleHold, PeriodMs: 2500, Inferred: true}); spec.Rule != want {
+					t.Errorf("%s: rule %+v, want %+v", s.SeriesKey, spec.Rule, want)
 				}
 				if !slices.Equal(spec.Sessions, gpuSessions) {
 					t.Errorf("%s: sessions %+v, want %+v", s.SeriesKey, spec.Sessions, gpuSessions)
@@ -129,35 +130,36 @@ func TestPlan(t *testing.T) {
 			}
 		}
 		rules := p.Rules()
-		if len(rules) != 2 || rules[planCPU0.String()].PeriodMs != 100 || rules[planDRAM.String()].PeriodMs != 100 {
-			t.Errorf("Rules() = %+v, want cpu:0 and dram:0 of n2 at 100 ms", rules)
+		if len(rules) != 4 || rules[planCPU0.String()].PeriodMs != 100 || rules[planDRAM.String()].PeriodMs != 100 {
+			t.Errorf("Rules() = %+v, want every series, cpu:0 and dram:0 of n2 at 100 ms", rules)
 		}
-		if line := p.RulesLine(); !strings.HasPrefix(line, query.RulesSummary()) || !strings.Contains(line, "CPU period 100ms inferred (2 series)") {
+		if line := p.RulesLine(); !strings.HasPrefix(line, query.RulesSummary()) || !strings.Contains(line, "CPU period 100ms inferred (2 series)") ||
+			!strings.Contains(line, "GPU period 2.5s inferred (2 series)") {
 			t.Errorf("RulesLine() = %q", line)
 		}
 	})
 
 	t.Run("CPUPeriodGiven", func(t *testing.T) {
-		p, err := query.NewPlan(ctx, db, query.Filter{}, 250)
+		p, err := query.NewPlan(ctx, db, query.Filter{}, query.Periods{CPUMs: 250})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, s := range p.Series {
 			want := query.Rule{Kind: query.RuleBackward, PeriodMs: 250}
 			if s.Kind == store.KindGPU {
-				want = query.Rule{Kind: query.RuleHold}
+				want = query.Rule{Kind: query.RuleHold, PeriodMs: 2500, Inferred: true}
 			}
 			if got := p.Specs[i].Rule; got != want {
 				t.Errorf("%s: rule %+v, want %+v", s.SeriesKey, got, want)
 			}
 		}
-		if line := p.RulesLine(); !strings.Contains(line, "CPU period 250ms") || strings.Contains(line, "inferred") {
+		if line := p.RulesLine(); !strings.Contains(line, "CPU period 250ms assumed") || strings.Contains(line, "CPU period 250ms inferred") {
 			t.Errorf("RulesLine() = %q, want a 250ms period that is not inferred", line)
 		}
 	})
 
 	t.Run("NegativeCPUPeriod", func(t *testing.T) {
-		if _, err := query.NewPlan(ctx, db, query.Filter{}, -1); !errors.Is(err, query.ErrInvalid) {
+		if _, err := query.NewPlan(ctx, db, query.Filter{}, query.Periods{CPUMs: -1}); !errors.Is(err, query.ErrInvalid) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
 	})
@@ -172,7 +174,7 @@ func TestPlan(t *testing.T) {
 		{"EndpointCPU", "n2:4938", query.Interval{From: planT0 + 5_000, To: planT0 + 40_000}, []store.SeriesKey{planCPU0, planDRAM}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := query.NewPlan(ctx, db, query.Filter{Endpoints: []string{tc.ep}}, 0)
+			p, err := query.NewPlan(ctx, db, query.Filter{Endpoints: []string{tc.ep}}, query.Periods{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +188,7 @@ func TestPlan(t *testing.T) {
 	}
 
 	t.Run("DeviceFilter", func(t *testing.T) {
-		p, err := query.NewPlan(ctx, db, query.Filter{Devices: cpu}, 0)
+		p, err := query.NewPlan(ctx, db, query.Filter{Devices: cpu}, query.Periods{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +202,7 @@ func TestPlan(t *testing.T) {
 	})
 
 	t.Run("UnknownEndpoint", func(t *testing.T) {
-		p, err := query.NewPlan(ctx, db, query.Filter{Endpoints: []string{"n1:4938", "n3:4938"}}, 0)
+		p, err := query.NewPlan(ctx, db, query.Filter{Endpoints: []string{"n1:4938", "n3:4938"}}, query.Periods{})
 		if !errors.Is(err, query.ErrInvalid) {
 			t.Fatalf("NewPlan = %+v, %v; want an error matching ErrInvalid", p, err)
 		}
@@ -212,7 +214,7 @@ func TestPlan(t *testing.T) {
 	})
 
 	t.Run("NoSeriesMatch", func(t *testing.T) {
-		p, err := query.NewPlan(ctx, db, query.Filter{Endpoints: []string{"n1:4938"}, Devices: cpu}, 0)
+		p, err := query.NewPlan(ctx, db, query.Filter{Endpoints: []string{"n1:4938"}, Devices: cpu}, query.Periods{})
 		if err != nil {
 			t.Fatalf("a filter that matches nothing: %v, want no error", err)
 		}
@@ -244,7 +246,7 @@ func TestPlan(t *testing.T) {
 			query.Interval{From: planT0 - 5_000, To: planT0 + 100_000}},
 	} {
 		t.Run("Range/"+tc.name, func(t *testing.T) {
-			p, err := query.NewPlan(ctx, db, tc.f, 0)
+			p, err := query.NewPlan(ctx, db, tc.f, query.Periods{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +257,7 @@ func TestPlan(t *testing.T) {
 	}
 
 	t.Run("Range/FromEnd", func(t *testing.T) {
-		_, err := query.NewPlan(ctx, db, query.Filter{Range: query.TimeRange{From: end}}, 0)
+		_, err := query.NewPlan(ctx, db, query.Filter{Range: query.TimeRange{From: end}}, query.Periods{})
 		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), "is not after") {
 			t.Fatalf("err = %v, want an empty-window error matching ErrInvalid", err)
 		}
@@ -270,7 +272,7 @@ func TestPlan_EmptyFile(t *testing.T) {
 		{To: query.Bound{Kind: query.BoundEnd}},
 		{From: query.At(planT0)},
 	} {
-		p, err := query.NewPlan(ctx, db, query.Filter{Range: r}, 0)
+		p, err := query.NewPlan(ctx, db, query.Filter{Range: r}, query.Periods{})
 		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), "holds no readings") || !strings.Contains(err.Error(), db.Path()) {
 			t.Errorf("range %+v: NewPlan = %+v, %v; want ErrInvalid naming the file, \"holds no readings\"", r, p, err)
 		}
@@ -278,7 +280,7 @@ func TestPlan_EmptyFile(t *testing.T) {
 	// Without a recording's edge to resolve, an empty file is not an
 	// error: there is just nothing to read.
 	for _, r := range []query.TimeRange{{}, query.Between(planT0, planT0+1_000)} {
-		p, err := query.NewPlan(ctx, db, query.Filter{Range: r}, 0)
+		p, err := query.NewPlan(ctx, db, query.Filter{Range: r}, query.Periods{})
 		if err != nil {
 			t.Errorf("range %+v: %v", r, err)
 			continue
@@ -303,7 +305,7 @@ func TestPlan_NoSessions(t *testing.T) {
 		{Endpoint: "n1:4938", Kind: store.KindCPU, TimeMs: planT0 + 900, DaemonMs: planT0 + 900, MilliWatts: 32_000},
 	}}
 	MustWrite(t, db, &b)
-	p, err := query.NewPlan(ctx, db, query.Filter{}, 0)
+	p, err := query.NewPlan(ctx, db, query.Filter{}, query.Periods{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +328,7 @@ func TestPlan_NoSessions(t *testing.T) {
 		t.Errorf("RulesLine() = %q", line)
 	}
 	// "start" resolves to the first reading here.
-	p, err = query.NewPlan(ctx, db, query.Filter{Range: query.TimeRange{From: query.Bound{Kind: query.BoundStart}}}, 0)
+	p, err = query.NewPlan(ctx, db, query.Filter{Range: query.TimeRange{From: query.Bound{Kind: query.BoundStart}}}, query.Periods{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +357,7 @@ func TestPlan_PeriodNearWindow(t *testing.T) {
 		{"Late", query.Between(planT0+200_000, planT0+210_000), 250},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := query.NewPlan(ctx, db, query.Filter{Range: tc.r}, 0)
+			p, err := query.NewPlan(ctx, db, query.Filter{Range: tc.r}, query.Periods{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,7 +46,9 @@ func (k RuleKind) String() string {
 // Rule is how the readings of one series cover time.
 type Rule struct {
 	Kind RuleKind
-	// PeriodMs is the poll period a RuleBackward value averages over.
+	// PeriodMs is the daemon's poll period of the series: what a
+	// RuleBackward value averages over, and for both rules how late a
+	// change can be seen (the error bound, see Result.BoundUJ).
 	PeriodMs int64
 	// Inferred says PeriodMs was inferred from the series' readings, not
 	// given or assumed.
@@ -63,9 +65,10 @@ func (r Rule) Shift() int64 {
 }
 
 // Reach is how far past a window's end a reading's time may lie and the
-// reading still cover part of the window: readings with time < end +
-// Reach must be fed to integrate up to end.
-func (r Rule) Reach() int64 { return r.Shift() + 1 }
+// reading still bear on the window (cover part of it, or bound a change
+// that may have happened inside it): readings with time < end + Reach
+// must be fed to integrate up to end.
+func (r Rule) Reach() int64 { return r.PeriodMs + 1 }
 
 // RulesSummary is the rules in one line, as report headers print them.
 func RulesSummary() string {
@@ -115,31 +118,44 @@ func ruleKindOf(k store.Kind) RuleKind {
 	return RuleBackward
 }
 
-// DefaultCPUPeriodMs is zeusd's default CPU poll period (10 Hz), assumed
-// when a series has too few readings to infer its own.
-const DefaultCPUPeriodMs = 100
+// zeusd's default poll periods (CPU 10 Hz, GPU 20 Hz), assumed when a
+// series has too few readings to infer its own.
+const (
+	DefaultCPUPeriodMs = 100
+	DefaultGPUPeriodMs = 50
+)
+
+// Periods fixes the poll periods of a read; zero means inferred per
+// series.
+type Periods struct {
+	CPUMs int64 // CPU and DRAM: the backward rule's period
+	GPUMs int64 // GPU: for the error bound only (the hold rule has none)
+}
 
 // ruleFor chooses the rule of series k: GPU values hold; CPU and DRAM
-// values are backward, with periodMs when it is set, else the period
-// inferred from the readings near from, else DefaultCPUPeriodMs.
-func ruleFor(ctx context.Context, db *store.DB, k store.SeriesKey, periodMs, from int64) (Rule, error) {
-	if ruleKindOf(k.Kind) == RuleHold {
-		return Rule{Kind: RuleHold}, nil
+// values are backward. The poll period is the given one when it is set,
+// else the period inferred from the readings near from, else zeusd's
+// default.
+func ruleFor(ctx context.Context, db *store.DB, k store.SeriesKey, periods Periods, from int64) (Rule, error) {
+	kind, given, def := ruleKindOf(k.Kind), periods.CPUMs, int64(DefaultCPUPeriodMs)
+	if kind == RuleHold {
+		given, def = periods.GPUMs, DefaultGPUPeriodMs
 	}
-	if periodMs > 0 {
-		return Rule{Kind: RuleBackward, PeriodMs: periodMs}, nil
+	if given > 0 {
+		return Rule{Kind: kind, PeriodMs: given}, nil
 	}
 	p, err := inferPeriod(ctx, db, k, from)
 	if err != nil || p == 0 {
-		return Rule{Kind: RuleBackward, PeriodMs: DefaultCPUPeriodMs}, err
+		return Rule{Kind: kind, PeriodMs: def}, err
 	}
-	return Rule{Kind: RuleBackward, PeriodMs: p, Inferred: true}, nil
+	return Rule{Kind: kind, PeriodMs: p, Inferred: true}, nil
 }
 
-// inferPeriod finds a CPU series' poll period: the most common positive
+// inferPeriod finds a series' poll period: the most common positive
 // spacing of daemon timestamps among its first readings from near the
-// window (zeusd sends CPU values on change, which real RAPL readings
-// almost always are, so most spacings are one period). 0 means too few
+// window (zeusd sends values on change, which real power readings almost
+// always are, so most spacings are one period; a flat stretch gives a
+// multiple, which only makes the error bound safer). 0 means too few
 // readings to tell.
 func inferPeriod(ctx context.Context, db *store.DB, k store.SeriesKey, from int64) (int64, error) {
 	const want = 512
@@ -188,8 +204,9 @@ func inferPeriod(ctx context.Context, db *store.DB, k store.SeriesKey, from int6
 	return best, nil
 }
 
-// periodsLine describes the CPU periods of rules (series name → rule),
-// for the report header: "; CPU period 100ms inferred (2 series)".
+// periodsLine describes the poll periods of rules (series name → rule),
+// for the report header: "; CPU period 100ms inferred (2 series); GPU
+// period 50ms inferred (4 series)".
 func periodsLine(rules map[string]Rule) string {
 	periods := map[string]int{}
 	for _, r := range rules {
@@ -197,11 +214,15 @@ func periodsLine(rules map[string]Rule) string {
 		if !r.Inferred {
 			how = "assumed"
 		}
-		periods[fmt.Sprintf("%s %s", time.Duration(r.PeriodMs)*time.Millisecond, how)]++
+		kind := "CPU"
+		if r.Kind == RuleHold {
+			kind = "GPU"
+		}
+		periods[fmt.Sprintf("%s period %s %s", kind, time.Duration(r.PeriodMs)*time.Millisecond, how)]++
 	}
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(periods)) {
-		fmt.Fprintf(&b, "; CPU period %s (%d series)", k, periods[k])
+		fmt.Fprintf(&b, "; %s (%d series)", k, periods[k])
 	}
 	return b.String()
 }

@@ -19,8 +19,9 @@ func TestRule_Shift(t *testing.T) {
 		shift, reach int64
 	}{
 		{"Hold", query.Rule{Kind: query.RuleHold}, 0, 1},
-		// A hold value has no period to shift by, even if one is set.
-		{"HoldIgnoresPeriod", query.Rule{Kind: query.RuleHold, PeriodMs: 100}, 0, 1},
+		// A hold value has no period to shift by; a reading up to a
+		// period after the window bounds a change inside it.
+		{"HoldPeriod", query.Rule{Kind: query.RuleHold, PeriodMs: 100}, 0, 101},
 		{"Backward100", query.Rule{Kind: query.RuleBackward, PeriodMs: 100}, 100, 101},
 		{"Backward250", query.Rule{Kind: query.RuleBackward, PeriodMs: 250, Inferred: true}, 250, 251},
 	} {

@@ -191,9 +191,12 @@ func (c *checker) lost(l Loss) {
 }
 
 func (c *checker) chunk(k SeriesKey, h *chunkHeader, rs []rd) error {
-	sums := chunkSums{peak: -1, ok: true}
+	sums := chunkSums{peak: -1, hasSwing: true, ok: true}
 	for i := 1; i < len(rs); i++ {
 		sums.add(rs[i-1], rs[i])
+	}
+	if !h.sums.hasSwing { // written before the swing existed
+		sums.swing, sums.hasSwing = 0, false
 	}
 	if sums.ok != h.sums.ok || (sums.ok && sums != h.sums) {
 		return fmt.Errorf("sums %+v, the header says %+v: %w", sums, h.sums, ErrCorrupt)

@@ -30,7 +30,8 @@ const (
 	flagOptimised = 1 << 0 // the parameters were fitted to this chunk's readings: do not refit
 	flagDoD       = 1 << 1 // time codes are delta-of-delta, not offsets from the mode
 	flagSums      = 1 << 2 // the pair sums are present (they did not overflow)
-	flagsKnown    = flagOptimised | flagDoD | flagSums
+	flagSwing     = 1 << 3 // the swing follows the pair sums (chunks written before it have none)
+	flagsKnown    = flagOptimised | flagDoD | flagSums | flagSwing
 )
 
 // rd is one reading inside a chunk: corrected time, daemon − corrected
@@ -66,7 +67,11 @@ type chunkSums struct {
 	hold  uint64 // Σ mw_i·(t_{i+1} − t_i), mW·ms
 	trap2 uint64 // Σ (mw_i + mw_{i+1})·(t_{i+1} − t_i)
 	peak  int64  // max mw_i over pairs with t_{i+1} > t_i; -1 if none
-	ok    bool   // false once a sum overflowed int64
+	// swing is Σ |mw_{i+1} − mw_i| over every pair (also those of one
+	// millisecond), mW: what an error bound of the hold rule rests on.
+	swing    uint64
+	hasSwing bool // false in a chunk read from a file written before swing existed
+	ok       bool // false once a sum overflowed int64
 }
 
 // add folds the pair (a, b) into s.
@@ -74,6 +79,16 @@ func (s *chunkSums) add(a, b rd) {
 	if !s.ok {
 		return
 	}
+	d := b.mw - a.mw // both in [0, maxMilliWatts]: no overflow
+	if d < 0 {
+		d = -d
+	}
+	swing, cs := bits.Add64(s.swing, uint64(d), 0)
+	if cs != 0 || swing > math.MaxInt64 {
+		s.ok = false
+		return
+	}
+	s.swing = swing
 	dt := uint64(b.t - a.t) // exact: b.t >= a.t
 	if dt == 0 {
 		return
@@ -128,10 +143,10 @@ type chunkEnc struct {
 const fullFitEvery = 16
 
 // maxFixedHeader bounds the header without its change and seed lists.
-const maxFixedHeader = 2 + 5 + 10 + 10 + 9 + 9 + 10 + 10 + 2 + 3*10 + 5 + 5
+const maxFixedHeader = 2 + 5 + 10 + 10 + 9 + 9 + 10 + 10 + 2 + 4*10 + 5 + 5
 
 func newChunkEnc(p chunkParams) *chunkEnc {
-	return &chunkEnc{p: p, sums: chunkSums{peak: -1, ok: true}, fitAge: fullFitEvery}
+	return &chunkEnc{p: p, sums: chunkSums{peak: -1, hasSwing: true, ok: true}, fitAge: fullFitEvery}
 }
 
 // errRefit means a reading cannot be coded with the chunk's parameters
@@ -216,7 +231,7 @@ func (c *chunkEnc) headerLen(n int, last rd, sums *chunkSums, listBytes, dchg, s
 		uvarintLen(uint64(c.first.mw)) + uvarintLen(uint64(last.mw)) + uvarintLen(uint64(c.p.unit)) +
 		uvarintLen(zigzag(c.p.mode)) + 2 + uvarintLen(uint64(dchg)) + uvarintLen(uint64(seeds)) + listBytes
 	if sums.ok {
-		l += uvarintLen(sums.hold) + uvarintLen(sums.trap2) + uvarintLen(uint64(sums.peak+1))
+		l += uvarintLen(sums.hold) + uvarintLen(sums.trap2) + uvarintLen(uint64(sums.peak+1)) + uvarintLen(sums.swing)
 	}
 	return l
 }
@@ -290,7 +305,7 @@ func (c *chunkEnc) appendHeader(dst []byte) []byte {
 		flags |= flagDoD
 	}
 	if c.sums.ok {
-		flags |= flagSums
+		flags |= flagSums | flagSwing
 	}
 	dst = append(dst, valueV2, flags)
 	dst = binary.AppendUvarint(dst, uint64(c.n))
@@ -305,6 +320,7 @@ func (c *chunkEnc) appendHeader(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, c.sums.hold)
 		dst = binary.AppendUvarint(dst, c.sums.trap2)
 		dst = binary.AppendUvarint(dst, uint64(c.sums.peak+1))
+		dst = binary.AppendUvarint(dst, c.sums.swing)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(c.dchg)))
 	prevIdx, prevD := 0, c.first.d
@@ -405,6 +421,15 @@ func parseChunk(h *chunkHeader, key, v []byte) error {
 			return ErrCorrupt
 		}
 		h.sums = chunkSums{hold: hold, trap2: trap, peak: int64(peak) - 1, ok: true}
+		if h.flags&flagSwing != 0 {
+			swing := uv()
+			if bad || swing > math.MaxInt64 {
+				return ErrCorrupt
+			}
+			h.sums.swing, h.sums.hasSwing = swing, true
+		}
+	} else if h.flags&flagSwing != 0 {
+		return ErrCorrupt
 	}
 	m := uv()
 	if bad || m >= n {
@@ -687,7 +712,7 @@ func (c *chunkEnc) push(r rd) []*chunkEnc {
 	if !c.fits(r) {
 		full := *c
 		sealed = append(sealed, &full)
-		*c = chunkEnc{p: c.p, sums: chunkSums{peak: -1, ok: true}, fitAge: c.fitAge + 1}
+		*c = chunkEnc{p: c.p, sums: chunkSums{peak: -1, hasSwing: true, ok: true}, fitAge: c.fitAge + 1}
 	}
 	if err := c.append(r); err != nil { // errRefit
 		sealed = append(sealed, c.rebuild(append(c.readings(), r))...)

@@ -93,7 +93,7 @@ func TestChunk_RoundTrip(t *testing.T) {
 				if j > 0 && out[len(out)-1].t == rs[0].t {
 					t.Fatalf("run %d: a millisecond split between chunks", i)
 				}
-				sums := chunkSums{peak: -1, ok: true}
+				sums := chunkSums{peak: -1, hasSwing: true, ok: true}
 				for k := 1; k < len(rs); k++ {
 					sums.add(rs[k-1], rs[k])
 				}

@@ -95,7 +95,9 @@
 //	0x02                  version
 //	flags (1)             bit 0: parameters fitted to this chunk (a full head is
 //	                      sealed, not refitted); bit 1: time codes are
-//	                      delta-of-delta; bit 2: pair sums present. Others zero.
+//	                      delta-of-delta; bit 2: pair sums present; bit 3:
+//	                      swing present (set with bit 2; chunks written before
+//	                      the swing existed have bit 2 alone). Others zero.
 //	n (uvarint)           readings, >= 1
 //	span (uvarint)        last corrected time − first (the key)
 //	d0 (varint)           daemon ms − corrected ms of the first reading
@@ -108,6 +110,8 @@
 //	  hold (uvarint)      Σ mw_i·(t_{i+1} − t_i) over consecutive readings (mW·ms)
 //	  trap2 (uvarint)     Σ (mw_i + mw_{i+1})·(t_{i+1} − t_i)
 //	  peak+1 (uvarint)    largest mw_i with t_{i+1} > t_i, plus one (0: none)
+//	  if bit 3:
+//	    swing (uvarint)   Σ |mw_{i+1} − mw_i| over consecutive readings (mW)
 //	m (uvarint)           changes of d = daemon − corrected time, then m times:
 //	  index step (uvarint), d step (varint)   (from index 0 and d0)
 //	s (uvarint)           seed readings, then s times:
@@ -144,7 +148,9 @@
 // delta is not a multiple of the unit makes the head refit at once.
 //
 // The pair sums let an integral skip decoding a chunk that lies inside its
-// window and one stream session ([DB.ScanChunks], query's fast path).
+// window and one stream session ([DB.ScanChunks], query's fast path); the
+// swing does the same for the integral's error bound, which grows with
+// every change of value.
 //
 // Duplicate policy: a reading equal in corrected time, daemon time and
 // milliwatts to a stored reading of its series is the same reading and is

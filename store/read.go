@@ -171,6 +171,11 @@ type Chunk struct {
 	// PeakMW is the largest mw_i with t_{i+1} > t_i (a value that held
 	// for a while inside the chunk); -1 if there is none.
 	PeakMW int64
+	// SwingMW is Σ |mw_{i+1} − mw_i| over every pair, also those of one
+	// millisecond; HasSwing is false for a chunk written before the swing
+	// was stored (it must be decoded to get it).
+	SwingMW  int64
+	HasSwing bool
 
 	k    SeriesKey
 	hdr  *chunkHeader
@@ -220,6 +225,7 @@ func (db *DB) ScanChunks(ctx context.Context, k SeriesKey, fromMs, toMs int64, f
 		ch.hdr = h
 		ch.Len, ch.FirstMs, ch.LastMs, ch.FirstMW, ch.LastMW = h.n, h.firstT, h.lastT, h.firstMW, h.lastMW
 		ch.HasSums, ch.HoldUJ, ch.Trapezoid2UJ, ch.PeakMW = h.sums.ok, int64(h.sums.hold), int64(h.sums.trap2), h.sums.peak
+		ch.SwingMW, ch.HasSwing = int64(h.sums.swing), h.sums.ok && h.sums.hasSwing
 		g.inFn = true
 		err := fn(&ch)
 		g.inFn = false
