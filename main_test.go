@@ -474,19 +474,22 @@ func TestQuery_Golden(t *testing.T) {
 		},
 	}
 	// Two instances of "epoch" and a nested "step". Hardware counters: GPU 0
-	// over [0.5 s, 5.5 s) integrates to 100 W × 1.5 s + 300 W × 3.5 s =
-	// 1,200 J but the counter says 1,236 J (3 %: a warning); CPU 0 over
-	// [0.5 s, 10.5 s) is 50 W × 4.5 s + 60 W × 5.5 s = 555 J, as counted.
+	// over [1.5 s, 5 s) integrates to 100 W × 0.5 s + 300 W × 3 s = 950 J,
+	// but the counter says 997.5 J (5 %, beyond the bounds and 2 %: not
+	// used, a warning); over [5 s, 9.5 s), across the 2 s gap, the stream
+	// has 625 J and the counter 1,185 J, which bridges the gap; CPU 0 over
+	// [1 s, 9 s) is 50 W × 4 s + 60 W × 4 s = 440 J, as counted.
 	b.Marks = []store.Mark{
 		{Name: "epoch", BeginMs: at(1), EndMs: at(4)},
 		{Name: "epoch", BeginMs: at(4), EndMs: at(10)},
 		{Name: "step", BeginMs: at(2), EndMs: at(3)},
 	}
 	b.Counters = []store.CounterReading{
-		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(0.5), EnergyUJ: 5_000_000_000, Trigger: store.TriggerPeriodic},
-		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(5.5), EnergyUJ: 5_000_000_000 + 1_236_000_000, Trigger: store.TriggerPeriodic},
-		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(0.5), EnergyUJ: 7_000_000, Trigger: store.TriggerStart},
-		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(10.5), EnergyUJ: 7_000_000 + 555_000_000, Trigger: store.TriggerStop},
+		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(1.5), EnergyUJ: 5_000_000_000, Trigger: store.TriggerPeriodic},
+		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(5), EnergyUJ: 5_000_000_000 + 997_500_000, Trigger: store.TriggerPeriodic},
+		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(9.5), EnergyUJ: 5_000_000_000 + 997_500_000 + 1_185_000_000, Trigger: store.TriggerPeriodic},
+		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(1), EnergyUJ: 7_000_000, Trigger: store.TriggerStart},
+		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(9), EnergyUJ: 7_000_000 + 440_000_000, Trigger: store.TriggerStop},
 	}
 	// CPU 0 at 10 Hz: 50 W until 5 s, then 60 W; DRAM 0 a flat 10 W.
 	for i := int64(0); i <= 110; i++ {

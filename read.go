@@ -88,6 +88,18 @@ func queryHelp() string {
 known value; gaps = stretches without one. DRAM is its own series, apart from the
 CPU package. avg W = a device's joules / its observed seconds, and for a group the sum
 of its devices' averages; peak W = the largest single-device value.
+± J bounds |joules - the true energy of the covered time|: zeusd reports a GPU change
+up to one poll period late (|change| x period each, --gpu-period), and a CPU/DRAM
+value is exact for its whole period only (a period cut by the window counts its worst
+split). Not bounded: a change that reverts before the next poll, and what happens
+between the daemon's last poll and the recorder seeing a disconnection.
+anchored J: where a device's hardware energy counter was read at least twice in the
+row, the counter delta between its first and last reading there plus the stream
+before and after; a gap between two readings is bridged by the counter. A counter
+interval that goes backwards or disagrees with a stream that covers it (beyond both
+bounds + 2 %) is left to the stream, with a warning. from counter = its share of the
+anchored joules; bridged = gap time the counter covered; integral/counter = the
+stream over the counter on the counter intervals it covers completely.
 --from/--to: RFC 3339 (zone optional, default local), Unix s or ms, now, -15m,
 start or end (of the recording). Default: the whole recording.`
 }
@@ -108,6 +120,7 @@ func queryCommand() *cli.Command {
 			&cli.StringFlag{Name: "window", Usage: "report each instance of the mark `NAME` (wattrec mark) and their sum"},
 			&cli.StringFlag{Name: "method", Value: query.MethodHold, Usage: "hold (the rules above), trapezoid (linear interpolation, for comparison) or compare (both, with their relative difference)"},
 			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period, at least 1ms (default: inferred per series)"},
+			&cli.DurationFlag{Name: "gpu-period", Usage: "GPU poll period (zeusd --gpu-power-poll-hz), at least 1ms, for the error bound (default: inferred per series)"},
 			&cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: "table, json or csv"},
 		),
 		Action: func(c *cli.Context) error {
@@ -136,6 +149,9 @@ func queryOptions(c *cli.Context) (query.Options, error) {
 	opt := query.Options{By: c.String("by"), Method: c.String("method"), Format: c.String("format"), Window: c.String("window")}
 	var err error
 	if opt.CPUPeriodMs, err = msFlag(c, "cpu-period", "a poll period"); err != nil {
+		return opt, err
+	}
+	if opt.GPUPeriodMs, err = msFlag(c, "gpu-period", "a poll period"); err != nil {
 		return opt, err
 	}
 	if !slices.Contains(query.Methods, opt.Method) {

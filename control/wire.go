@@ -47,18 +47,19 @@ type QueryRequest struct {
 	By          string `json:"by,omitempty"`
 	EveryMs     int64  `json:"every_ms,omitempty"`
 	CPUPeriodMs int64  `json:"cpu_period_ms,omitempty"`
+	GPUPeriodMs int64  `json:"gpu_period_ms,omitempty"`
 	Window      string `json:"window,omitempty"` // a mark name
 	Method      string `json:"method,omitempty"`
 	Format      string `json:"format,omitempty"`
 }
 
 func queryRequest(opt query.Options) QueryRequest {
-	return QueryRequest{Selection: selectionOf(opt.Filter), By: opt.By, EveryMs: opt.EveryMs, CPUPeriodMs: opt.CPUPeriodMs,
+	return QueryRequest{Selection: selectionOf(opt.Filter), By: opt.By, EveryMs: opt.EveryMs, CPUPeriodMs: opt.CPUPeriodMs, GPUPeriodMs: opt.GPUPeriodMs,
 		Window: opt.Window, Method: opt.Method, Format: opt.Format}
 }
 
 func (r QueryRequest) options() query.Options {
-	return query.Options{Filter: r.filter(), By: r.By, EveryMs: r.EveryMs, CPUPeriodMs: r.CPUPeriodMs,
+	return query.Options{Filter: r.filter(), By: r.By, EveryMs: r.EveryMs, CPUPeriodMs: r.CPUPeriodMs, GPUPeriodMs: r.GPUPeriodMs,
 		Window: r.Window, Method: r.Method, Format: r.Format}
 }
 

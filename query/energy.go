@@ -55,12 +55,27 @@ type Row struct {
 	Group        string // "n1:4938 gpu:0", "n1:4938", "gpu" or "total"
 	Result              // summed over the group's series
 	Series       int    // series in the group; PeakMW is the largest single-device value
-	// Hardware counters, for the series whose counter was read on both
-	// sides of the window: the counter delta and, for comparison, the
-	// integral over exactly the counter readings' interval.
+
+	// Counter-anchored energy (see CounterTolerance): summed over the
+	// group's series, each anchored by its hardware counter where it was
+	// read at least twice inside the window, else its stream integral.
+	// AnchoredSeries counts the series with an anchor; without one the
+	// figures are the stream's.
+	AnchoredSeries  int
+	AnchoredUJ      int64 // FromCounterUJ + FromStreamUJ
+	AnchoredBoundUJ int64 // bounds |AnchoredUJ − the true energy of CounterMs and the valued time|
+	FromCounterUJ   int64 // counter deltas
+	FromStreamUJ    int64 // the stream's integral of the rest
+	CounterMs       int64 // window time inside the counter intervals used (device-ms)
+	BridgedMs       int64 // of it, the time without a stream value: a gap the counter bridged
+	UncoveredMs     int64 // the time neither covers (device-ms)
+
+	// The check of the stream against the counter: the counter deltas
+	// over the counter intervals inside the window that the stream
+	// covers completely, and the stream's integral over them.
 	CounterUJ         int64
 	CounterIntegralUJ int64
-	CounterSeries     int
+	CounterSeries     int // series with such intervals
 
 	avgW     float64 // Σ over the row's observed series of each one's average power
 	observed int     // series with observed time
@@ -70,7 +85,7 @@ type Row struct {
 type Report struct {
 	FromMs, ToMs int64
 	By           string
-	Rules        map[string]Rule // CPU/DRAM series → the rule used (its poll period)
+	Rules        map[string]Rule // series → the rule used (its poll period)
 	Rows         []Row           // per bucket: the groups, then a total row (ByDevice, ByEndpoint, ByKind)
 	Window       string          // the mark the buckets are instances of, if any
 	Compare      bool            // rows carry the trapezoid integral beside the exact one
@@ -101,10 +116,6 @@ func checkRows(windows int64, series int, what string, maxRows int64) error {
 	}
 	return nil
 }
-
-// CounterTolerance is the relative disagreement between integrated energy
-// and a hardware counter delta above which a report warns.
-const CounterTolerance = 0.02
 
 // Print runs the energy query opt on db and writes the report to w in
 // opt.Format. CSV and JSON rows are written as they are made, so that
@@ -210,14 +221,11 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 			if err != nil {
 				return nil, err
 			}
-			cnt, err := counterCheck(ctx, db, s.SeriesKey, specs[i], bucket)
+			cnt, err := anchorSeries(ctx, db, s.SeriesKey, specs[i], bucket, res, func(msg string) {
+				rep.warn(strings.TrimSpace(label + " " + msg))
+			})
 			if err != nil {
 				return nil, err
-			}
-			if cnt.ok && cnt.disagrees() {
-				rep.warn(fmt.Sprintf("%s: integral %.3f J vs hardware counter %.3f J over %s → %s (%+.2f%%)",
-					strings.TrimSpace(label+" "+seriesName(s.SeriesKey)), float64(cnt.integralUJ)/1e6, float64(cnt.counterUJ)/1e6,
-					FormatTime(cnt.from), FormatTime(cnt.to), cnt.diffPct()))
 			}
 			key := groupKey(s.SeriesKey, opt.By)
 			g := groups[key]
@@ -289,10 +297,20 @@ func (rep *Report) warn(msg string) {
 // add sums one series' result into a group row. Window, valued and live
 // time add up across series, so a group's coverage is the fraction of
 // device-time observed.
-func (r *Row) add(res Result, cnt counterResult) {
-	if cnt.ok {
-		r.CounterUJ += cnt.counterUJ
-		r.CounterIntegralUJ += cnt.integralUJ
+func (r *Row) add(res Result, a anchored) {
+	if a.ok {
+		r.AnchoredSeries++
+	}
+	r.AnchoredUJ += a.energyUJ
+	r.AnchoredBoundUJ += a.boundUJ
+	r.FromCounterUJ += a.counterUJ
+	r.FromStreamUJ += a.streamUJ
+	r.CounterMs += a.counterMs
+	r.BridgedMs += a.bridgedMs
+	r.UncoveredMs += a.uncoveredMs
+	if a.checked {
+		r.CounterUJ += a.checkCounterUJ
+		r.CounterIntegralUJ += a.checkStrUJ
 		r.CounterSeries++
 	}
 	r.EnergyUJ += res.EnergyUJ
@@ -325,17 +343,20 @@ func (p sumParts) add(group string, k store.SeriesKey, res Result) {
 	p[group][k] = [2]int64{e[0] + res.EnergyUJ, e[1] + res.ValuedMs}
 }
 
-// merge adds another row of the same group (another window instance).
-// Counter comparisons are left out: the counter readings that bracket two
-// instances may be the same, so their deltas do not add up.
+// merge adds another row of the same group (another window instance):
+// the same series, observed again.
 func (r *Row) merge(o *Row) {
-	n := r.Series
-	r.add(o.Result, counterResult{})
-	r.Series = max(n, o.Series) // the same series, observed again
+	n, anchoredN, counterN := r.Series, r.AnchoredSeries, r.CounterSeries
+	r.add(o.Result, anchored{ok: o.AnchoredSeries > 0, energyUJ: o.AnchoredUJ, boundUJ: o.AnchoredBoundUJ,
+		counterUJ: o.FromCounterUJ, streamUJ: o.FromStreamUJ, counterMs: o.CounterMs, bridgedMs: o.BridgedMs, uncoveredMs: o.UncoveredMs,
+		checked: o.CounterSeries > 0, checkCounterUJ: o.CounterUJ, checkStrUJ: o.CounterIntegralUJ})
+	r.Series = max(n, o.Series)
+	r.AnchoredSeries = max(anchoredN, o.AnchoredSeries)
+	r.CounterSeries = max(counterN, o.CounterSeries)
 }
 
 // CounterRatio is integrated energy / counter delta over the counter
-// readings' intervals; NaN without counters.
+// intervals the stream covers completely; NaN without any.
 func (r Row) CounterRatio() float64 {
 	if r.CounterSeries == 0 || r.CounterUJ == 0 {
 		return math.NaN()
@@ -418,50 +439,13 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, r
 	}, nil
 }
 
-// counterResult compares one series' hardware counter with the integral.
-type counterResult struct {
-	ok                    bool
-	from, to              int64 // the counter readings' times
-	counterUJ, integralUJ int64
-}
-
-func (c counterResult) diffPct() float64 {
-	return (float64(c.integralUJ) - float64(c.counterUJ)) / float64(c.counterUJ) * 100
-}
-
-func (c counterResult) disagrees() bool {
-	return c.counterUJ > 0 && math.Abs(c.diffPct()) > CounterTolerance*100
-}
-
-// Limits on what a counter comparison may rest on.
-const (
-	// counterMaxRTTUs: a counter reading is stamped at the midpoint of its
-	// request; a slow round trip makes that stamp, and so the delta's
-	// interval, uncertain.
-	counterMaxRTTUs = 50_000
-	// counterMinCoverage: the integral can only match the counter where
-	// the streams were recorded; a bracket with gaps compares coverage,
-	// not accuracy.
-	counterMinCoverage = 0.999
-)
-
-// counterCheck looks for counter readings on both sides of window and, if
-// there are, integrates the series over exactly their interval. There is
-// no comparison when the counter went down (driver reload, daemon
-// restart), when a reading's round trip was slow, or when the recording
-// does not cover the readings' whole interval.
-func counterCheck(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) (counterResult, error) {
-	br, err := db.CounterBracket(ctx, k, window.From, window.To)
-	if err != nil || !br.Complete() || br.End.EnergyUJ < br.Start.EnergyUJ || br.End.TakenMs <= br.Start.TakenMs ||
-		br.Start.RTTUs > counterMaxRTTUs || br.End.RTTUs > counterMaxRTTUs {
-		return counterResult{}, err
+// counterShare is the part of the anchored energy that came from
+// counter deltas; NaN without anchored energy.
+func (r Row) counterShare() float64 {
+	if r.AnchoredUJ == 0 {
+		return math.NaN()
 	}
-	span := Interval{br.Start.TakenMs, br.End.TakenMs}
-	res, err := integrateSeries(ctx, db, k, spec, span)
-	if err != nil || res.Coverage() < counterMinCoverage {
-		return counterResult{}, err
-	}
-	return counterResult{ok: true, from: span.From, to: span.To, counterUJ: br.End.EnergyUJ - br.Start.EnergyUJ, integralUJ: res.EnergyUJ}, nil
+	return float64(r.FromCounterUJ) / float64(r.AnchoredUJ)
 }
 
 // AvgW is the group's average power while observed: the sum of its

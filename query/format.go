@@ -36,7 +36,7 @@ func (rep *Report) Write(w io.Writer, format string) error {
 }
 
 func (rep *Report) hasCounters() bool {
-	return slices.ContainsFunc(rep.Rows, func(r Row) bool { return r.CounterSeries > 0 })
+	return slices.ContainsFunc(rep.Rows, func(r Row) bool { return r.CounterSeries > 0 || r.AnchoredSeries > 0 })
 }
 
 func (rep *Report) bucketed() bool {
@@ -47,11 +47,13 @@ func (rep *Report) bucketed() bool {
 // report's header.
 func (rep *Report) RulesLine() string { return RulesSummary() + periodsLine(rep.Rules) }
 
-// periods maps each CPU/DRAM series to its poll period (ms).
-func (rep *Report) periods() map[string]int64 {
+// periods maps each series of rule kind k to its poll period (ms).
+func (rep *Report) periods(k RuleKind) map[string]int64 {
 	out := map[string]int64{}
 	for name, r := range rep.Rules {
-		out[name] = r.PeriodMs
+		if r.Kind == k {
+			out[name] = r.PeriodMs
+		}
 	}
 	return out
 }
@@ -71,12 +73,12 @@ func (rep *Report) writeTable(w io.Writer, compare bool) error {
 	fmt.Fprintf(w, "\nrules  %s\n\n", rep.RulesLine())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	bucketed, counters := rep.bucketed() && rep.Window == "", rep.hasCounters()
-	header := []string{"group", "joules"}
+	header := []string{"group", "joules", "± J"}
 	if compare {
 		header = append(header, "trapezoid J", "diff %")
 	}
 	if counters {
-		header = append(header, "counter J", "integral/counter")
+		header = append(header, "anchored J", "± J", "from counter", "bridged", "integral/counter")
 	}
 	header = append(header, "avg W", "peak W", "duration", "samples", "coverage", "gaps", "longest gap")
 	if rep.Window != "" {
@@ -86,16 +88,18 @@ func (rep *Report) writeTable(w io.Writer, compare bool) error {
 	}
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
 	for _, r := range rep.Rows {
-		cols := []string{r.Group, fmt.Sprintf("%.3f", r.Joules())}
+		cols := []string{r.Group, fmt.Sprintf("%.3f", r.Joules()), fmt.Sprintf("%.3f", float64(r.BoundUJ)/1e6)}
 		if compare {
 			cols = append(cols, fmt.Sprintf("%.3f", r.TrapezoidUJ/1e6), fmtFloat(diffPct(r), 4))
 		}
 		if counters {
-			if r.CounterSeries > 0 {
-				cols = append(cols, fmt.Sprintf("%.3f", float64(r.CounterUJ)/1e6), fmtFloat(r.CounterRatio(), 4))
+			if r.AnchoredSeries > 0 {
+				cols = append(cols, fmt.Sprintf("%.3f", float64(r.AnchoredUJ)/1e6), fmt.Sprintf("%.3f", float64(r.AnchoredBoundUJ)/1e6),
+					fmtFloat(r.counterShare()*100, 1)+" %", durationHuman(r.BridgedMs))
 			} else {
-				cols = append(cols, "-", "-")
+				cols = append(cols, "-", "-", "-", "-")
 			}
+			cols = append(cols, fmtFloat(r.CounterRatio(), 4))
 		}
 		cols = append(cols, fmtFloat(r.AvgW(), 3), fmt.Sprintf("%.3f", float64(r.PeakMW)/1000),
 			durationHuman(r.ToMs-r.FromMs), strconv.Itoa(r.Samples), fmt.Sprintf("%.4f", r.Coverage()), strconv.Itoa(r.Gaps), durationHuman(r.LongestGapMs))
@@ -138,8 +142,19 @@ type jsonRow struct {
 	LongestGapMs  int64    `json:"longest_gap_ms"`
 	Series        int      `json:"series"`
 	Window        string   `json:"window,omitempty"`
-	CounterJ      *float64 `json:"counter_joules,omitempty"`
-	CounterRatio  *float64 `json:"integral_over_counter,omitempty"`
+	BoundJ        float64  `json:"joules_bound"`
+	// Counter-anchored energy: null where no series of the row has a
+	// counter anchor.
+	AnchoredJ      *float64 `json:"anchored_joules"`
+	AnchoredBoundJ *float64 `json:"anchored_bound_joules"`
+	FromCounterJ   *float64 `json:"anchored_from_counter_joules"`
+	FromStreamJ    *float64 `json:"anchored_from_stream_joules"`
+	CounterMs      *int64   `json:"counter_ms"`
+	BridgedMs      *int64   `json:"bridged_ms"`
+	UncoveredMs    *int64   `json:"uncovered_ms"`
+	// The check over counter intervals the stream covers completely.
+	CounterJ      *float64 `json:"counter_joules"`
+	CounterRatio  *float64 `json:"integral_over_counter"`
 	TrapezoidJ    *float64 `json:"trapezoid_joules,omitempty"`
 	TrapezoidDiff *float64 `json:"trapezoid_diff_pct,omitempty"`
 }
@@ -165,8 +180,10 @@ func (j *jsonSink) begin(rep *Report) error {
 		By      string           `json:"by"`
 		Rules   string           `json:"rules"`
 		Periods map[string]int64 `json:"cpu_period_ms,omitempty"`
+		GPU     map[string]int64 `json:"gpu_period_ms,omitempty"`
 		Window  string           `json:"window,omitempty"`
-	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.RulesLine(), Periods: rep.periods(), Window: rep.Window}, "", "  ")
+	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.RulesLine(),
+		Periods: rep.periods(RuleBackward), GPU: rep.periods(RuleHold), Window: rep.Window}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -179,7 +196,13 @@ func (j *jsonSink) begin(rep *Report) error {
 func (j *jsonSink) row(rep *Report, r Row) error {
 	jr := jsonRow{From: FormatTime(r.FromMs), To: FormatTime(r.ToMs), Group: r.Group, Joules: r.Joules(), EnergyUJ: r.EnergyUJ,
 		AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000, DurationMs: r.ToMs - r.FromMs, Samples: r.Samples,
-		Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series, Window: r.Instance}
+		Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series, Window: r.Instance,
+		BoundJ: float64(r.BoundUJ) / 1e6}
+	if r.AnchoredSeries > 0 {
+		jr.AnchoredJ, jr.AnchoredBoundJ = optional(float64(r.AnchoredUJ)/1e6), optional(float64(r.AnchoredBoundUJ)/1e6)
+		jr.FromCounterJ, jr.FromStreamJ = optional(float64(r.FromCounterUJ)/1e6), optional(float64(r.FromStreamUJ)/1e6)
+		jr.CounterMs, jr.BridgedMs, jr.UncoveredMs = &r.CounterMs, &r.BridgedMs, &r.UncoveredMs
+	}
 	if r.CounterSeries > 0 {
 		jr.CounterJ, jr.CounterRatio = optional(float64(r.CounterUJ)/1e6), optional(r.CounterRatio())
 	}
@@ -223,7 +246,8 @@ type csvSink struct {
 
 func (c *csvSink) begin(rep *Report) error {
 	c.cw = csv.NewWriter(c.w)
-	header := []string{"from", "to", "window", "group", "joules", "avg_w", "peak_w", "duration_ms", "samples", "coverage", "gaps", "longest_gap_ms",
+	header := []string{"from", "to", "window", "group", "joules", "joules_bound", "avg_w", "peak_w", "duration_ms", "samples", "coverage", "gaps", "longest_gap_ms",
+		"anchored_joules", "anchored_bound_joules", "anchored_from_counter_joules", "anchored_from_stream_joules", "counter_ms", "bridged_ms", "uncovered_ms",
 		"counter_joules", "integral_over_counter"}
 	if rep.Compare {
 		header = append(header, "trapezoid_joules", "trapezoid_diff_pct")
@@ -232,14 +256,21 @@ func (c *csvSink) begin(rep *Report) error {
 }
 
 func (c *csvSink) row(rep *Report, r Row) error {
+	joules := func(uj int64) string { return strconv.FormatFloat(float64(uj)/1e6, 'f', 6, 64) }
+	anchoredCols := make([]string, 7)
+	if r.AnchoredSeries > 0 {
+		anchoredCols = []string{joules(r.AnchoredUJ), joules(r.AnchoredBoundUJ), joules(r.FromCounterUJ), joules(r.FromStreamUJ),
+			strconv.FormatInt(r.CounterMs, 10), strconv.FormatInt(r.BridgedMs, 10), strconv.FormatInt(r.UncoveredMs, 10)}
+	}
 	counterJ, ratio := "", ""
 	if r.CounterSeries > 0 {
-		counterJ, ratio = strconv.FormatFloat(float64(r.CounterUJ)/1e6, 'f', 6, 64), fmtFloat(r.CounterRatio(), 6)
+		counterJ, ratio = joules(r.CounterUJ), fmtFloat(r.CounterRatio(), 6)
 	}
-	rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Instance, r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64),
+	rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Instance, r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64), joules(r.BoundUJ),
 		fmtFloat(r.AvgW(), 6), strconv.FormatFloat(float64(r.PeakMW)/1000, 'f', 3, 64), strconv.FormatInt(r.ToMs-r.FromMs, 10),
-		strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10),
-		counterJ, ratio}
+		strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10)}
+	rec = append(rec, anchoredCols...)
+	rec = append(rec, counterJ, ratio)
 	if rep.Compare {
 		rec = append(rec, strconv.FormatFloat(r.TrapezoidUJ/1e6, 'f', 6, 64), fmtFloat(diffPct(r), 6))
 	}
