@@ -128,21 +128,21 @@ func fmtFloat(f float64, prec int) string {
 
 // jsonRow is a row's JSON form; NaN averages become null.
 type jsonRow struct {
-	From          string   `json:"from"`
-	To            string   `json:"to"`
-	Group         string   `json:"group"`
-	Joules        float64  `json:"joules"`
-	EnergyUJ      int64    `json:"energy_uj"`
-	AvgW          *float64 `json:"avg_w"`
-	PeakW         float64  `json:"peak_w"`
-	DurationMs    int64    `json:"duration_ms"`
-	Samples       int      `json:"samples"`
-	Coverage      float64  `json:"coverage"`
-	Gaps          int      `json:"gaps"`
-	LongestGapMs  int64    `json:"longest_gap_ms"`
-	Series        int      `json:"series"`
-	Window        string   `json:"window,omitempty"`
-	BoundJ        float64  `json:"joules_bound"`
+	From         string   `json:"from"`
+	To           string   `json:"to"`
+	Group        string   `json:"group"`
+	Joules       float64  `json:"joules"`
+	EnergyUJ     int64    `json:"energy_uj"`
+	AvgW         *float64 `json:"avg_w"`
+	PeakW        float64  `json:"peak_w"`
+	DurationMs   int64    `json:"duration_ms"`
+	Samples      int      `json:"samples"`
+	Coverage     float64  `json:"coverage"`
+	Gaps         int      `json:"gaps"`
+	LongestGapMs int64    `json:"longest_gap_ms"`
+	Series       int      `json:"series"`
+	Window       string   `json:"window,omitempty"`
+	BoundJ       float64  `json:"joules_bound"`
 	// Counter-anchored energy: null where no series of the row has a
 	// counter anchor.
 	AnchoredJ      *float64 `json:"anchored_joules"`
