@@ -69,16 +69,34 @@ func streamOnly(res Result) anchored {
 // uncertainty of its time and the most power the series had around it.
 type anchorReading struct {
 	store.CounterReading
-	uMs    int64 // |true reading time − TakenMs| <= uMs
-	peakMW int64 // the largest value held in [TakenMs − uMs, TakenMs + uMs]
+	uMs     int64 // |true reading time − TakenMs| <= uMs
+	peakMW  int64 // the largest value held in [TakenMs − uMs, TakenMs + uMs]
+	clamped bool  // taken outside the window where no stream was live, moved to its edge
+}
+
+// span is the part of a counter interval (or an edge stretch) that lies
+// inside or outside the window: the stream's integral over it.
+type span struct{ in, out Result }
+
+func (s *span) add(r Result, inside bool) {
+	p := &s.out
+	if inside {
+		p = &s.in
+	}
+	p.EnergyUJ += r.EnergyUJ
+	p.BoundUJ += r.BoundUJ
+	p.WindowMs += r.WindowMs
+	p.ValuedMs += r.ValuedMs
 }
 
 // anchorSeries computes series k's counter-anchored energy over window
-// from its counter readings inside it (TakenMs in [window.From,
-// window.To]); res is the stream's integral of the window. warn takes
-// one message per counter interval that is not used.
+// from its counter readings there (see anchorsIn); res is the stream's
+// integral of the window. An anchor just outside the window while the
+// stream was live counts from its own time: the stream's integral of the
+// stretch outside is taken off its interval's delta. warn takes one
+// message per counter interval that is not used.
 func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, res Result, warn func(string)) (anchored, error) {
-	as, err := anchorsIn(ctx, db, k, window)
+	as, err := anchorsIn(ctx, db, k, spec, window)
 	if err != nil || len(as) < 2 {
 		return streamOnly(res), err
 	}
@@ -86,20 +104,22 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 		return anchored{}, err
 	}
 
-	// The stream over the window, cut at the readings.
-	var cuts []int64
+	// The stream from the first anchor (or the window's start) to the
+	// last (or its end), cut at the anchors and the window's edges: per
+	// counter interval i, spans[i+1]; before the first anchor, spans[0];
+	// after the last, spans[len(as)].
+	whole := Interval{min(window.From, as[0].TakenMs), max(window.To, as[len(as)-1].TakenMs)}
+	cuts := []int64{window.From, window.To}
 	for _, a := range as {
-		if window.From < a.TakenMs && a.TakenMs < window.To {
-			cuts = append(cuts, a.TakenMs)
+		cuts = append(cuts, a.TakenMs)
+	}
+	spans := make([]span, len(as)+1)
+	i := 0 // anchors at or before the current piece
+	err = integrateBins(ctx, db, k, spec, binner{at: whole.From, to: whole.To, cuts: sortedInside(cuts, whole)}, func(bin Interval, r Result) error {
+		for i < len(as) && as[i].TakenMs <= bin.From {
+			i++
 		}
-	}
-	type piece struct {
-		iv  Interval
-		res Result
-	}
-	var pieces []piece
-	err = integrateBins(ctx, db, k, spec, binner{at: window.From, to: window.To, cuts: cuts}, func(bin Interval, r Result) error {
-		pieces = append(pieces, piece{bin, r})
+		spans[i].add(r, window.From <= bin.From && bin.To <= window.To)
 		return nil
 	})
 	if err != nil {
@@ -117,6 +137,8 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 		out.boundUJ += r.BoundUJ
 		out.uncoveredMs += r.WindowMs - r.ValuedMs
 	}
+	stream(spans[0].in)
+	stream(spans[len(as)].in)
 	runFrom := -1 // the first anchor of the current run of used intervals
 	endRun := func(last int) {
 		if runFrom >= 0 {
@@ -125,38 +147,35 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 			runFrom = -1
 		}
 	}
-	next := 0 // the next anchor to start an interval at
-	for _, p := range pieces {
-		for next < len(as)-1 && as[next+1].TakenMs <= p.iv.From {
-			next++
-		}
-		i := next
-		if i >= len(as)-1 || as[i].TakenMs > p.iv.From {
-			stream(p.res) // an edge: before the first reading or after the last
-			endRun(i)
-			continue
-		}
-		a, b := as[i], as[i+1]
+	for i := range len(as) - 1 {
+		a, b, sp := as[i], as[i+1], spans[i+1]
+		all := sp.in
+		all.EnergyUJ, all.BoundUJ = sp.in.EnergyUJ+sp.out.EnergyUJ, sp.in.BoundUJ+sp.out.BoundUJ
+		all.WindowMs, all.ValuedMs = sp.in.WindowMs+sp.out.WindowMs, sp.in.ValuedMs+sp.out.ValuedMs
 		delta := b.EnergyUJ - a.EnergyUJ
-		slack := float64(p.res.BoundUJ+resolution+a.uMs*a.peakMW+b.uMs*b.peakMW) + CounterTolerance*math.Abs(float64(delta))
-		full := p.res.ValuedMs == p.res.WindowMs
+		slack := float64(all.BoundUJ+resolution+a.uMs*a.peakMW+b.uMs*b.peakMW) + CounterTolerance*math.Abs(float64(delta))
+		full := all.ValuedMs == all.WindowMs
 		var why string
 		switch {
+		case sp.in.WindowMs == 0:
+			continue // wholly outside the window
 		case delta < 0:
 			why = fmt.Sprintf("went down by %.3f J (a driver reload or daemon restart)", float64(-delta)/1e6)
-		case full && math.Abs(float64(p.res.EnergyUJ-delta)) > slack:
-			why = fmt.Sprintf("counted %.3f J where the stream, which covers it all, has %.3f J ± %.3f J", float64(delta)/1e6, p.res.Joules(), float64(p.res.BoundUJ)/1e6)
-		case !full && float64(p.res.EnergyUJ-delta) > slack:
-			why = fmt.Sprintf("counted %.3f J, less than the %.3f J the stream has in %.0f%% of it", float64(delta)/1e6, p.res.Joules(), 100*p.res.Coverage())
+		case full && math.Abs(float64(all.EnergyUJ-delta)) > slack:
+			why = fmt.Sprintf("counted %.3f J where the stream, which covers it all, has %.3f J ± %.3f J", float64(delta)/1e6, all.Joules(), float64(all.BoundUJ)/1e6)
+		case !full && float64(all.EnergyUJ-delta) > slack:
+			why = fmt.Sprintf("counted %.3f J, less than the %.3f J the stream has in %.0f%% of it", float64(delta)/1e6, all.Joules(), 100*all.Coverage())
+		case sp.out.ValuedMs < sp.out.WindowMs:
+			why = "reaches outside the window where the stream has no value to take off"
 		}
-		if full && delta >= 0 {
+		if full && delta >= 0 && !a.clamped && !b.clamped {
 			out.checked = true
 			out.checkCounterUJ += delta
-			out.checkStrUJ += p.res.EnergyUJ
+			out.checkStrUJ += all.EnergyUJ
 		}
 		if why != "" {
 			warn(fmt.Sprintf("%s: hardware counter %s → %s %s: the stream is used there", k, FormatTime(a.TakenMs), FormatTime(b.TakenMs), why))
-			stream(p.res)
+			stream(sp.in)
 			endRun(i)
 			continue
 		}
@@ -164,13 +183,11 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 			runFrom = i
 		}
 		out.ok = true
-		out.energyUJ += delta
-		out.counterUJ += delta
-		out.counterMs += p.res.WindowMs
-		out.bridgedMs += p.res.WindowMs - p.res.ValuedMs
-		if i+1 == len(as)-1 {
-			endRun(i + 1)
-		}
+		out.energyUJ += delta - sp.out.EnergyUJ
+		out.counterUJ += delta - sp.out.EnergyUJ
+		out.boundUJ += sp.out.BoundUJ
+		out.counterMs += sp.in.WindowMs
+		out.bridgedMs += sp.in.WindowMs - sp.in.ValuedMs
 	}
 	endRun(len(as) - 1)
 	// Without a gap to bridge, anchoring that does not tighten the bound
@@ -184,13 +201,15 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 	return out, nil
 }
 
-// anchorsIn returns the counter readings of k that can anchor window:
-// taken inside it, at its edges or up to counterEdgeMs outside (the
-// recorder's start and stop readings fall just outside the stream
-// sessions; such a reading anchors the edge, its time uncertain by the
-// distance more), with a round trip short enough; one per millisecond
-// (the least uncertain).
-func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, window Interval) ([]anchorReading, error) {
+// anchorsIn returns the counter readings of k that can anchor window,
+// with a round trip short enough, one per millisecond (the least
+// uncertain): those taken inside it or at its edges, and the last one
+// up to counterEdgeMs before it and the first up to counterEdgeMs after
+// it. Such a reading outside keeps its time where the stream was live in
+// between; where it was not (the recorder's start and stop readings,
+// just outside its stream sessions), it anchors the edge, its time
+// uncertain by the distance more.
+func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) ([]anchorReading, error) {
 	cs, err := db.Counters(ctx, k, window.From-counterEdgeMs, sat(window.To, counterEdgeMs+1))
 	if err != nil {
 		return nil, err
@@ -200,15 +219,27 @@ func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, window Inte
 		if c.RTTUs > counterMaxRTTUs {
 			continue
 		}
-		// Half the round trip, the millisecond TakenMs is rounded to, and
-		// the distance to the window.
+		// Half the round trip, and the millisecond TakenMs is rounded to.
 		a := anchorReading{CounterReading: c, uMs: (c.RTTUs+999)/2000 + 1}
-		if c.TakenMs < window.From {
-			a.uMs += window.From - c.TakenMs
-			a.TakenMs = window.From
-		} else if c.TakenMs > window.To {
-			a.uMs += c.TakenMs - window.To
-			a.TakenMs = window.To
+		switch n := len(out); {
+		case c.TakenMs < window.From:
+			if n > 0 {
+				out = out[:0] // a later one before the window is closer
+			}
+		case c.TakenMs > window.To:
+			if n > 0 && out[n-1].TakenMs > window.To {
+				continue // an earlier one after the window is closer
+			}
+		}
+		if c.TakenMs < window.From || c.TakenMs > window.To {
+			edge := Interval{c.TakenMs, window.From}
+			if c.TakenMs > window.To {
+				edge = Interval{window.To + 1, c.TakenMs + 1}
+			}
+			if !live(spec.Sessions, edge) {
+				a.uMs += edge.Len()
+				a.TakenMs, a.clamped = min(max(c.TakenMs, window.From), window.To), true
+			}
 		}
 		if n := len(out); n > 0 && out[n-1].TakenMs == a.TakenMs {
 			if a.uMs < out[n-1].uMs {
@@ -219,6 +250,16 @@ func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, window Inte
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// live reports whether a session overlaps iv.
+func live(sessions []Interval, iv Interval) bool {
+	for _, s := range sessions {
+		if clip(s, iv).Len() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // anchorPeaks finds, for each anchor, the largest value the series held

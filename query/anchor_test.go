@@ -99,9 +99,19 @@ func TestAnchored(t *testing.T) {
 		}
 		// The counter bridges the part of the outage between the window's
 		// first and last counter readings (every 2 s; one up to 250 ms
-		// outside anchors the edge).
-		first := (w.From - 250 + 1999) / 2000 * 2000
-		lastRead := (w.To + 250) / 2000 * 2000
+		// outside, in the outage, anchors the edge).
+		first, lastRead := int64(math.MaxInt64), int64(math.MinInt64)
+		inOutage := func(a, b int64) bool { return a >= outFrom && b <= outTo }
+		for r := int64(0); r <= spanMs; r += 2000 {
+			switch {
+			case w.From <= r && r <= w.To:
+				first, lastRead = min(first, r), max(lastRead, r)
+			case w.From-250 <= r && r < w.From && inOutage(r, w.From):
+				first = min(first, w.From)
+			case w.To < r && r <= w.To+250 && inOutage(w.To, r):
+				lastRead = max(lastRead, w.To)
+			}
+		}
 		bridged := query.Interval{From: max(outFrom, first, w.From), To: min(outTo, lastRead, w.To)}
 		truth := observed
 		if bridged.Len() > 0 {

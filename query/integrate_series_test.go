@@ -100,6 +100,33 @@ func TestIntegrateSeries(t *testing.T) {
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s period %d window %v:\n got %+v\nwant %+v", spec.Rule.Kind, spec.Rule.PeriodMs, w, got, want)
 				}
+
+				// Cut at random times (as the counter anchors cut a row):
+				// each piece is its own window's integral.
+				var cuts []int64
+				for range rng.IntN(8) {
+					cuts = append(cuts, w.From+rng.Int64N(w.Len()))
+				}
+				cuts = sortedInside(cuts, w)
+				var pieces []Interval
+				err = integrateBins(ctx, db, k, spec, binner{at: w.From, to: w.To, cuts: cuts}, func(bin Interval, got Result) error {
+					pieces = append(pieces, bin)
+					want, err := integrateSeriesRef(ctx, db, k, spec, bin)
+					if err != nil {
+						return err
+					}
+					got.TrapezoidUJ = want.TrapezoidUJ
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s period %d window %v cut at %v, piece %v:\n got %+v\nwant %+v", spec.Rule.Kind, spec.Rule.PeriodMs, w, cuts, bin, got, want)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(pieces) != len(cuts)+1 || pieces[0].From != w.From || pieces[len(pieces)-1].To != w.To {
+					t.Fatalf("window %v cut at %v: pieces %v", w, cuts, pieces)
+				}
 			}
 		}
 	}

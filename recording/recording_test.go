@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,11 +101,19 @@ func TestDaemon(t *testing.T) {
 	// so they bracket its window exactly. (The mark used to be stamped
 	// first, the counters read after: the begin reading fell inside.)
 	for _, k := range []store.SeriesKey{{Endpoint: srv.Endpoint(), Kind: store.KindGPU}, {Endpoint: srv.Endpoint(), Kind: store.KindCPU}} {
-		br, err := db.CounterBracket(ctx, k, end.BeginMs, end.EndMs)
-		if err != nil || !br.Complete() || br.Start.TakenMs > end.BeginMs || br.End.TakenMs < end.EndMs ||
-			end.BeginMs-br.Start.TakenMs > 1000 || br.End.TakenMs-end.EndMs > 1000 ||
-			br.Start.Trigger != store.TriggerMark || br.End.Trigger != store.TriggerMark {
-			t.Errorf("%s: counter bracket of the mark %d → %d: %+v, %v; want mark readings at both ends", k, end.BeginMs, end.EndMs, br, err)
+		rs, err := db.Counters(ctx, k, end.BeginMs-1000, end.EndMs+1001)
+		var begins, ends int
+		for _, r := range rs {
+			if r.Trigger == store.TriggerMark && r.TakenMs <= end.BeginMs {
+				begins++
+			}
+			if r.Trigger == store.TriggerMark && r.TakenMs >= end.EndMs {
+				ends++
+			}
+		}
+		// (The refused second end reads the counters too.)
+		if err != nil || begins != 1 || ends < 1 {
+			t.Errorf("%s: counter readings around the mark %d → %d: %+v, %v; want one mark reading at or before its begin, one at or after its end", k, end.BeginMs, end.EndMs, rs, err)
 		}
 	}
 	// A window that lies in the past (the readings that cover its end
@@ -200,5 +209,62 @@ func TestOpen_NeverCreates(t *testing.T) {
 		if _, err := os.Stat(path); err == nil {
 			t.Errorf("writable %v: Open created the file", writable)
 		}
+	}
+}
+
+// TestDaemon_TwoEndpoints records two daemons into one file; the query
+// of the whole recording compares the stream with the counter and
+// anchors the energy for every device of both, not only for the one
+// whose session starts the recording (the whole-recording window used to
+// start before the other's first counter reading only by chance).
+func TestDaemon_TwoEndpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, a, _ := simtest.Start(t, cfg, "unix")
+	cfg.Seed = 2
+	_, b, _ := simtest.Start(t, cfg, "tcp")
+	db := simtest.MustOpenDB(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := recorder.NewClient([]recorder.Server{a, b})
+	client.Logger, client.CounterInterval = log, 200*time.Millisecond
+	rec := recorder.New(client, db)
+	rec.FlushInterval = 50 * time.Millisecond
+	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	t.Cleanup(stop)
+	<-rec.Started()
+	sent.WaitEvents(t, 1500)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	rep, err := query.Energy(ctx, db, query.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices := 0
+	for _, r := range rep.Rows {
+		if r.Group == "total" {
+			continue
+		}
+		devices++
+		if r.CounterSeries != 1 || math.Abs(r.CounterRatio()-1) > 0.02 {
+			t.Errorf("%s: %d series with counter intervals, integral/counter %.4f; want the check, near 1", r.Group, r.CounterSeries, r.CounterRatio())
+		}
+		if strings.Contains(r.Group, "gpu") && (r.AnchoredSeries != 1 || r.CounterMs < r.WindowMs/2) {
+			t.Errorf("%s: anchored over %d of %d ms (%d series), want most of the window", r.Group, r.CounterMs, r.WindowMs, r.AnchoredSeries)
+		}
+	}
+	if devices != 8 { // 2 GPUs, a CPU and its DRAM, twice
+		t.Errorf("%d device rows, want 8: %+v", devices, rep.Rows)
+	}
+	for _, w := range rep.Warnings {
+		t.Errorf("warning: %s", w)
 	}
 }

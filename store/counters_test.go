@@ -95,9 +95,6 @@ func TestDB_Counters(t *testing.T) {
 		if _, err := db.Counters(ctx, gpu0, 0, 100); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unknown endpoint: err=%v, want ErrNotFound", err)
 		}
-		if _, err := db.CounterBracket(ctx, gpu0, 0, 100); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("unknown endpoint bracket: err=%v, want ErrNotFound", err)
-		}
 		// The endpoint exists (readings only): no counters is not an error.
 		if err := db.Write(ctx, &store.Batch{Readings: []store.Reading{gpu(10, 10, 1)}}); err != nil {
 			t.Fatal(err)
@@ -105,16 +102,16 @@ func TestDB_Counters(t *testing.T) {
 		if got, err := db.Counters(ctx, gpu0, 0, 100); err != nil || len(got) != 0 {
 			t.Fatalf("no counters: %+v, %v", got, err)
 		}
-		if br, err := db.CounterBracket(ctx, gpu0, 0, 100); err != nil || br.HasStart || br.HasEnd {
-			t.Fatalf("no counters bracket: %+v, %v", br, err)
-		}
 		if cs, err := db.CounterSeries(ctx, ""); err != nil || len(cs) != 0 {
 			t.Fatalf("CounterSeries = %+v, %v", cs, err)
 		}
 	})
 }
 
-func TestDB_CounterBracket(t *testing.T) {
+// TestDB_CountersRange checks the range of Counters at the edges of a
+// series' key range: its neighbours in key order, ties of one
+// millisecond, the last series of the bucket.
+func TestDB_CountersRange(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
 	const maxDev = math.MaxInt32
@@ -136,42 +133,35 @@ func TestDB_CounterBracket(t *testing.T) {
 	}
 	gpu1 := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU, Device: 1}
 	last := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindDRAM, Device: maxDev}
-	none := store.CounterReading{}
 	for _, tc := range []struct {
-		name       string
-		k          store.SeriesKey
-		t0, t1     int64
-		start, end store.CounterReading // zero: none
+		name     string
+		k        store.SeriesKey
+		from, to int64
+		want     []store.CounterReading
 	}{
-		{"Inside", gpu1, 150, 250, in[2], in[5]},
-		{"ExactEnds", gpu1, 100, 300, in[2], in[5]},
-		{"SameMsStartIsLatestEndIsFirst", gpu1, 200, 200, in[4], in[3]},
-		{"BeforeAll", gpu1, 50, 60, none, in[2]},
-		{"AfterAll", gpu1, 400, 500, in[5], none},
-		{"Extremes", gpu1, math.MaxInt64, math.MinInt64, in[5], in[2]},
-		{"LastSeriesOfBucket", last, 150, 150, in[6], in[7]},
-		{"LastSeriesExtremes", last, math.MaxInt64, math.MinInt64, in[7], in[6]},
-		{"NoSuchSeries", store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindCPU, Device: 0}, 0, 1000, none, none},
+		{"Inside", gpu1, 150, 250, in[3:5]},
+		{"HalfOpen", gpu1, 100, 300, in[2:5]},
+		{"TiesInArrivalOrder", gpu1, 200, 201, in[3:5]},
+		{"BeforeAll", gpu1, 50, 60, nil},
+		{"All", gpu1, math.MinInt64, math.MaxInt64, in[2:6]},
+		{"LastSeriesOfBucket", last, math.MinInt64, math.MaxInt64, in[6:8]},
+		{"NoSuchSeries", store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindCPU, Device: 0}, 0, 1000, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br, err := db.CounterBracket(ctx, tc.k, tc.t0, tc.t1)
+			got, err := db.Counters(ctx, tc.k, tc.from, tc.to)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := store.CounterBracket{Start: tc.start, HasStart: tc.start != none, End: tc.end, HasEnd: tc.end != none}
-			if br != want {
-				t.Fatalf("got %+v\nwant %+v", br, want)
-			}
-			if got, want := br.Complete(), want.HasStart && want.HasEnd; got != want {
-				t.Errorf("Complete() = %v, want %v", got, want)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
 		})
 	}
 }
 
 // TestDB_CountersRoundTrip is a property test: random counter readings of
-// several endpoints and series come back exactly, CounterBracket agrees
-// with a linear search, and CounterSeries counts them.
+// several endpoints and series come back exactly, a range agrees with a
+// linear search, and CounterSeries counts them.
 func TestDB_CountersRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -208,22 +198,19 @@ func TestDB_CountersRoundTrip(t *testing.T) {
 			t.Fatalf("series %s: %d counter readings back, want %d", k, len(got), len(rs))
 		}
 		for range 50 {
-			t0, t1 := -600+rng.Int64N(2200), -600+rng.Int64N(2200)
-			var wantBr store.CounterBracket
+			from, to := -600+rng.Int64N(2200), -600+rng.Int64N(2200)
+			var wantIn []store.CounterReading
 			for _, r := range rs {
-				if r.TakenMs <= t0 {
-					wantBr.Start, wantBr.HasStart = r, true
-				}
-				if r.TakenMs >= t1 && !wantBr.HasEnd {
-					wantBr.End, wantBr.HasEnd = r, true
+				if from <= r.TakenMs && r.TakenMs < to {
+					wantIn = append(wantIn, r)
 				}
 			}
-			br, err := db.CounterBracket(ctx, k, t0, t1)
+			got, err := db.Counters(ctx, k, from, to)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if br != wantBr {
-				t.Fatalf("series %s bracket [%d, %d]: got %+v\nwant %+v", k, t0, t1, br, wantBr)
+			if !reflect.DeepEqual(got, wantIn) {
+				t.Fatalf("series %s [%d, %d): %d readings, want %d", k, from, to, len(got), len(wantIn))
 			}
 		}
 	}

@@ -9,8 +9,7 @@
 // writer (the recorder) calls [DB.Write] once per batch: one bbolt
 // transaction, fsynced on commit. Readers scan one series in corrected-time
 // order with [DB.Scan] (or chunk by chunk with [DB.ScanChunks]), and a
-// series' energy counter readings with [DB.Counters] and
-// [DB.CounterBracket]. Marks, the named windows of a recording, are begun,
+// series' energy counter readings with [DB.Counters]. Marks, the named windows of a recording, are begun,
 // ended and added with [DB.BeginMark], [DB.EndMark] and [DB.AddMark], each
 // in one transaction, and listed with [DB.Marks].
 //
@@ -197,8 +196,8 @@
 // One flat bucket per endpoint holds the readings of zeusd's
 // get_cumulative_energy for all its series: the key starts with the
 // series, so one series is one contiguous key range in time order, and
-// "the last reading at or before t" and "the first at or after t" are one
-// cursor seek each ([DB.CounterBracket]). Counter readings are few (one
+// the readings of a window are one cursor seek and a short walk
+// ([DB.Counters]). Counter readings are few (one
 // per device every few seconds), so they do not get a bucket per series.
 //
 // Taken ms is the recorder's clock, the clock of corrected reading times,
