@@ -250,21 +250,27 @@ func runBinary(tb testing.TB, bin, db string, addrs []string, secs int, env stri
 	return res
 }
 
-// queryDB returns the 24 h data set, built on the first call.
-var queryDB = sync.OnceValues(func() (*store.DB, error) {
+// queryDB returns the 24 h data set with its counter readings, and
+// streamDB the same without, each built on its first call.
+var (
+	queryDB  = sync.OnceValues(func() (*store.DB, error) { return buildDB("query.db", true) })
+	streamDB = sync.OnceValues(func() (*store.DB, error) { return buildDB("stream.db", false) })
+)
+
+func buildDB(name string, counters bool) (*store.DB, error) {
 	r, err := Replay(24 * time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(filepath.Join(tmpDir, "query.db"), store.Options{NoSync: true})
+	db, err := store.Open(filepath.Join(tmpDir, name), store.Options{NoSync: true})
 	if err != nil {
 		return nil, err
 	}
-	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16); err != nil {
+	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16, counters); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	return db, nil
-})
+}
 
 // mustQueryDB is queryDB for a benchmark.
 func mustQueryDB(b *testing.B) *store.DB {
@@ -278,18 +284,33 @@ func mustQueryDB(b *testing.B) *store.DB {
 // BenchmarkJoules is the exact energy of 1 GPU and of 8 GPUs over 1 h
 // (the 13th hour) and over the whole 24 h of the stored data set, warm
 // (the file in the page cache, the DB open), by query.Energy as `wattrec
-// query` runs it. It reports the joules it found (J metric).
+// query` runs it, with the counter-anchored figure; counters=no is the
+// same without counter readings (the stream alone: the baseline). It
+// reports the joules it found (J metric).
 func BenchmarkJoules(b *testing.B) {
 	ctx := context.Background()
+	for _, counters := range []bool{true, false} {
+		benchJoules(b, ctx, counters)
+	}
+}
+
+func benchJoules(b *testing.B, ctx context.Context, counters bool) {
+	dbOf, yes := queryDB, "yes"
+	if !counters {
+		dbOf, yes = streamDB, "no"
+	}
 	for _, devs := range []string{"gpu:0", "gpu"} {
 		for _, w := range []struct {
 			name     string
 			from, to time.Duration
 		}{{"1h", 12 * time.Hour, 13 * time.Hour}, {"24h", 0, 24 * time.Hour}} {
 			{
-				name := fmt.Sprintf("gpus=%d/window=%s", map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name)
+				name := fmt.Sprintf("counters=%s/gpus=%d/window=%s", yes, map[string]int{"gpu:0": 1, "gpu": 8}[devs], w.name)
 				b.Run(name, func(b *testing.B) {
-					db := mustQueryDB(b)
+					db, err := dbOf()
+					if err != nil {
+						b.Fatal(err)
+					}
 					f, err := query.ParseDevices(devs)
 					if err != nil {
 						b.Fatal(err)

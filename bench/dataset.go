@@ -67,11 +67,18 @@ func Count(r *simulator.Replay) Size {
 	return s
 }
 
+// CounterEvery is how often the data set's hardware counters are read:
+// the recorder's default counter interval.
+const CounterEvery = 10 * time.Second
+
 // Build stores the data set of r in db as a recorder would have: under
 // Endpoint, corrected time = daemon time + OffsetMs, with one live
 // session per stream over the whole span, in batches of batch readings
-// (in stream order, GPU stream then CPU stream).
-func Build(ctx context.Context, db *store.DB, r *simulator.Replay, span time.Duration, batch int) error {
+// (in stream order, GPU stream then CPU stream), and, with counters, a
+// hardware counter reading of every series every CounterEvery (the exact
+// hold integral of its readings, in whole mJ for a GPU, with a 0.5 ms
+// round trip).
+func Build(ctx context.Context, db *store.DB, r *simulator.Replay, span time.Duration, batch int, counters bool) error {
 	from, to := Start.UnixMilli()+OffsetMs, Start.Add(span).UnixMilli()+OffsetMs
 	b := store.Batch{Sessions: []store.Session{
 		{Endpoint: Endpoint, Stream: store.StreamGPU, Start: from, End: to, Reason: "benchmark data set"},
@@ -84,9 +91,29 @@ func Build(ctx context.Context, db *store.DB, r *simulator.Replay, span time.Dur
 		b.Reset()
 		return nil
 	}
+	type counter struct{ t, mw, uj, next int64 }
+	series := map[store.SeriesKey]*counter{}
+	every := CounterEvery.Milliseconds()
 	add := func(kind store.Kind, dev int, daemon, mw int64) error {
+		t := daemon + OffsetMs
+		k := store.SeriesKey{Endpoint: Endpoint, Kind: kind, Device: int32(dev)}
+		c := series[k]
+		if c == nil {
+			c = &counter{t: t, mw: mw, next: t}
+			series[k] = c
+		}
+		for ; counters && c.next <= t; c.next += every {
+			uj := c.uj + c.mw*(c.next-c.t)
+			if kind == store.KindGPU {
+				uj = uj / 1000 * 1000
+			}
+			b.Counters = append(b.Counters, store.CounterReading{Endpoint: Endpoint, Kind: kind, Device: int32(dev),
+				TakenMs: c.next, RTTUs: 500, EnergyUJ: uj, Trigger: store.TriggerPeriodic})
+		}
+		c.uj += c.mw * (t - c.t)
+		c.t, c.mw = t, mw
 		b.Readings = append(b.Readings, store.Reading{Endpoint: Endpoint, Kind: kind, Device: int32(dev),
-			TimeMs: daemon + OffsetMs, DaemonMs: daemon, MilliWatts: mw})
+			TimeMs: t, DaemonMs: daemon, MilliWatts: mw})
 		if len(b.Readings) >= batch {
 			return flush()
 		}

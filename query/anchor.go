@@ -68,10 +68,11 @@ func streamOnly(res Result) anchored {
 // anchorReading is a counter reading used as an anchor, with the
 // uncertainty of its time and the most power the series had around it.
 type anchorReading struct {
-	store.CounterReading
-	uMs     int64 // |true reading time − TakenMs| <= uMs
-	peakMW  int64 // the largest value held in [TakenMs − uMs, TakenMs + uMs]
-	clamped bool  // taken outside the window where no stream was live, moved to its edge
+	TakenMs  int64 // the reading's time, or the window's edge it anchors
+	EnergyUJ int64
+	uMs      int64 // |true reading time − TakenMs| <= uMs
+	peakMW   int64 // at least the largest value held in [TakenMs − uMs, TakenMs + uMs]
+	clamped  bool  // taken outside the window where no stream was live, moved to its edge
 }
 
 // span is the part of a counter interval (or an edge stretch) that lies
@@ -87,6 +88,37 @@ func (s *span) add(r Result, inside bool) {
 	p.BoundUJ += r.BoundUJ
 	p.WindowMs += r.WindowMs
 	p.ValuedMs += r.ValuedMs
+	p.PeakMW = max(p.PeakMW, r.PeakMW)
+}
+
+// all is the span's integral inside and outside the window together.
+func (s *span) all() Result {
+	r := s.in
+	r.EnergyUJ += s.out.EnergyUJ
+	r.BoundUJ += s.out.BoundUJ
+	r.WindowMs += s.out.WindowMs
+	r.ValuedMs += s.out.ValuedMs
+	r.PeakMW = max(r.PeakMW, s.out.PeakMW)
+	return r
+}
+
+// peak is the largest value held in the span, or fallback where the
+// stream has no value in part of it.
+func (s *span) peak(fallback int64) int64 {
+	p := max(s.in.PeakMW, s.out.PeakMW)
+	if s.in.ValuedMs < s.in.WindowMs || s.out.ValuedMs < s.out.WindowMs {
+		p = max(p, fallback)
+	}
+	return p
+}
+
+// unit is a run of consecutive counter intervals [lo, hi] (interval i
+// lies between anchors i and i+1) judged as one: the stream's integral
+// over it, and whether its counter delta is used.
+type unit struct {
+	lo, hi int
+	sp     span
+	used   bool
 }
 
 // anchorSeries computes series k's counter-anchored energy over window
@@ -95,99 +127,111 @@ func (s *span) add(r Result, inside bool) {
 // stream was live counts from its own time: the stream's integral of the
 // stretch outside is taken off its interval's delta. warn takes one
 // message per counter interval that is not used.
+//
+// The counter intervals inside one stream session are judged together,
+// as a run (its first and last interval apart, so that the power at its
+// ends is known closely), which needs the stream's integral at a few
+// anchors only and keeps the chunks between them undecoded; each of its
+// intervals must still count forwards and no more than the device's peak
+// power can give (from the chunks' headers). A run that fails is judged
+// interval by interval, and so is every interval that spans a gap.
 func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, res Result, warn func(string)) (anchored, error) {
 	as, err := anchorsIn(ctx, db, k, spec, window)
 	if err != nil || len(as) < 2 {
 		return streamOnly(res), err
 	}
-	if err := anchorPeaks(ctx, db, k, spec, as, res.PeakMW); err != nil {
-		return anchored{}, err
-	}
-
-	// The stream from the first anchor (or the window's start) to the
-	// last (or its end), cut at the anchors and the window's edges: per
-	// counter interval i, spans[i+1]; before the first anchor, spans[0];
-	// after the last, spans[len(as)].
 	whole := Interval{min(window.From, as[0].TakenMs), max(window.To, as[len(as)-1].TakenMs)}
-	cuts := []int64{window.From, window.To}
-	for _, a := range as {
-		cuts = append(cuts, a.TakenMs)
-	}
-	spans := make([]span, len(as)+1)
-	i := 0 // anchors at or before the current piece
-	err = integrateBins(ctx, db, k, spec, binner{at: whole.From, to: whole.To, cuts: sortedInside(cuts, whole)}, func(bin Interval, r Result) error {
-		for i < len(as) && as[i].TakenMs <= bin.From {
-			i++
-		}
-		spans[i].add(r, window.From <= bin.From && bin.To <= window.To)
-		return nil
-	})
+	units, edges, err := integrateUnits(ctx, db, k, spec, window, whole, as, runUnits(spec.Sessions, as))
 	if err != nil {
 		return anchored{}, err
 	}
-
 	resolution := int64(cpuCounterUJ)
 	if k.Kind == store.KindGPU {
 		resolution = gpuCounterUJ
 	}
 	var out anchored
+	var judged []unit
+	for _, u := range units {
+		why, err := judge(ctx, db, k, as, u, resolution)
+		if err != nil {
+			return anchored{}, err
+		}
+		if why == "" || u.lo == u.hi {
+			u.used = why == ""
+			if !u.used {
+				warn(fmt.Sprintf("%s: hardware counter %s → %s %s: the stream is used there", k, FormatTime(as[u.lo].TakenMs), FormatTime(as[u.hi+1].TakenMs), why))
+			}
+			out.addCheck(as, u)
+			judged = append(judged, u)
+			continue
+		}
+		// Interval by interval.
+		single := make([]unit, 0, u.hi-u.lo+1)
+		for i := u.lo; i <= u.hi; i++ {
+			single = append(single, unit{lo: i, hi: i})
+		}
+		parts, _, err := integrateUnits(ctx, db, k, spec, window, Interval{as[u.lo].TakenMs, as[u.hi+1].TakenMs}, as, single)
+		if err != nil {
+			return anchored{}, err
+		}
+		for _, p := range parts {
+			why, err := judge(ctx, db, k, as, p, resolution)
+			if err != nil {
+				return anchored{}, err
+			}
+			p.used = why == ""
+			if !p.used {
+				warn(fmt.Sprintf("%s: hardware counter %s → %s %s: the stream is used there", k, FormatTime(as[p.lo].TakenMs), FormatTime(as[p.hi+1].TakenMs), why))
+			}
+			out.addCheck(as, p)
+			judged = append(judged, p)
+		}
+	}
+
+	// The power around each anchor: at most the largest value of the
+	// spans on either side of it.
+	for j, u := range judged {
+		before := edges[0]
+		if j > 0 {
+			before = judged[j-1].sp
+		}
+		as[u.lo].peakMW = max(before.peak(res.PeakMW), u.sp.peak(res.PeakMW))
+	}
+	last := judged[len(judged)-1]
+	as[last.hi+1].peakMW = max(last.sp.peak(res.PeakMW), edges[1].peak(res.PeakMW))
+
 	stream := func(r Result) {
 		out.energyUJ += r.EnergyUJ
 		out.streamUJ += r.EnergyUJ
 		out.boundUJ += r.BoundUJ
 		out.uncoveredMs += r.WindowMs - r.ValuedMs
 	}
-	stream(spans[0].in)
-	stream(spans[len(as)].in)
-	runFrom := -1 // the first anchor of the current run of used intervals
-	endRun := func(last int) {
+	stream(edges[0].in)
+	stream(edges[1].in)
+	runFrom := -1 // the first anchor of the current run of used units
+	endRun := func(at int) {
 		if runFrom >= 0 {
-			a, b := as[runFrom], as[last]
+			a, b := as[runFrom], as[at]
 			out.boundUJ += resolution + a.uMs*a.peakMW + b.uMs*b.peakMW
 			runFrom = -1
 		}
 	}
-	for i := range len(as) - 1 {
-		a, b, sp := as[i], as[i+1], spans[i+1]
-		all := sp.in
-		all.EnergyUJ, all.BoundUJ = sp.in.EnergyUJ+sp.out.EnergyUJ, sp.in.BoundUJ+sp.out.BoundUJ
-		all.WindowMs, all.ValuedMs = sp.in.WindowMs+sp.out.WindowMs, sp.in.ValuedMs+sp.out.ValuedMs
-		delta := b.EnergyUJ - a.EnergyUJ
-		slack := float64(all.BoundUJ+resolution+a.uMs*a.peakMW+b.uMs*b.peakMW) + CounterTolerance*math.Abs(float64(delta))
-		full := all.ValuedMs == all.WindowMs
-		var why string
-		switch {
-		case sp.in.WindowMs == 0:
-			continue // wholly outside the window
-		case delta < 0:
-			why = fmt.Sprintf("went down by %.3f J (a driver reload or daemon restart)", float64(-delta)/1e6)
-		case full && math.Abs(float64(all.EnergyUJ-delta)) > slack:
-			why = fmt.Sprintf("counted %.3f J where the stream, which covers it all, has %.3f J ± %.3f J", float64(delta)/1e6, all.Joules(), float64(all.BoundUJ)/1e6)
-		case !full && float64(all.EnergyUJ-delta) > slack:
-			why = fmt.Sprintf("counted %.3f J, less than the %.3f J the stream has in %.0f%% of it", float64(delta)/1e6, all.Joules(), 100*all.Coverage())
-		case sp.out.ValuedMs < sp.out.WindowMs:
-			why = "reaches outside the window where the stream has no value to take off"
-		}
-		if full && delta >= 0 && !a.clamped && !b.clamped {
-			out.checked = true
-			out.checkCounterUJ += delta
-			out.checkStrUJ += all.EnergyUJ
-		}
-		if why != "" {
-			warn(fmt.Sprintf("%s: hardware counter %s → %s %s: the stream is used there", k, FormatTime(a.TakenMs), FormatTime(b.TakenMs), why))
-			stream(sp.in)
-			endRun(i)
+	for _, u := range judged {
+		if !u.used {
+			stream(u.sp.in)
+			endRun(u.lo)
 			continue
 		}
 		if runFrom < 0 {
-			runFrom = i
+			runFrom = u.lo
 		}
+		delta := as[u.hi+1].EnergyUJ - as[u.lo].EnergyUJ
 		out.ok = true
-		out.energyUJ += delta - sp.out.EnergyUJ
-		out.counterUJ += delta - sp.out.EnergyUJ
-		out.boundUJ += sp.out.BoundUJ
-		out.counterMs += sp.in.WindowMs
-		out.bridgedMs += sp.in.WindowMs - sp.in.ValuedMs
+		out.energyUJ += delta - u.sp.out.EnergyUJ
+		out.counterUJ += delta - u.sp.out.EnergyUJ
+		out.boundUJ += u.sp.out.BoundUJ
+		out.counterMs += u.sp.in.WindowMs
+		out.bridgedMs += u.sp.in.WindowMs - u.sp.in.ValuedMs
 	}
 	endRun(len(as) - 1)
 	// Without a gap to bridge, anchoring that does not tighten the bound
@@ -201,6 +245,160 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 	return out, nil
 }
 
+// addCheck adds a unit the stream covers completely to the check of the
+// stream against the counter.
+func (a *anchored) addCheck(as []anchorReading, u unit) {
+	delta := as[u.hi+1].EnergyUJ - as[u.lo].EnergyUJ
+	all := u.sp.all()
+	if all.ValuedMs == all.WindowMs && delta >= 0 && u.sp.in.WindowMs > 0 && !as[u.lo].clamped && !as[u.hi+1].clamped {
+		a.checked = true
+		a.checkCounterUJ += delta
+		a.checkStrUJ += all.EnergyUJ
+	}
+}
+
+// judge says why the counter delta of unit u is not to be used, or "".
+// Its anchors' peaks are not known yet: the timing terms of the slack use
+// the unit's own peak.
+func judge(ctx context.Context, db *store.DB, k store.SeriesKey, as []anchorReading, u unit, resolution int64) (string, error) {
+	a, b, all := as[u.lo], as[u.hi+1], u.sp.all()
+	delta := b.EnergyUJ - a.EnergyUJ
+	peak := u.sp.peak(0)
+	slack := float64(all.BoundUJ+resolution+(a.uMs+b.uMs)*peak) + CounterTolerance*math.Abs(float64(delta))
+	full := all.ValuedMs == all.WindowMs
+	switch {
+	case u.sp.in.WindowMs == 0:
+		return "lies outside the window", nil
+	case delta < 0:
+		return fmt.Sprintf("went down by %.3f J (a driver reload or daemon restart)", float64(-delta)/1e6), nil
+	case full && math.Abs(float64(all.EnergyUJ-delta)) > slack:
+		return fmt.Sprintf("counted %.3f J where the stream, which covers it all, has %.3f J ± %.3f J", float64(delta)/1e6, all.Joules(), float64(all.BoundUJ)/1e6), nil
+	case !full && float64(all.EnergyUJ-delta) > slack:
+		return fmt.Sprintf("counted %.3f J, less than the %.3f J the stream has in %.0f%% of it", float64(delta)/1e6, all.Joules(), 100*all.Coverage()), nil
+	case u.sp.out.ValuedMs < u.sp.out.WindowMs:
+		return "reaches outside the window where the stream has no value to take off", nil
+	}
+	if u.lo == u.hi {
+		return "", nil
+	}
+	// A run: each interval forwards, and within the device's peak.
+	return plausible(ctx, db, k, as[u.lo:u.hi+2], resolution)
+}
+
+// plausible checks each counter interval between consecutive anchors of
+// as: the counter must not go down, nor count more than the largest
+// value the stream had around the interval (from the chunks' headers,
+// which are read without decoding) could give over it.
+func plausible(ctx context.Context, db *store.DB, k store.SeriesKey, as []anchorReading, resolution int64) (string, error) {
+	for i := 1; i < len(as); i++ {
+		if d := as[i].EnergyUJ - as[i-1].EnergyUJ; d < 0 {
+			return fmt.Sprintf("went down by %.3f J between %s and %s", float64(-d)/1e6, FormatTime(as[i-1].TakenMs), FormatTime(as[i].TakenMs)), nil
+		}
+	}
+	// The largest value of each chunk, with the value it carries in.
+	type extent struct{ from, to, peak int64 }
+	var chunks []extent
+	carry := int64(0)
+	err := db.ScanChunks(ctx, k, as[0].TakenMs, as[len(as)-1].TakenMs+1, func(c *store.Chunk) error {
+		chunks = append(chunks, extent{c.FirstMs, c.LastMs, max(carry, c.PeakMW, c.FirstMW, c.LastMW)})
+		carry = c.LastMW
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	j := 0
+	for i := 1; i < len(as); i++ {
+		a, b := as[i-1], as[i]
+		for j < len(chunks)-1 && chunks[j+1].from <= a.TakenMs {
+			j++
+		}
+		peak := int64(0)
+		for m := j; m < len(chunks) && chunks[m].from <= b.TakenMs; m++ {
+			peak = max(peak, chunks[m].peak)
+		}
+		if m := min(len(chunks)-1, j+1); len(chunks) > 0 && chunks[m].from > b.TakenMs {
+			peak = max(peak, chunks[m].peak) // a backward value after b covers part of the interval
+		}
+		d := b.EnergyUJ - a.EnergyUJ
+		limit := float64(peak*(b.TakenMs-a.TakenMs+a.uMs+b.uMs)+resolution) * (1 + CounterTolerance)
+		if float64(d) > limit {
+			return fmt.Sprintf("counted %.3f J between %s and %s, more than %.3f W, the most the stream had there, can give",
+				float64(d)/1e6, FormatTime(a.TakenMs), FormatTime(b.TakenMs), float64(peak)/1000), nil
+		}
+	}
+	return "", nil
+}
+
+// runUnits groups the counter intervals between anchors as: the
+// intervals inside one stream session form a run, judged as its first
+// interval, its middle and its last interval; an interval that spans a
+// gap or a session's edge is a unit of its own.
+func runUnits(sessions []Interval, as []anchorReading) []unit {
+	n := len(as) - 1
+	inside := func(i int) int { // the session interval i lies in, or -1
+		a, b := as[i].TakenMs, as[i+1].TakenMs
+		for s, ses := range sessions {
+			if ses.From <= a && b <= ses.To {
+				return s
+			}
+		}
+		return -1
+	}
+	var out []unit
+	for i := 0; i < n; {
+		s := inside(i)
+		j := i
+		for s >= 0 && j+1 < n && inside(j+1) == s {
+			j++
+		}
+		switch {
+		case j == i:
+			out = append(out, unit{lo: i, hi: i})
+		case j == i+1:
+			out = append(out, unit{lo: i, hi: i}, unit{lo: j, hi: j})
+		default:
+			out = append(out, unit{lo: i, hi: i}, unit{lo: i + 1, hi: j - 1}, unit{lo: j, hi: j})
+		}
+		i = j + 1
+	}
+	return out
+}
+
+// integrateUnits integrates the stream over each unit (in order, without
+// gaps between them) and over what whole holds outside them (before the
+// first unit's first anchor, after the last's last), in one scan of whole
+// cut at the units' ends and the window's edges.
+func integrateUnits(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window, whole Interval, as []anchorReading, units []unit) ([]unit, [2]span, error) {
+	last := as[units[len(units)-1].hi+1].TakenMs
+	cuts := []int64{window.From, window.To}
+	for _, u := range units {
+		cuts = append(cuts, as[u.lo].TakenMs)
+	}
+	cuts = append(cuts, last)
+	var edges [2]span
+	i := -1 // the unit of the current piece; -1 before the first, len(units) after the last
+	err := integrateBins(ctx, db, k, spec, binner{at: whole.From, to: whole.To, cuts: sortedInside(cuts, whole)}, func(bin Interval, r Result) error {
+		for i+1 < len(units) && as[units[i+1].lo].TakenMs <= bin.From {
+			i++
+		}
+		if i >= 0 && bin.From >= as[units[i].hi+1].TakenMs {
+			i = len(units)
+		}
+		inside := window.From <= bin.From && bin.To <= window.To
+		switch {
+		case i < 0:
+			edges[0].add(r, inside)
+		case i == len(units):
+			edges[1].add(r, inside)
+		default:
+			units[i].sp.add(r, inside)
+		}
+		return nil
+	})
+	return units, edges, err
+}
+
 // anchorsIn returns the counter readings of k that can anchor window,
 // with a round trip short enough, one per millisecond (the least
 // uncertain): those taken inside it or at its edges, and the last one
@@ -210,17 +408,13 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 // just outside its stream sessions), it anchors the edge, its time
 // uncertain by the distance more.
 func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) ([]anchorReading, error) {
-	cs, err := db.Counters(ctx, k, window.From-counterEdgeMs, sat(window.To, counterEdgeMs+1))
-	if err != nil {
-		return nil, err
-	}
 	var out []anchorReading
-	for _, c := range cs {
+	err := db.EachCounter(ctx, k, window.From-counterEdgeMs, sat(window.To, counterEdgeMs+1), func(c *store.CounterReading) error {
 		if c.RTTUs > counterMaxRTTUs {
-			continue
+			return nil
 		}
 		// Half the round trip, and the millisecond TakenMs is rounded to.
-		a := anchorReading{CounterReading: c, uMs: (c.RTTUs+999)/2000 + 1}
+		a := anchorReading{TakenMs: c.TakenMs, EnergyUJ: c.EnergyUJ, uMs: (c.RTTUs+999)/2000 + 1}
 		switch n := len(out); {
 		case c.TakenMs < window.From:
 			if n > 0 {
@@ -228,7 +422,7 @@ func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, 
 			}
 		case c.TakenMs > window.To:
 			if n > 0 && out[n-1].TakenMs > window.To {
-				continue // an earlier one after the window is closer
+				return nil // an earlier one after the window is closer
 			}
 		}
 		if c.TakenMs < window.From || c.TakenMs > window.To {
@@ -245,11 +439,12 @@ func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, 
 			if a.uMs < out[n-1].uMs {
 				out[n-1] = a
 			}
-			continue
+			return nil
 		}
 		out = append(out, a)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // live reports whether a session overlaps iv.
@@ -260,33 +455,6 @@ func live(sessions []Interval, iv Interval) bool {
 		}
 	}
 	return false
-}
-
-// anchorPeaks finds, for each anchor, the largest value the series held
-// within the anchor's time uncertainty, in one scan; where the stream has
-// no value there, the series' peak over the window (peakMW) stands in.
-func anchorPeaks(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, as []anchorReading, peakMW int64) error {
-	first, last := as[0], as[len(as)-1]
-	span := Interval{first.TakenMs - first.uMs, last.TakenMs + last.uMs + 1}
-	var cuts []int64
-	for _, a := range as {
-		cuts = append(cuts, a.TakenMs-a.uMs, a.TakenMs+a.uMs+1)
-	}
-	cuts = sortedInside(cuts, span)
-	i := 0
-	return integrateBins(ctx, db, k, spec, binner{at: span.From, to: span.To, cuts: cuts}, func(bin Interval, r Result) error {
-		for i < len(as) && as[i].TakenMs+as[i].uMs+1 <= bin.From {
-			i++
-		}
-		for j := i; j < len(as) && as[j].TakenMs-as[j].uMs < bin.To; j++ {
-			peak := r.PeakMW
-			if r.ValuedMs < r.WindowMs {
-				peak = max(peak, peakMW)
-			}
-			as[j].peakMW = max(as[j].peakMW, peak, 0)
-		}
-		return nil
-	})
 }
 
 // sortedInside sorts ts, drops repeats and keeps those strictly inside

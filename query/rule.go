@@ -163,19 +163,22 @@ func inferPeriod(ctx context.Context, db *store.DB, k store.SeriesKey, from int6
 	prev, n := int64(math.MinInt64), 0
 	errEnough := errors.New("enough")
 	scan := func(start int64) error {
-		err := db.Scan(ctx, k, start, math.MaxInt64, func(r *store.Reading) error {
-			if r.Seed {
+		// In the chunks' own transaction: a few chunks, read quickly.
+		err := db.ScanChunks(ctx, k, start, math.MaxInt64, func(c *store.Chunk) error {
+			return c.Readings(func(r *store.Reading) error {
+				if r.Seed || r.TimeMs < start {
+					return nil
+				}
+				if d := r.DaemonMs - prev; prev != math.MinInt64 && d > 0 && d <= 10_000 {
+					counts[d]++
+					n++
+				}
+				prev = r.DaemonMs
+				if n >= want {
+					return errEnough
+				}
 				return nil
-			}
-			if d := r.DaemonMs - prev; prev != math.MinInt64 && d > 0 && d <= 10_000 {
-				counts[d]++
-				n++
-			}
-			prev = r.DaemonMs
-			if n >= want {
-				return errEnough
-			}
-			return nil
+			})
 		})
 		if errors.Is(err, errEnough) {
 			return nil

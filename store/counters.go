@@ -66,25 +66,38 @@ func (t CounterTrigger) String() string {
 // that is not in the file is ErrNotFound.
 func (db *DB) Counters(ctx context.Context, k SeriesKey, fromMs, toMs int64) ([]CounterReading, error) {
 	var out []CounterReading
-	err := db.view(func(tx *bolt.Tx) error {
+	err := db.EachCounter(ctx, k, fromMs, toMs, func(r *CounterReading) error {
+		out = append(out, *r)
+		return nil
+	})
+	return out, err
+}
+
+// EachCounter calls fn for each reading Counters would return, in one
+// read transaction, without collecting them; the reading passed to fn is
+// only valid during the call. It stops at the first error from fn and
+// returns it.
+func (db *DB) EachCounter(ctx context.Context, k SeriesKey, fromMs, toMs int64, fn func(*CounterReading) error) error {
+	return db.view(func(tx *bolt.Tx) error {
 		b, err := countersOf(tx, k.Endpoint)
 		if b == nil {
 			return err
 		}
-		c, end := b.Cursor(), counterKey(nil, k.Kind, k.Device, toMs)
+		r := CounterReading{Endpoint: k.Endpoint}
+		c, end, n := b.Cursor(), counterKey(nil, k.Kind, k.Device, toMs), 0
 		for key, v := c.Seek(counterKey(nil, k.Kind, k.Device, fromMs)); key != nil && bytes.Compare(key, end) < 0; key, v = c.Next() {
-			r := CounterReading{Endpoint: k.Endpoint}
 			if err := decodeCounter(&r, key, v); err != nil {
 				return fmt.Errorf("counters %s key %x: %w", k, key, err)
 			}
-			out = append(out, r)
-			if len(out)%1024 == 0 && ctx.Err() != nil {
+			if err := fn(&r); err != nil {
+				return err
+			}
+			if n++; n%1024 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
 		return ctx.Err()
 	})
-	return out, err
 }
 
 // CounterStats summarises the counter readings of one series.
