@@ -155,3 +155,50 @@ func TestAnchored(t *testing.T) {
 		t.Errorf("warnings %q, want two about the counter going down and back", rep.Warnings)
 	}
 }
+
+// TestAnchored_Jump: a counter that jumps inside a long run of intervals
+// (a RAPL wrap zeusd did not unwrap, say) is far too small a share of the
+// run to show in its sum, but each interval must fit the device's peak
+// power: the jump's interval is left to the stream, with a warning, and
+// the rest of the run stays anchored.
+func TestAnchored_Jump(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := store.Open(filepath.Join(t.TempDir(), "j.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const ep = "n1:4938"
+	base := int64(1_795_881_600_000)
+	b := store.Batch{Sessions: []store.Session{{Endpoint: ep, Stream: store.StreamGPU, Start: base, End: base + 3_600_000, Reason: "recorder stopped"}}}
+	for ms := int64(0); ms < 3_600_000; ms += 50 {
+		b.Readings = append(b.Readings, store.Reading{Endpoint: ep, Kind: store.KindGPU, TimeMs: base + ms, DaemonMs: base + ms, MilliWatts: 200_000 + ms%1000})
+	}
+	var e int64 = 1e12
+	for ms := int64(0); ms <= 3_600_000; ms += 10_000 {
+		if ms == 1_800_000 {
+			e += 4_294_967_296 // 2^32 µJ
+		}
+		b.Counters = append(b.Counters, store.CounterReading{Endpoint: ep, Kind: store.KindGPU, TakenMs: base + ms, RTTUs: 500, EnergyUJ: e, Trigger: store.TriggerPeriodic})
+		e += 200_475 * 10_000 // the stream's average power × 10 s
+	}
+	if err := db.Write(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := query.Energy(ctx, db, query.Options{Filter: query.Filter{Range: query.Between(base, base+3_600_000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Rows[0]
+	jump := query.FormatTime(base+1_790_000) + " → " + query.FormatTime(base+1_800_000)
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], jump) {
+		t.Errorf("warnings %q, want one about the jump's interval %s", rep.Warnings, jump)
+	}
+	if r.CounterMs != 3_590_000 || r.AnchoredSeries != 1 {
+		t.Errorf("anchored over %d ms, want all but the jump's 10 s", r.CounterMs)
+	}
+	if e := math.Abs(float64(r.AnchoredUJ - r.EnergyUJ)); e > float64(r.AnchoredBoundUJ) {
+		t.Errorf("anchored %d µJ, stream %d µJ (the truth here): off by %.0f µJ, over the bound %d", r.AnchoredUJ, r.EnergyUJ, e, r.AnchoredBoundUJ)
+	}
+}
