@@ -635,11 +635,16 @@ func (rd *enRecording) observed(dev string, periodMs int64) []enIv {
 
 // enReport is `wattrec query --format json`.
 type enReport struct {
-	From     string           `json:"from"`
-	To       string           `json:"to"`
-	Periods  map[string]int64 `json:"cpu_period_ms"`
-	Rows     []enRow          `json:"rows"`
-	Warnings []string         `json:"warnings"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Periods []struct {
+		Endpoint string `json:"endpoint"`
+		Kind     string `json:"kind"`
+		Device   int    `json:"device"`
+		PeriodMs int64  `json:"period_ms"`
+	} `json:"periods"`
+	Rows     []enRow  `json:"rows"`
+	Warnings []string `json:"warnings"`
 }
 
 type enRow struct {
@@ -838,7 +843,12 @@ func enCheckWindow(t *testing.T, tr *enTruth, rd *enRecording, rep enReport, w e
 		}
 		devices++
 		kind, _, _ := strings.Cut(dev, ":")
-		period := rep.Periods[r.Group]
+		var period int64
+		for _, p := range rep.Periods {
+			if p.Kind != "gpu" && fmt.Sprintf("%s %s:%d", p.Endpoint, p.Kind, p.Device) == r.Group {
+				period = p.PeriodMs
+			}
+		}
 		if kind != "gpu" && period == 0 {
 			t.Errorf("%s: no CPU period in the report (%v)", r.Group, rep.Periods)
 		}

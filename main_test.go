@@ -536,7 +536,7 @@ func TestQuery_Golden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out, ",n1:4938 gpu:0,1750.000000,") || !strings.Contains(out, ",0.777778,1,2000") {
+		if !strings.Contains(out, ",n1:4938 gpu:0,device,n1:4938,gpu,0,1750,1750000000,") || !strings.Contains(out, ",0.7777777777777778,1,2000,") {
 			t.Errorf("worked example: want 1750 J, coverage 7/9, one 2 s gap:\n%s", out)
 		}
 	})

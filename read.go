@@ -146,7 +146,7 @@ func msFlag(c *cli.Context, name, what string) (int64, error) {
 }
 
 func queryOptions(c *cli.Context) (query.Options, error) {
-	opt := query.Options{By: c.String("by"), Method: c.String("method"), Format: c.String("format"), Window: c.String("window")}
+	opt := query.Options{By: c.String("by"), Method: c.String("method"), Format: c.String("format"), Window: c.String("window"), Warnings: c.App.ErrWriter}
 	var err error
 	if opt.CPUPeriodMs, err = msFlag(c, "cpu-period", "a poll period"); err != nil {
 		return opt, err

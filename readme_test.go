@@ -31,6 +31,14 @@ var readmeBlocks = map[string]func() string{
 		}
 		return b.String()
 	},
+	"report-columns": func() string {
+		var b strings.Builder
+		b.WriteString("| key | meaning |\n|---|---|\n")
+		for _, c := range query.ReportColumns() {
+			fmt.Fprintf(&b, "| `%s` | %s |\n", c[0], strings.ReplaceAll(c[1], "|", "\\|"))
+		}
+		return b.String()
+	},
 	"raw-columns": func() string {
 		var b strings.Builder
 		b.WriteString("| column | meaning |\n|---|---|\n")

@@ -69,7 +69,8 @@ func runCommand() *cli.Command {
 streaming, forwards SIGINT and SIGTERM to it, stops recording after it exits, marks
 its window with the command line, prints an energy summary (per device and total,
 with coverage) on stderr, and exits with the command's status.`,
-		Flags: recordFlags(),
+		Flags: append(recordFlags(),
+			&cli.StringFlag{Name: "summary-json", Usage: "also write the energy summary to `FILE` as `wattrec query --format json` does (replaced if it exists)"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return errors.New("run: give the command after --, e.g. wattrec run --db run.db --server node1:4938 -- sleep 5")
@@ -84,7 +85,7 @@ with coverage) on stderr, and exits with the command's status.`,
 			sigs := make(chan os.Signal, 1)
 			stop := interrupts.forwardTo(sigs)
 			defer stop()
-			err = recording.Run(c.Context, d, cmd, sigs, c.App.ErrWriter)
+			err = recording.Run(c.Context, d, cmd, sigs, recording.Summary{Text: c.App.ErrWriter, JSONPath: c.String("summary-json")})
 			var status recording.ExitStatus
 			if err != nil && !errors.As(err, &status) {
 				err = fmt.Errorf("run: %w", err)

@@ -76,7 +76,22 @@ func (c *Client) Close() error { c.http.CloseIdleConnections(); return nil }
 // Query runs the energy query opt in the recorder and copies the report
 // to w.
 func (c *Client) Query(ctx context.Context, w io.Writer, opt query.Options) error {
-	return c.post(ctx, w, "/v1/query", queryRequest(opt))
+	trailer, err := c.postTrailer(ctx, w, "/v1/query", queryRequest(opt))
+	if err != nil || opt.Warnings == nil {
+		return err
+	}
+	var lines []string
+	if js := trailer.Get(warningsTrailer); js != "" {
+		if err := json.Unmarshal([]byte(js), &lines); err != nil {
+			return fmt.Errorf("recorder at %s: warnings: %w", c.path, err)
+		}
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(opt.Warnings, l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Export runs req in the recorder and copies the export to w.
@@ -125,29 +140,36 @@ func (c *Client) Marks(ctx context.Context, name string) ([]store.Mark, error) {
 }
 
 func (c *Client) post(ctx context.Context, w io.Writer, path string, body any) error {
+	_, err := c.postTrailer(ctx, w, path, body)
+	return err
+}
+
+// postTrailer posts body to path, copies the answer to w and returns its
+// trailer.
+func (c *Client) postTrailer(ctx context.Context, w io.Writer, path string, body any) (http.Header, error) {
 	js, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://recorder"+path, bytes.NewReader(js))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("recorder at %s: %w", c.path, err)
+		return nil, fmt.Errorf("recorder at %s: %w", c.path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return c.answerError(resp)
+		return nil, c.answerError(resp)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("recorder at %s: %w", c.path, err)
+		return nil, fmt.Errorf("recorder at %s: %w", c.path, err)
 	}
 	if msg := resp.Trailer.Get(errorTrailer); msg != "" {
-		return fromWire(ErrorResponse{Error: msg, Code: resp.Trailer.Get(errorCodeTrailer)})
+		return nil, fromWire(ErrorResponse{Error: msg, Code: resp.Trailer.Get(errorCodeTrailer)})
 	}
-	return nil
+	return resp.Trailer, nil
 }
 
 // answerError turns an answer that is not 200 into an error: the

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/wattrec/wattrec/export"
@@ -89,21 +90,32 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, PingResponse{API: APIVersion, DB: s.DB, PID: os.Getpid()})
 	})
-	mux.HandleFunc("POST /v1/query", s.stream(func(ctx context.Context, w io.Writer, body []byte) error {
+	mux.HandleFunc("POST /v1/query", s.stream(func(ctx context.Context, w io.Writer, body []byte, trailer http.Header) error {
 		var req QueryRequest
 		if err := decode(body, &req); err != nil {
 			return err
 		}
-		return s.Backend.Query(ctx, w, req.options())
+		opt := req.options()
+		var warnings warningLines
+		opt.Warnings = &warnings
+		if err := s.Backend.Query(ctx, w, opt); err != nil {
+			return err
+		}
+		js, err := json.Marshal(warnings.lines)
+		if err != nil {
+			return err
+		}
+		trailer.Set(warningsTrailer, string(js))
+		return nil
 	}))
-	mux.HandleFunc("POST /v1/export", s.stream(func(ctx context.Context, w io.Writer, body []byte) error {
+	mux.HandleFunc("POST /v1/export", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
 		var req ExportRequest
 		if err := decode(body, &req); err != nil {
 			return err
 		}
 		return s.Backend.Export(ctx, w, req.request())
 	}))
-	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte) error {
+	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte, _ http.Header) error {
 		return s.Backend.Info(ctx, w)
 	}))
 	mux.HandleFunc("POST /v1/marks", func(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +227,7 @@ func listenPrivate(path string) (net.Listener, error) {
 // stream adapts a writer function to a handler: errors before the first
 // byte become a status and an ErrorResponse; later ones travel in the
 // trailers.
-func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte) error) http.HandlerFunc {
+func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte, trailer http.Header) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		if err != nil {
@@ -227,10 +239,10 @@ func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte) e
 			return
 		}
 		defer func() { <-s.reads }()
-		w.Header().Set("Trailer", errorTrailer+", "+errorCodeTrailer)
+		w.Header().Set("Trailer", errorTrailer+", "+errorCodeTrailer+", "+warningsTrailer)
 		lw := &lazyWriter{w: w, rc: http.NewResponseController(w), timeout: cmp.Or(s.WriteTimeout, DefaultWriteTimeout)}
 		defer lw.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
-		if err := fn(r.Context(), lw, body); err != nil {
+		if err := fn(r.Context(), lw, body, w.Header()); err != nil {
 			if !lw.started {
 				w.Header().Del("Trailer")
 				writeError(w, err)
@@ -290,4 +302,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// warningLines collects the warning lines a query writes (at most
+// maxWarningLines of them: a report holds a bounded number anyway).
+type warningLines struct{ lines []string }
+
+const maxWarningLines = 200
+
+func (l *warningLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if len(l.lines) < maxWarningLines {
+			l.lines = append(l.lines, line)
+		}
+	}
+	return len(p), nil
 }

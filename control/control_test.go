@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -46,7 +47,12 @@ func serve(t *testing.T) (*backend, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := store.Batch{Sessions: []store.Session{{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: 0, End: 10_000, Open: true}}}
+	b := store.Batch{Sessions: []store.Session{{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: 0, End: 10_000, Open: true}},
+		// A counter that disagrees with the stream: a query warns.
+		Counters: []store.CounterReading{
+			{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: 2000, EnergyUJ: 0, Trigger: store.TriggerPeriodic},
+			{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: 5000, EnergyUJ: 900_000_000, Trigger: store.TriggerPeriodic},
+		}}
 	for i := int64(0); i < 10; i++ {
 		b.Readings = append(b.Readings, store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: i * 1000, DaemonMs: i * 1000, MilliWatts: 100_000 + i})
 	}
@@ -109,6 +115,20 @@ func TestServer(t *testing.T) {
 		}
 		if remote.String() != local.String() || !strings.Contains(remote.String(), "trapezoid_joules") || !strings.Contains(remote.String(), ",gpu,") {
 			t.Fatalf("remote:\n%s\nlocal:\n%s", remote.String(), local.String())
+		}
+	})
+	t.Run("WarningsComeThrough", func(t *testing.T) {
+		var remote, local bytes.Buffer
+		opt := query.Options{Format: query.FormatCSV, Warnings: &remote}
+		if err := c.Query(ctx, io.Discard, opt); err != nil {
+			t.Fatal(err)
+		}
+		opt.Warnings = &local
+		if err := be.Query(ctx, io.Discard, opt); err != nil {
+			t.Fatal(err)
+		}
+		if remote.String() != local.String() || !strings.HasPrefix(remote.String(), "warning: n1:4938 gpu:0: hardware counter") {
+			t.Fatalf("warnings through the socket %q, local %q", remote.String(), local.String())
 		}
 	})
 	t.Run("ExportSameAsLocal", func(t *testing.T) {

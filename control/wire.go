@@ -110,10 +110,13 @@ type ErrorResponse struct {
 	Code  string `json:"code,omitempty"` // which sentinel it matches, from wireErrors
 }
 
-// Trailers of a streamed answer that failed after its first byte.
+// Trailers of a streamed answer: the error of one that failed after its
+// first byte, and the warnings of a query (a JSON list of strings; they
+// are in a JSON report too, but not in a table or CSV).
 const (
 	errorTrailer     = "X-Wattrec-Error"
 	errorCodeTrailer = "X-Wattrec-Error-Code"
+	warningsTrailer  = "X-Wattrec-Warnings"
 )
 
 // wireErrors are the sentinels an error can carry through the socket:

@@ -46,6 +46,9 @@ type Options struct {
 	Window string
 	Method string // MethodHold (default), MethodTrapezoid or MethodCompare
 	Format string // for Print: FormatTable (default), FormatJSON or FormatCSV
+	// Warnings takes the report's warnings, for Print, one line each
+	// (they are also in the JSON); nil drops them.
+	Warnings io.Writer
 }
 
 // Row is one group in one bucket.
@@ -53,6 +56,12 @@ type Row struct {
 	FromMs, ToMs int64
 	Instance     string // with a Window: "epoch #3", or "sum"
 	Group        string // "n1:4938 gpu:0", "n1:4938", "gpu" or "total"
+	// Level is what the row sums: one device (ByDevice), an endpoint, a
+	// kind, or everything (the total row, and every row ByTotal); Key
+	// holds the parts of the group the level names (the endpoint of an
+	// endpoint row, the kind of a kind row, all three for a device).
+	Level string
+	Key   store.SeriesKey
 	Result              // summed over the group's series
 	Series       int    // series in the group; PeakMW is the largest single-device value
 
@@ -91,7 +100,8 @@ type Report struct {
 	Compare      bool            // rows carry the trapezoid integral beside the exact one
 	Warnings     []string        // integral and counter disagree, ... (at most maxWarnings, then a count)
 
-	dropped int // warnings beyond maxWarnings
+	dropped int               // warnings beyond maxWarnings
+	keys    []store.SeriesKey // the series, in plan order
 }
 
 // Limits on the rows of one report (buckets or window instances ×
@@ -123,21 +133,24 @@ func checkRows(windows int64, series int, what string, maxRows int64) error {
 // MaxStreamedRows); a table is aligned over all its rows, so it holds
 // them (up to MaxReportRows).
 func Print(ctx context.Context, w io.Writer, db *store.DB, opt Options) error {
+	var rep *Report
+	var err error
 	switch opt.Format {
 	case "", FormatTable:
-		rep, err := Energy(ctx, db, opt)
-		if err != nil {
-			return err
+		if rep, err = Energy(ctx, db, opt); err == nil {
+			err = rep.Write(w, FormatTable)
 		}
-		return rep.Write(w, FormatTable)
 	case FormatCSV:
-		_, err := energy(ctx, db, opt, &csvSink{w: w}, MaxStreamedRows)
-		return err
+		rep, err = energy(ctx, db, opt, &csvSink{w: w}, MaxStreamedRows)
 	case FormatJSON:
-		_, err := energy(ctx, db, opt, &jsonSink{w: w}, MaxStreamedRows)
+		rep, err = energy(ctx, db, opt, &jsonSink{w: w}, MaxStreamedRows)
+	default:
+		return Invalid("format %q: want table, json or csv", opt.Format)
+	}
+	if err != nil || opt.Warnings == nil {
 		return err
 	}
-	return Invalid("format %q: want table, json or csv", opt.Format)
+	return rep.WriteWarnings(opt.Warnings)
 }
 
 // Energy integrates every series that passes opt.Filter over the window
@@ -195,6 +208,9 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	}
 	series, specs := plan.Series, plan.Specs
 	rep := &Report{By: opt.By, FromMs: plan.Window.From, ToMs: plan.Window.To, Rules: plan.Rules(), Compare: opt.Method == MethodCompare}
+	for _, s := range series {
+		rep.keys = append(rep.keys, s.SeriesKey)
+	}
 
 	windows, err := reportWindows(ctx, db, opt, plan, rep, maxRows)
 	if err != nil {
@@ -215,7 +231,7 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	for bucket, label := range windows {
 		groups := map[string]*Row{}
 		var order []string
-		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: "total"}
+		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: ByTotal, Level: ByTotal}
 		for i, s := range series {
 			res, err := integrateSeries(ctx, db, s.SeriesKey, specs[i], bucket)
 			if err != nil {
@@ -227,10 +243,10 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 			if err != nil {
 				return nil, err
 			}
-			key := groupKey(s.SeriesKey, opt.By)
+			key, gk := groupKey(s.SeriesKey, opt.By)
 			g := groups[key]
 			if g == nil {
-				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: key}
+				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: key, Level: opt.By, Key: gk}
 				groups[key] = g
 				order = append(order, key)
 			}
@@ -257,7 +273,7 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 			}
 			sum := sums[key]
 			if sum == nil {
-				sum = &Row{FromMs: bucket.From, Instance: "sum", Group: key}
+				sum = &Row{FromMs: bucket.From, Instance: "sum", Group: key, Level: groups[key].Level, Key: groups[key].Key}
 				sums[key], sumOrder = sum, append(sumOrder, key)
 			}
 			sum.merge(groups[key])
@@ -459,14 +475,16 @@ func (r Row) AvgW() float64 {
 	return r.avgW
 }
 
-func groupKey(k store.SeriesKey, by string) string {
+// groupKey is the group of series k when rows are grouped by by: its
+// name, and the parts of k that name it.
+func groupKey(k store.SeriesKey, by string) (string, store.SeriesKey) {
 	switch by {
 	case ByEndpoint:
-		return k.Endpoint
+		return k.Endpoint, store.SeriesKey{Endpoint: k.Endpoint}
 	case ByKind:
-		return k.Kind.String()
+		return k.Kind.String(), store.SeriesKey{Kind: k.Kind}
 	case ByTotal:
-		return "total"
+		return ByTotal, store.SeriesKey{}
 	}
-	return seriesName(k)
+	return seriesName(k), k
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +22,8 @@ const (
 
 // Write renders the report as FormatTable, FormatJSON or FormatCSV. With
 // Compare set, rows also carry the trapezoid integral and its relative
-// difference from the exact (hold) integral.
+// difference from the exact (hold) integral. Warnings are in the JSON;
+// WriteWarnings writes them apart.
 func (rep *Report) Write(w io.Writer, format string) error {
 	compare := rep.Compare
 	switch format {
@@ -46,17 +48,6 @@ func (rep *Report) bucketed() bool {
 // RulesLine describes the integration rules used in one line, for the
 // report's header.
 func (rep *Report) RulesLine() string { return RulesSummary() + periodsLine(rep.Rules) }
-
-// periods maps each series of rule kind k to its poll period (ms).
-func (rep *Report) periods(k RuleKind) map[string]int64 {
-	out := map[string]int64{}
-	for name, r := range rep.Rules {
-		if r.Kind == k {
-			out[name] = r.PeriodMs
-		}
-	}
-	return out
-}
 
 func diffPct(r Row) float64 {
 	if r.EnergyUJ == 0 {
@@ -110,11 +101,16 @@ func (rep *Report) writeTable(w io.Writer, compare bool) error {
 		}
 		fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	return tw.Flush()
+}
+
+// WriteWarnings writes the report's warnings to w, one "warning: " line
+// each.
+func (rep *Report) WriteWarnings(w io.Writer) error {
 	for _, warn := range rep.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
+		if _, err := fmt.Fprintf(w, "warning: %s\n", warn); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -126,37 +122,58 @@ func fmtFloat(f float64, prec int) string {
 	return strconv.FormatFloat(f, 'f', prec, 64)
 }
 
-// jsonRow is a row's JSON form; NaN averages become null.
+// jsonRow is a row's JSON form (the schema is in README.md): every key
+// on every row, null where a value is unknown or does not apply.
 type jsonRow struct {
-	From         string   `json:"from"`
-	To           string   `json:"to"`
-	Group        string   `json:"group"`
-	Joules       float64  `json:"joules"`
-	EnergyUJ     int64    `json:"energy_uj"`
-	AvgW         *float64 `json:"avg_w"`
-	PeakW        float64  `json:"peak_w"`
-	DurationMs   int64    `json:"duration_ms"`
-	Samples      int      `json:"samples"`
-	Coverage     float64  `json:"coverage"`
-	Gaps         int      `json:"gaps"`
-	LongestGapMs int64    `json:"longest_gap_ms"`
-	Series       int      `json:"series"`
-	Window       string   `json:"window,omitempty"`
-	BoundJ       float64  `json:"joules_bound"`
+	From     string  `json:"from" doc:"start of the row's window, RFC 3339 UTC"`
+	FromMs   int64   `json:"from_ms" doc:"the same, Unix ms"`
+	To       string  `json:"to" doc:"end of the row's window (exclusive), RFC 3339 UTC"`
+	ToMs     int64   `json:"to_ms" doc:"the same, Unix ms"`
+	Window   *string `json:"window" doc:"the mark name of a --window report, else null"`
+	Instance *string `json:"instance" doc:"\"epoch #3\" or \"sum\" in a --window report, else null"`
+	Group    string  `json:"group" doc:"the row's group as the table shows it: \"n1:4938 gpu:0\", \"n1:4938\", \"gpu\" or \"total\""`
+	Level    string  `json:"level" doc:"what the row sums: device, endpoint, kind or total"`
+	Endpoint *string `json:"endpoint" doc:"the endpoint of a device or endpoint row, else null"`
+	Kind     *string `json:"kind" doc:"gpu, cpu or dram on a device or kind row, else null"`
+	Device   *int32  `json:"device" doc:"the device index on a device row, else null"`
+
+	Joules       float64  `json:"joules" doc:"stream energy by the rules (exact: integer mW·ms, converted once)"`
+	EnergyUJ     int64    `json:"energy_uj" doc:"the same in µJ, an integer"`
+	BoundJ       float64  `json:"joules_bound" doc:"bound on |joules − the true energy of the covered time| (see Error bounds)"`
+	AvgW         *float64 `json:"avg_w" doc:"sum over the row's devices of each one's joules / its observed seconds; null if nothing was observed"`
+	PeakW        float64  `json:"peak_w" doc:"largest single-device value that held for a while"`
+	DurationMs   int64    `json:"duration_ms" doc:"to_ms − from_ms"`
+	Samples      int      `json:"samples" doc:"readings whose own time lies in the window"`
+	Coverage     float64  `json:"coverage" doc:"fraction of the row's device-time inside a live session with a known value"`
+	Gaps         int      `json:"gaps" doc:"stretches of the window without a value"`
+	LongestGapMs int64    `json:"longest_gap_ms" doc:"the longest of them"`
+	Series       int      `json:"series" doc:"devices in the row"`
 	// Counter-anchored energy: null where no series of the row has a
 	// counter anchor.
-	AnchoredJ      *float64 `json:"anchored_joules"`
-	AnchoredBoundJ *float64 `json:"anchored_bound_joules"`
-	FromCounterJ   *float64 `json:"anchored_from_counter_joules"`
-	FromStreamJ    *float64 `json:"anchored_from_stream_joules"`
-	CounterMs      *int64   `json:"counter_ms"`
-	BridgedMs      *int64   `json:"bridged_ms"`
-	UncoveredMs    *int64   `json:"uncovered_ms"`
+	AnchoredJ      *float64 `json:"anchored_joules" doc:"counter-anchored energy; null without a counter anchor in the row"`
+	AnchoredBoundJ *float64 `json:"anchored_bound_joules" doc:"its bound"`
+	FromCounterJ   *float64 `json:"anchored_from_counter_joules" doc:"the part of it from counter deltas"`
+	FromStreamJ    *float64 `json:"anchored_from_stream_joules" doc:"the part from the stream"`
+	CounterMs      *int64   `json:"counter_ms" doc:"device-time inside the counter intervals used"`
+	BridgedMs      *int64   `json:"bridged_ms" doc:"of it, gap time the counter bridged"`
+	UncoveredMs    *int64   `json:"uncovered_ms" doc:"device-time neither the counter nor the stream covers"`
 	// The check over counter intervals the stream covers completely.
-	CounterJ      *float64 `json:"counter_joules"`
-	CounterRatio  *float64 `json:"integral_over_counter"`
-	TrapezoidJ    *float64 `json:"trapezoid_joules,omitempty"`
-	TrapezoidDiff *float64 `json:"trapezoid_diff_pct,omitempty"`
+	CounterJ     *float64 `json:"counter_joules" doc:"counter delta over the row's counter intervals the stream covers completely; else null"`
+	CounterRatio *float64 `json:"integral_over_counter" doc:"the stream's joules over those intervals / that delta"`
+	// With --method compare.
+	TrapezoidJ    *float64 `json:"trapezoid_joules" doc:"with --method compare: linear interpolation between readings, else null"`
+	TrapezoidDiff *float64 `json:"trapezoid_diff_pct" doc:"its difference from joules, %"`
+}
+
+// ReportColumns lists the keys of a report row (the JSON keys and the CSV
+// columns, in order) with what each means.
+func ReportColumns() [][2]string {
+	t := reflect.TypeFor[jsonRow]()
+	out := make([][2]string, t.NumField())
+	for i := range out {
+		out[i] = [2]string{t.Field(i).Tag.Get("json"), t.Field(i).Tag.Get("doc")}
+	}
+	return out
 }
 
 func optional(f float64) *float64 {
@@ -166,38 +183,28 @@ func optional(f float64) *float64 {
 	return &f
 }
 
-// jsonSink writes a report as one indented JSON object, row by row: the
-// same bytes as encoding/json would write for the whole report.
-type jsonSink struct {
-	w io.Writer
-	n int
-}
-
-func (j *jsonSink) begin(rep *Report) error {
-	head, err := json.MarshalIndent(struct {
-		From    string           `json:"from"`
-		To      string           `json:"to"`
-		By      string           `json:"by"`
-		Rules   string           `json:"rules"`
-		Periods map[string]int64 `json:"cpu_period_ms,omitempty"`
-		GPU     map[string]int64 `json:"gpu_period_ms,omitempty"`
-		Window  string           `json:"window,omitempty"`
-	}{From: FormatTime(rep.FromMs), To: FormatTime(rep.ToMs), By: rep.By, Rules: rep.RulesLine(),
-		Periods: rep.periods(RuleBackward), GPU: rep.periods(RuleHold), Window: rep.Window}, "", "  ")
-	if err != nil {
-		return err
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
 	}
-	head = append(head[:len(head)-len("\n}")], `,
-  "rows": [`...)
-	_, err = j.w.Write(head)
-	return err
+	return &s
 }
 
-func (j *jsonSink) row(rep *Report, r Row) error {
-	jr := jsonRow{From: FormatTime(r.FromMs), To: FormatTime(r.ToMs), Group: r.Group, Joules: r.Joules(), EnergyUJ: r.EnergyUJ,
-		AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000, DurationMs: r.ToMs - r.FromMs, Samples: r.Samples,
-		Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series, Window: r.Instance,
-		BoundJ: float64(r.BoundUJ) / 1e6}
+func newJSONRow(rep *Report, r Row) jsonRow {
+	jr := jsonRow{From: FormatTime(r.FromMs), FromMs: r.FromMs, To: FormatTime(r.ToMs), ToMs: r.ToMs,
+		Window: optionalString(rep.Window), Instance: optionalString(r.Instance), Group: r.Group, Level: r.Level,
+		Joules: r.Joules(), EnergyUJ: r.EnergyUJ, BoundJ: float64(r.BoundUJ) / 1e6, AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000,
+		DurationMs: r.ToMs - r.FromMs, Samples: r.Samples, Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series}
+	switch r.Level {
+	case ByDevice:
+		kind, dev := r.Key.Kind.String(), r.Key.Device
+		jr.Endpoint, jr.Kind, jr.Device = &r.Key.Endpoint, &kind, &dev
+	case ByEndpoint:
+		jr.Endpoint = &r.Key.Endpoint
+	case ByKind:
+		kind := r.Key.Kind.String()
+		jr.Kind = &kind
+	}
 	if r.AnchoredSeries > 0 {
 		jr.AnchoredJ, jr.AnchoredBoundJ = optional(float64(r.AnchoredUJ)/1e6), optional(float64(r.AnchoredBoundUJ)/1e6)
 		jr.FromCounterJ, jr.FromStreamJ = optional(float64(r.FromCounterUJ)/1e6), optional(float64(r.FromStreamUJ)/1e6)
@@ -209,7 +216,54 @@ func (j *jsonSink) row(rep *Report, r Row) error {
 	if rep.Compare {
 		jr.TrapezoidJ, jr.TrapezoidDiff = optional(r.TrapezoidUJ/1e6), optional(diffPct(r))
 	}
-	b, err := json.MarshalIndent(jr, "    ", "  ")
+	return jr
+}
+
+// jsonPeriod is the poll period used for one series.
+type jsonPeriod struct {
+	Endpoint string `json:"endpoint"`
+	Kind     string `json:"kind"`
+	Device   int32  `json:"device"`
+	Rule     string `json:"rule"`
+	PeriodMs int64  `json:"period_ms"`
+	Inferred bool   `json:"inferred"`
+}
+
+// jsonSink writes a report as one indented JSON object, row by row: the
+// same bytes as encoding/json would write for the whole report.
+type jsonSink struct {
+	w io.Writer
+	n int
+}
+
+func (j *jsonSink) begin(rep *Report) error {
+	periods := []jsonPeriod{}
+	for _, k := range rep.keys {
+		r := rep.Rules[seriesName(k)]
+		periods = append(periods, jsonPeriod{k.Endpoint, k.Kind.String(), k.Device, r.Kind.String(), r.PeriodMs, r.Inferred})
+	}
+	head, err := json.MarshalIndent(struct {
+		From    string       `json:"from"`
+		FromMs  int64        `json:"from_ms"`
+		To      string       `json:"to"`
+		ToMs    int64        `json:"to_ms"`
+		By      string       `json:"by"`
+		Window  *string      `json:"window"`
+		Rules   string       `json:"rules"`
+		Periods []jsonPeriod `json:"periods"`
+	}{From: FormatTime(rep.FromMs), FromMs: rep.FromMs, To: FormatTime(rep.ToMs), ToMs: rep.ToMs, By: rep.By,
+		Window: optionalString(rep.Window), Rules: rep.RulesLine(), Periods: periods}, "", "  ")
+	if err != nil {
+		return err
+	}
+	head = append(head[:len(head)-len("\n}")], `,
+  "rows": [`...)
+	_, err = j.w.Write(head)
+	return err
+}
+
+func (j *jsonSink) row(rep *Report, r Row) error {
+	b, err := json.MarshalIndent(newJSONRow(rep, r), "    ", "  ")
 	if err != nil {
 		return err
 	}
@@ -227,54 +281,66 @@ func (j *jsonSink) end(rep *Report) error {
 	if j.n == 0 {
 		tail = "]"
 	}
-	if len(rep.Warnings) > 0 {
-		b, err := json.MarshalIndent(rep.Warnings, "  ", "  ")
-		if err != nil {
-			return err
-		}
-		tail += ",\n  \"warnings\": " + string(b)
+	warnings := rep.Warnings
+	if warnings == nil {
+		warnings = []string{}
 	}
-	_, err := io.WriteString(j.w, tail+"\n}\n")
+	b, err := json.MarshalIndent(warnings, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	tail += ",\n  \"warnings\": " + string(b)
+	_, err = io.WriteString(j.w, tail+"\n}\n")
 	return err
 }
 
-// csvSink writes a report as CSV with a header line, row by row.
+// csvSink writes a report as CSV with a header line, row by row. The
+// columns are the JSON keys, in order; an unknown value is empty.
 type csvSink struct {
 	w  io.Writer
 	cw *csv.Writer
 }
 
+// csvColumns are the JSON row's keys.
+var csvColumns = func() []string {
+	var out []string
+	for _, c := range ReportColumns() {
+		out = append(out, c[0])
+	}
+	return out
+}()
+
 func (c *csvSink) begin(rep *Report) error {
 	c.cw = csv.NewWriter(c.w)
-	header := []string{"from", "to", "window", "group", "joules", "joules_bound", "avg_w", "peak_w", "duration_ms", "samples", "coverage", "gaps", "longest_gap_ms",
-		"anchored_joules", "anchored_bound_joules", "anchored_from_counter_joules", "anchored_from_stream_joules", "counter_ms", "bridged_ms", "uncovered_ms",
-		"counter_joules", "integral_over_counter"}
-	if rep.Compare {
-		header = append(header, "trapezoid_joules", "trapezoid_diff_pct")
-	}
-	return c.cw.Write(header)
+	return c.cw.Write(csvColumns)
 }
 
 func (c *csvSink) row(rep *Report, r Row) error {
-	joules := func(uj int64) string { return strconv.FormatFloat(float64(uj)/1e6, 'f', 6, 64) }
-	anchoredCols := make([]string, 7)
-	if r.AnchoredSeries > 0 {
-		anchoredCols = []string{joules(r.AnchoredUJ), joules(r.AnchoredBoundUJ), joules(r.FromCounterUJ), joules(r.FromStreamUJ),
-			strconv.FormatInt(r.CounterMs, 10), strconv.FormatInt(r.BridgedMs, 10), strconv.FormatInt(r.UncoveredMs, 10)}
-	}
-	counterJ, ratio := "", ""
-	if r.CounterSeries > 0 {
-		counterJ, ratio = joules(r.CounterUJ), fmtFloat(r.CounterRatio(), 6)
-	}
-	rec := []string{FormatTime(r.FromMs), FormatTime(r.ToMs), r.Instance, r.Group, strconv.FormatFloat(r.Joules(), 'f', 6, 64), joules(r.BoundUJ),
-		fmtFloat(r.AvgW(), 6), strconv.FormatFloat(float64(r.PeakMW)/1000, 'f', 3, 64), strconv.FormatInt(r.ToMs-r.FromMs, 10),
-		strconv.Itoa(r.Samples), strconv.FormatFloat(r.Coverage(), 'f', 6, 64), strconv.Itoa(r.Gaps), strconv.FormatInt(r.LongestGapMs, 10)}
-	rec = append(rec, anchoredCols...)
-	rec = append(rec, counterJ, ratio)
-	if rep.Compare {
-		rec = append(rec, strconv.FormatFloat(r.TrapezoidUJ/1e6, 'f', 6, 64), fmtFloat(diffPct(r), 6))
+	v := reflect.ValueOf(newJSONRow(rep, r))
+	rec := make([]string, v.NumField())
+	for i := range rec {
+		rec[i] = csvCell(v.Field(i))
 	}
 	return c.cw.Write(rec)
+}
+
+// csvCell formats one JSON row value: numbers as JSON writes them, null
+// as empty.
+func csvCell(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return v.String()
+	case reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
+	default:
+		return fmt.Sprint(v.Interface())
+	}
 }
 
 func (c *csvSink) end(*Report) error {

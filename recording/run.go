@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wattrec/wattrec/control"
+	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
 )
 
@@ -34,11 +35,12 @@ const summaryTimeout = time.Minute
 // ended that bracket its window,
 // passes every signal from signals on to it, stops recording after it
 // exited, marks its window with its command line (source "run"), and
-// writes an energy summary (per device and total, with coverage) to
-// summary. Cancelling ctx does not stop the recording: the command's end
-// does. It returns nil when cmd exited 0, an ExitStatus when it exited
-// otherwise, and an error when recording or starting cmd failed.
-func Run(ctx context.Context, d *Daemon, cmd *exec.Cmd, signals <-chan os.Signal, summary io.Writer) error {
+// writes an energy summary (per device and total, with coverage) as
+// summary says. Cancelling ctx does not stop the recording: the command's
+// end does. It returns nil when cmd exited 0, an ExitStatus when it
+// exited otherwise, and an error when recording or starting cmd failed
+// (a summary that could not be written is said on summary.Text).
+func Run(ctx context.Context, d *Daemon, cmd *exec.Cmd, signals <-chan os.Signal, summary Summary) error {
 	// The recording stops when the command has ended, not before.
 	ctx = context.WithoutCancel(ctx)
 	recCtx, stopRec := context.WithCancel(ctx)
@@ -78,14 +80,29 @@ func Run(ctx context.Context, d *Daemon, cmd *exec.Cmd, signals <-chan os.Signal
 		return fmt.Errorf("recording: %w", err)
 	}
 
-	fmt.Fprintf(summary, "\nwattrec: energy while %q ran (%s):\n", name, time.Duration(window.Len())*time.Millisecond)
+	fmt.Fprintf(summary.Text, "\nwattrec: energy while %q ran (%s):\n", name, time.Duration(window.Len())*time.Millisecond)
 	sctx, cancel := context.WithTimeout(ctx, summaryTimeout)
 	defer cancel()
-	opt := query.Options{Filter: query.Filter{Range: query.Between(window.From, window.To)}}
-	if err := query.Print(sctx, summary, d.DB, opt); err != nil {
-		fmt.Fprintf(summary, "wattrec: no energy summary: %v\n", err)
+	opt := query.Options{Filter: query.Filter{Range: query.Between(window.From, window.To)}, Warnings: summary.Text}
+	if err := query.Print(sctx, summary.Text, d.DB, opt); err != nil {
+		fmt.Fprintf(summary.Text, "wattrec: no energy summary: %v\n", err)
+	}
+	if summary.JSONPath != "" {
+		opt.Format, opt.Warnings = query.FormatJSON, nil
+		err := export.WriteFile(summary.JSONPath, true, func(w io.Writer) error { return query.Print(sctx, w, d.DB, opt) })
+		if err != nil {
+			fmt.Fprintf(summary.Text, "wattrec: no JSON summary in %s: %v\n", summary.JSONPath, err)
+		}
 	}
 	return exitStatus(cmdErr)
+}
+
+// Summary says where Run writes its energy summary: a table (and its
+// warnings) to Text, and the same report as `query --format json` to
+// the file JSONPath, if set (replaced atomically).
+type Summary struct {
+	Text     io.Writer
+	JSONPath string
 }
 
 // runForwarding starts cmd, passes signals on to it until it exits, and
