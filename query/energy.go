@@ -60,10 +60,10 @@ type Row struct {
 	// kind, or everything (the total row, and every row ByTotal); Key
 	// holds the parts of the group the level names (the endpoint of an
 	// endpoint row, the kind of a kind row, all three for a device).
-	Level string
-	Key   store.SeriesKey
-	Result              // summed over the group's series
-	Series       int    // series in the group; PeakMW is the largest single-device value
+	Level  string
+	Key    store.SeriesKey
+	Result     // summed over the group's series
+	Series int // series in the group; PeakMW is the largest single-device value
 
 	// Counter-anchored energy (see CounterTolerance): summed over the
 	// group's series, each anchored by its hardware counter where it was
