@@ -1020,27 +1020,41 @@ func (rd *enRecording) anchors(dev string, w enIv) (int64, int64, bool) {
 	live := func(iv enIv) bool {
 		return slices.ContainsFunc(rd.sessions[stream], func(s enIv) bool { return s.clip(iv).len() > 0 })
 	}
-	first, last, n := int64(math.MaxInt64), int64(math.MinInt64), 0
+	type anchor struct {
+		t       int64
+		outside bool
+	}
+	var as []anchor
 	for _, c := range rd.counters[dev] {
 		t := c.TakenMs
 		if c.RTTUs > enMaxCounterRTTUs || t < w.from-250 || t > w.to+250 {
 			continue
 		}
+		a := anchor{t, t < w.from || t > w.to}
 		if t < w.from && !live(enIv{t, w.from}) {
-			t = w.from
+			a.t = w.from
 		}
 		if t > w.to && !live(enIv{w.to + 1, t + 1}) {
-			t = w.to
+			a.t = w.to
 		}
-		if t < w.from {
-			first = t // the closest before w wins
-		} else {
-			first = min(first, t)
+		switch {
+		case t < w.from && len(as) > 0:
+			as = as[:0] // the closest before w wins
+		case t > w.to && len(as) > 0 && as[len(as)-1].outside && as[len(as)-1].t >= w.to:
+			continue // the first after w wins
 		}
-		if last <= w.to {
-			last = max(last, t) // the first after w wins
-		}
-		n++
+		as = append(as, a)
+	}
+	// An outside reading only for an edge without one inside near it.
+	if len(as) >= 2 && as[0].outside && !as[1].outside && as[1].t-w.from <= 250 {
+		as = as[1:]
+	}
+	if n := len(as); n >= 2 && as[n-1].outside && !as[n-2].outside && w.to-as[n-2].t <= 250 {
+		as = as[:n-1]
+	}
+	first, last, n := int64(math.MaxInt64), int64(math.MinInt64), len(as)
+	for _, a := range as {
+		first, last = min(first, a.t), max(last, a.t)
 	}
 	return first, last, n >= 2 && last > first
 }

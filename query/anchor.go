@@ -403,7 +403,8 @@ func integrateUnits(ctx context.Context, db *store.DB, k store.SeriesKey, spec S
 // with a round trip short enough, one per millisecond (the least
 // uncertain): those taken inside it or at its edges, and the last one
 // up to counterEdgeMs before it and the first up to counterEdgeMs after
-// it. Such a reading outside keeps its time where the stream was live in
+// it, when no reading inside lies that near the edge. Such a reading
+// outside keeps its time where the stream was live in
 // between; where it was not (the recorder's start and stop readings,
 // just outside its stream sessions), it anchors the edge, its time
 // uncertain by the distance more.
@@ -444,6 +445,16 @@ func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, 
 		out = append(out, a)
 		return nil
 	})
+	// A reading outside is only for an edge without one inside near it:
+	// a mark's own readings stand at its edges, and one taken later just
+	// past the window must not change its answer.
+	outside := func(a anchorReading) bool { return a.clamped || a.TakenMs < window.From || a.TakenMs > window.To }
+	if n := len(out); n >= 2 && outside(out[0]) && !outside(out[1]) && out[1].TakenMs-window.From <= counterEdgeMs {
+		out = out[1:]
+	}
+	if n := len(out); n >= 2 && outside(out[n-1]) && !outside(out[n-2]) && window.To-out[n-2].TakenMs <= counterEdgeMs {
+		out = out[:n-1]
+	}
 	return out, err
 }
 
