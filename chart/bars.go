@@ -17,6 +17,9 @@ import (
 // out, and its title says so.
 const MaxBars = 200
 
+// maxBarLabels is the most bars that are labelled with their energy.
+const maxBarLabels = 30
+
 // Bars draws the energy of each instance of a window report
 // (query.Energy with Window set) as a bar, stacked by the report's groups
 // (a report grouped by total has one), in format at width × height
@@ -49,13 +52,13 @@ func Bars(w io.Writer, rep *query.Report, format string, width, height int) erro
 		joulesOf[r.Group][r.Instance] = r.Joules()
 	}
 	shown := instances[:min(len(instances), MaxBars)]
+	sums := make([]float64, len(shown))
 	top := 0.0
-	for _, inst := range shown {
-		sum := 0.0
+	for i, inst := range shown {
 		for _, g := range groups {
-			sum += joulesOf[g][inst]
+			sums[i] += joulesOf[g][inst]
 		}
-		top = max(top, sum)
+		top = max(top, sums[i])
 	}
 	scale, unit := energyUnit(top)
 
@@ -66,8 +69,8 @@ func Bars(w io.Writer, rep *query.Report, format string, width, height int) erro
 		p.Title.Text += fmt.Sprintf(" (the first %d of %d)", len(shown), len(instances))
 	}
 	p.Y.Label.Text = "energy (" + unit + ")"
-	p.Y.Min, p.Y.Max = 0, max(top/scale*1.08, 1e-9)
-	barW := 0.7 * float64(pxLen(width)-60) / float64(len(shown))
+	p.Y.Min, p.Y.Max = 0, max(top/scale*1.12, 1e-9)
+	barW := min(0.7*float64(pxLen(width)-60)/float64(len(shown)), 48)
 	var below *plotter.BarChart
 	for i, g := range groups {
 		vals := make(plotter.Values, len(shown))
@@ -87,6 +90,23 @@ func Bars(w io.Writer, rep *query.Report, format string, width, height int) erro
 		if len(groups) > 1 {
 			p.Legend.Add(g, b)
 		}
+	}
+	if len(shown) <= maxBarLabels { // each bar's total on top of it
+		labels := plotter.XYLabels{XYs: make(plotter.XYs, len(shown)), Labels: make([]string, len(shown))}
+		for i, sum := range sums {
+			labels.XYs[i] = plotter.XY{X: float64(i), Y: sum / scale}
+			labels.Labels[i] = joules(sum)
+		}
+		l, err := plotter.NewLabels(labels)
+		if err != nil {
+			return err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i] = textStyle(labelSize)
+			l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XCenter, draw.YBottom
+		}
+		l.Offset.Y = 2
+		p.Add(l)
 	}
 	p.Legend.Top, p.Legend.Left = true, false
 	p.Legend.TextStyle = textStyle(legendSize)

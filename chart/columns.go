@@ -28,9 +28,12 @@ func (g grid) start(c int) int64 {
 	return g.from + int64(q)
 }
 
-// col is the column that holds t, from <= t < to.
+// col is the column that holds t, from <= t < to: the last c with
+// start(c) <= t, which is floor(((t - from + 1)·n − 1) / (to − from)).
 func (g grid) col(t int64) int {
-	hi, lo := bits.Mul64(uint64(t-g.from), uint64(g.n))
+	hi, lo := bits.Mul64(uint64(t-g.from+1), uint64(g.n))
+	lo, borrow := bits.Sub64(lo, 1, 0)
+	hi -= borrow
 	q, _ := bits.Div64(hi, lo, uint64(g.to-g.from))
 	return int(q)
 }

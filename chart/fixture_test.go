@@ -1,61 +1,23 @@
 package chart
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 
+	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/store"
 )
 
-// t0 is the worked examples' 0 s: 2026-11-28T16:00:00Z.
-const t0 = 1_795_881_600_000
+// t0 is the worked examples' 0 s.
+const t0 = simtest.WorkedStartMs
 
-func at(s float64) int64 { return t0 + int64(s*1000) }
+func at(s float64) int64 { return simtest.WorkedAt(s) }
 
-// workedExample is DESIGN.md's worked examples as a file, as main's query
-// golden tests store them: GPU 0 at 100 W from 0 s and 300 W from 2 s,
-// its stream down from 6 s to 8 s, a 200 W seed at 8 s and 250 W from
-// 9 s; CPU 0 at 10 Hz, 50 W until 5 s and 60 W after, DRAM 0 at 10 W;
-// the CPU stream live throughout; marks "epoch" ×2 and a nested "step".
-// Over [1 s, 10 s) GPU 0 holds 1,750 J with coverage 7/9 and one 2 s
-// gap.
+// workedExample is DESIGN.md's worked examples as a file (see
+// simtest.WriteWorkedExample): over [1 s, 10 s) GPU 0 holds 1,750 J
+// with coverage 7/9 and one 2 s gap, from 6 s to 8 s.
 func workedExample(t testing.TB) *store.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "worked.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	const ep = "n1:4938"
-	gpu := func(s float64, w int64, seed bool) store.Reading {
-		return store.Reading{Endpoint: ep, Kind: store.KindGPU, TimeMs: at(s), DaemonMs: at(s) - 5000, MilliWatts: w * 1000, Seed: seed}
-	}
-	b := store.Batch{
-		Readings: []store.Reading{gpu(0, 100, true), gpu(2, 300, false), gpu(8, 200, true), gpu(9, 250, false)},
-		Sessions: []store.Session{
-			{Endpoint: ep, Stream: store.StreamGPU, Start: at(-1), End: at(6), Reason: "server closed the stream"},
-			{Endpoint: ep, Stream: store.StreamGPU, Start: at(8), End: at(12), Reason: "recorder stopped"},
-			{Endpoint: ep, Stream: store.StreamCPU, Start: at(-1), End: at(12), Reason: "recorder stopped"},
-		},
-		Marks: []store.Mark{
-			{Name: "epoch", BeginMs: at(1), EndMs: at(4)},
-			{Name: "epoch", BeginMs: at(4), EndMs: at(10)},
-			{Name: "step", BeginMs: at(2), EndMs: at(3)},
-		},
-	}
-	for i := int64(0); i <= 110; i++ {
-		w := int64(50)
-		if i > 50 {
-			w = 60
-		}
-		ms := at(float64(i) / 10)
-		b.Readings = append(b.Readings,
-			store.Reading{Endpoint: ep, Kind: store.KindCPU, TimeMs: ms, DaemonMs: ms - 5000, MilliWatts: w * 1000},
-			store.Reading{Endpoint: ep, Kind: store.KindDRAM, TimeMs: ms, DaemonMs: ms - 5000, MilliWatts: 10_000})
-	}
-	if err := db.Write(context.Background(), &b); err != nil {
-		t.Fatal(err)
-	}
+	db := simtest.MustOpenDB(t)
+	simtest.WriteWorkedExample(t, db)
 	return db
 }

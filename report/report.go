@@ -248,7 +248,7 @@ func facts(rep *query.Report) []fact {
 }
 
 // windows is a part per mark name in the window: its instances' energy
-// as bars and as a table.
+// as a table and as bars stacked by kind.
 func (r *reader) windows() ([]windowPart, error) {
 	marks, err := r.db.Marks(r.ctx, "")
 	if err != nil {
@@ -271,8 +271,12 @@ func (r *reader) windows() ([]windowPart, error) {
 		if err != nil {
 			return nil, err
 		}
+		byKind, err := query.Energy(r.ctx, r.db, query.Options{Filter: r.filter, Window: name, By: query.ByKind})
+		if err != nil {
+			return nil, err
+		}
 		var bars bytes.Buffer
-		if err := chart.Bars(&bars, rep, chart.FormatSVG, barsWidth, barsHeight); err != nil {
+		if err := chart.Bars(&bars, byKind, chart.FormatSVG, barsWidth, barsHeight); err != nil {
 			return nil, fmt.Errorf("window %q: %w", name, err)
 		}
 		out = append(out, windowPart{Name: name, Bars: inline(bars.Bytes()), Table: r.energyTable("window-"+name, fmt.Sprintf("instances of %q", name), rep)})
