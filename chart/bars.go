@@ -69,6 +69,7 @@ func Bars(w io.Writer, rep *query.Report, format string, width, height int) erro
 		p.Title.Text += fmt.Sprintf(" (the first %d of %d)", len(shown), len(instances))
 	}
 	p.Y.Label.Text = "energy (" + unit + ")"
+	p.Y.Tick.Marker = valueTicks{}
 	p.Y.Min, p.Y.Max = 0, max(top/scale*1.12, 1e-9)
 	barW := min(0.7*float64(pxLen(width)-60)/float64(len(shown)), 48)
 	var below *plotter.BarChart
@@ -109,7 +110,7 @@ func Bars(w io.Writer, rep *query.Report, format string, width, height int) erro
 		p.Add(l)
 	}
 	p.Legend.Top, p.Legend.Left = true, false
-	p.Legend.TextStyle = textStyle(legendSize)
+	p.Legend.TextStyle, p.Legend.Padding = textStyle(legendSize), 2
 	p.X.Tick.Marker = nominalTicks{names: shown, max: int(float64(pxLen(width)) / 60)}
 	p.X.Min, p.X.Max = -0.5, float64(len(shown))-0.5
 

@@ -147,21 +147,25 @@ func complement(window query.Interval, gaps []query.Interval) []query.Interval {
 	return out
 }
 
-// point is a corner of a drawn line or envelope, in data coordinates:
-// Unix ms and watts.
-type point struct{ x, y float64 }
-
 // trace is what one line of the plot draws: for each stretch without a
-// gap (a piece), the polyline through its columns' means (line), and
-// the envelope between its columns' minima (lo) and maxima (hi), each
-// column at its middle and each piece reaching its ends. A line of
-// several series sums them: its mean is the sum of their means, and its
-// envelope lies between the sums of their minima and of their maxima,
-// which bounds the sum. Pieces never cross a gap of any of its series.
+// gap of any of its series (a piece), each column's mean, minimum and
+// maximum in watts. A line of several series sums them: its mean is the
+// sum of their means, and its envelope lies between the sums of their
+// minima and of their maxima, which bounds the sum.
 type trace struct {
-	line, lo, hi [][]point
-	spread       []bool  // whether a piece's envelope has any width
-	peakW        float64 // the top of the envelope
+	pieces []piece
+	peakW  float64 // the top of the envelope
+}
+
+// piece is one stretch of a line without a gap, [from, to) in Unix ms:
+// the columns it covers, each drawn at x (its middle, inside the
+// piece), and the piece's ends drawn with its first and last column's
+// values.
+type piece struct {
+	from, to       float64
+	x              []float64
+	mean, min, max []float64
+	spread         bool // whether the envelope has any width
 }
 
 // traceOf draws the series together as one line.
@@ -171,18 +175,16 @@ func traceOf(g grid, members []*columns) trace {
 		gapLists = append(gapLists, m.gaps)
 	}
 	var tr trace
-	for _, piece := range complement(query.Interval{From: g.from, To: g.to}, unionGaps(gapLists...)) {
-		var line, lo, hi []point
-		spread := false
-		flush := func() {
-			if len(line) > 0 {
-				tr.line, tr.lo, tr.hi = append(tr.line, line), append(tr.lo, lo), append(tr.hi, hi)
-				tr.spread = append(tr.spread, spread)
+	for _, iv := range complement(query.Interval{From: g.from, To: g.to}, unionGaps(gapLists...)) {
+		var p piece
+		flush := func(to int64) {
+			if len(p.x) > 0 {
+				p.to = float64(to)
+				tr.pieces = append(tr.pieces, p)
 			}
-			line, lo, hi, spread = nil, nil, nil, false
+			p = piece{}
 		}
-		first, last := g.col(piece.From), g.col(piece.To-1)
-		for c := first; c <= last; c++ {
+		for c, last := g.col(iv.From), g.col(iv.To-1); c <= last; c++ {
 			var mean, mn, mx float64
 			ok := true
 			for _, m := range members {
@@ -195,39 +197,20 @@ func traceOf(g grid, members []*columns) trace {
 				mn += float64(b.minMW) / 1000
 				mx += float64(b.maxMW) / 1000
 			}
+			x0, x1 := max(g.start(c), iv.From), min(g.start(c+1), iv.To)
 			if !ok { // no value in the whole column: a gap merged away
-				flush()
+				flush(x0)
 				continue
 			}
-			// A column is drawn at its middle; a piece reaches its ends.
-			x0, x1 := float64(max(g.start(c), piece.From)), float64(min(g.start(c+1), piece.To))
-			mid := (x0 + x1) / 2
-			xs := []float64{mid}
-			switch {
-			case c == first && c == last:
-				xs = []float64{x0, x1}
-			case c == first:
-				xs = []float64{x0, mid}
-			case c == last:
-				xs = []float64{mid, x1}
+			if len(p.x) == 0 {
+				p.from = float64(x0)
 			}
-			for _, x := range xs {
-				line, lo, hi = extend(line, x, mean), extend(lo, x, mn), extend(hi, x, mx)
-			}
+			p.x = append(p.x, float64(x0+x1)/2)
+			p.mean, p.min, p.max = append(p.mean, mean), append(p.min, mn), append(p.max, mx)
+			p.spread = p.spread || mx > mn
 			tr.peakW = max(tr.peakW, mx)
-			spread = spread || mx > mn
 		}
-		flush()
+		flush(iv.To)
 	}
 	return tr
-}
-
-// extend appends (x, y) to a polyline, moving its last point instead
-// when the last two points and this one lie on one level.
-func extend(pts []point, x, y float64) []point {
-	if n := len(pts); n >= 2 && pts[n-1].y == y && pts[n-2].y == y {
-		pts[n-1].x = x
-		return pts
-	}
-	return append(pts, point{x, y})
 }

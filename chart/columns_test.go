@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"gonum.org/v1/plot/vg"
+
 	"github.com/wattrec/wattrec/query"
 )
 
@@ -82,19 +84,56 @@ func TestTraceOf(t *testing.T) {
 	a.finish()
 	b.finish()
 	tr := traceOf(g, []*columns{a, b})
-	if len(tr.line) != 2 {
-		t.Fatalf("%d pieces, want 2 (broken at [500, 700))", len(tr.line))
+	if len(tr.pieces) != 2 {
+		t.Fatalf("%d pieces, want 2 (broken at [500, 700))", len(tr.pieces))
 	}
-	first, second := tr.line[0], tr.line[1]
-	if first[0].x != 0 || first[len(first)-1].x != 500 || second[0].x != 700 || second[len(second)-1].x != 1000 {
-		t.Errorf("pieces %v … %v", first, second)
+	first, second := tr.pieces[0], tr.pieces[1]
+	if first.from != 0 || first.to != 500 || second.from != 700 || second.to != 1000 {
+		t.Errorf("pieces [%v, %v) and [%v, %v), want [0, 500) and [700, 1000)", first.from, first.to, second.from, second.to)
 	}
-	if tr.peakW != 35 || !tr.spread[0] || tr.spread[1] {
-		t.Errorf("peak %v W, spread %v; want 35 W in the first piece only", tr.peakW, tr.spread)
+	if got, want := first.x, []float64{50, 150, 250, 350, 450}; !slices.Equal(got, want) {
+		t.Errorf("first piece's columns at %v, want %v", got, want)
 	}
-	for _, p := range tr.line[1] {
-		if p.y != 15 {
-			t.Errorf("second piece at %v W, want 10 + 5", p.y)
+	if got, want := first.mean, []float64{15, 15, 15, 25, 15}; !slices.Equal(got, want) { // the burst: 10 + (50×25 + 50×5)/100 W
+		t.Errorf("first piece's means %v, want %v", got, want)
+	}
+	if tr.peakW != 35 || first.max[3] != 35 || first.min[3] != 15 || !first.spread || second.spread {
+		t.Errorf("peak %v W, column 3 %v..%v W, spread %v %v; want 35 W, 15..35 W in the first piece only", tr.peakW, first.min[3], first.max[3], first.spread, second.spread)
+	}
+	for _, m := range second.mean {
+		if m != 15 {
+			t.Errorf("second piece at %v W, want 10 + 5", m)
+		}
+	}
+}
+
+// TestOutlier: a reach far beyond its neighbours' is a whisker; a
+// steady spread, a small one, or one beside others like it is not.
+func TestOutlier(t *testing.T) {
+	steady := []vg.Length{6, 7, 6, 5, 7, 6, 6, 7, 5, 6, 6, 7, 6, 6, 5, 6, 7}
+	burst := slices.Clone(steady)
+	burst[8] = 80
+	for _, tc := range []struct {
+		reach []vg.Length
+		i     int
+		want  bool
+	}{{steady, 8, false}, {burst, 8, true}, {burst, 7, false}, {[]vg.Length{0, 0, 3, 0, 0}, 2, false}, {[]vg.Length{1, 1, 9, 1}, 2, true}} {
+		if got := outlier(tc.reach, tc.i); got != tc.want {
+			t.Errorf("outlier(%v, %d) = %v, want %v", tc.reach, tc.i, got, tc.want)
+		}
+	}
+}
+
+func TestJoulesAndPercent(t *testing.T) {
+	for j, want := range map[float64]string{0: "0 J", 0.5: "0.500 J", 90: "90.00 J", 500: "500.0 J", 1750: "1750 J", 9999.4: "9999 J",
+		12_345: "12.35 kJ", 999_999: "1000 kJ", 16.61e6: "16.61 MJ", 132.8e6: "132.8 MJ", 2.5e10: "25.00 GJ"} {
+		if got := joules(j); got != want {
+			t.Errorf("joules(%v) = %q, want %q", j, got, want)
+		}
+	}
+	for f, want := range map[float64]string{1: "100 %", 0.99996: "99.99 %", 7.0 / 9: "77.77 %", 0: "0.00 %"} {
+		if got := percent(f); got != want {
+			t.Errorf("percent(%v) = %q, want %q", f, got, want)
 		}
 	}
 }

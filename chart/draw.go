@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -107,6 +108,7 @@ func (t *Timeline) plot(area draw.Canvas) *plot.Plot {
 	p.Y.Label.Text = "power (W)"
 	p.X.Padding, p.Y.Padding = 0, 0
 	p.X.Tick.Marker = timeTicks{loc: t.loc, max: int(float64(area.Size().X) / 80)}
+	p.Y.Tick.Marker = valueTicks{}
 	p.X.Min, p.X.Max = float64(t.window.From), float64(t.window.To)
 
 	// Room above the highest envelope for the mark labels.
@@ -133,7 +135,7 @@ func (t *Timeline) plot(area draw.Canvas) *plot.Plot {
 		p.Add(envelope{&t.lines[i].trace, t.envelopeFill(i)})
 	}
 	for i := range t.lines {
-		p.Add(polyline{&t.lines[i].trace, lineStyle(i)})
+		p.Add(polyline{&t.lines[i].trace, lineStyle(i)}, whiskers{&t.lines[i].trace, lineStyle(i)})
 	}
 	p.Add(markLabels(t.marks))
 	return p
@@ -160,13 +162,34 @@ func (t *Timeline) title() string {
 // envelopeFill is the fill of line i's envelope: fainter the more
 // lines there are, so that where they overlap the lines still show.
 func (t *Timeline) envelopeFill(i int) color.RGBA {
-	return alpha(lineColor(i), max(0.06, envelopeAlpha*min(1, 3/float64(len(t.lines)))))
+	return alpha(lineColor(i), max(0.06, envelopeAlpha*min(1, 2/float64(len(t.lines)))))
 }
 
 func lineColor(i int) color.RGBA { return lineColors[i%len(lineColors)] }
 
 func lineStyle(i int) draw.LineStyle {
 	return draw.LineStyle{Color: lineColor(i), Width: lineWidth, Dashes: lineDashes[i/len(lineColors)%len(lineDashes)]}
+}
+
+// points is the values ys of a piece as canvas points: at its start,
+// at each column's middle and at its end; a point on the level of the
+// two before it moves the last one instead.
+func (pc piece) points(trX, trY func(float64) vg.Length, ys []float64) []vg.Point {
+	pts := make([]vg.Point, 0, len(ys)+2)
+	add := func(x, y float64) {
+		pt := vg.Point{X: trX(x), Y: trY(y)}
+		if n := len(pts); n >= 2 && pts[n-1].Y == pt.Y && pts[n-2].Y == pt.Y {
+			pts[n-1] = pt
+			return
+		}
+		pts = append(pts, pt)
+	}
+	add(pc.from, ys[0])
+	for i, x := range pc.x {
+		add(x, ys[i])
+	}
+	add(pc.to, ys[len(ys)-1])
+	return pts
 }
 
 // envelope fills the min/max band of a trace.
@@ -178,17 +201,14 @@ type envelope struct {
 // Plot implements plot.Plotter.
 func (e envelope) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
-	for i, hi := range e.tr.hi {
-		if !e.tr.spread[i] {
+	for _, pc := range e.tr.pieces {
+		if !pc.spread {
 			continue
 		}
-		lo := e.tr.lo[i]
-		poly := make([]vg.Point, 0, len(hi)+len(lo))
-		for _, pt := range hi {
-			poly = append(poly, vg.Point{X: trX(pt.x), Y: trY(pt.y)})
-		}
+		poly := pc.points(trX, trY, pc.max)
+		lo := pc.points(trX, trY, pc.min)
 		for j := len(lo) - 1; j >= 0; j-- {
-			poly = append(poly, vg.Point{X: trX(lo[j].x), Y: trY(lo[j].y)})
+			poly = append(poly, lo[j])
 		}
 		c.FillPolygon(e.fill, c.ClipPolygonXY(poly))
 	}
@@ -208,12 +228,8 @@ const pathPoints = 64
 // Plot implements plot.Plotter.
 func (l polyline) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
-	for _, piece := range l.tr.line {
-		pts := make([]vg.Point, len(piece))
-		for i, pt := range piece {
-			pts[i] = vg.Point{X: trX(pt.x), Y: trY(pt.y)}
-		}
-		for _, part := range c.ClipLinesXY(pts) {
+	for _, pc := range l.tr.pieces {
+		for _, part := range c.ClipLinesXY(pc.points(trX, trY, pc.mean)) {
 			for len(part) > pathPoints {
 				c.StrokeLines(l.style, part[:pathPoints])
 				part = part[pathPoints-1:]
@@ -221,6 +237,55 @@ func (l polyline) Plot(c draw.Canvas, p *plot.Plot) {
 			c.StrokeLines(l.style, part)
 		}
 	}
+}
+
+// Outliers: a column's reach above (or below) its mean is drawn as a
+// whisker when it is at least whiskerMin and more than whiskerMin beyond
+// twice the median reach of the columns up to whiskerSpan on either
+// side: a burst shorter than a pixel, which the faint envelope alone
+// would hide, but not the steady spread of a noisy line.
+const (
+	whiskerMin  = vg.Length(4)
+	whiskerSpan = 8
+)
+
+// whiskers strokes a trace's outlying columns from the mean to their
+// maximum (or minimum), in the line's style.
+type whiskers struct {
+	tr    *trace
+	style draw.LineStyle
+}
+
+// Plot implements plot.Plotter.
+func (w whiskers) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	for _, pc := range w.tr.pieces {
+		up, down := make([]vg.Length, len(pc.x)), make([]vg.Length, len(pc.x))
+		for i := range pc.x {
+			up[i], down[i] = trY(pc.max[i])-trY(pc.mean[i]), trY(pc.mean[i])-trY(pc.min[i])
+		}
+		for i, x := range pc.x {
+			for _, end := range []struct {
+				reach []vg.Length
+				y     float64
+			}{{up, pc.max[i]}, {down, pc.min[i]}} {
+				if outlier(end.reach, i) {
+					c.StrokeLines(w.style, c.ClipLinesXY([]vg.Point{{X: trX(x), Y: trY(pc.mean[i])}, {X: trX(x), Y: trY(end.y)}})...)
+				}
+			}
+		}
+	}
+}
+
+// outlier reports whether reach[i] stands out of its neighbourhood (see
+// whiskerMin).
+func outlier(reach []vg.Length, i int) bool {
+	if reach[i] < whiskerMin {
+		return false
+	}
+	near := slices.Clone(reach[max(0, i-whiskerSpan):min(len(reach), i+whiskerSpan+1)])
+	slices.Sort(near)
+	return reach[i] > 2*near[len(near)/2]+whiskerMin
 }
 
 // lineThumb is a line's legend sample: its envelope and its line.
@@ -298,8 +363,11 @@ func (ms markLabels) Plot(c draw.Canvas, p *plot.Plot) {
 		}
 		for r := range rowEnd {
 			if x > rowEnd[r] {
+				y := c.Max.Y - vg.Length(r+1)*(labelSize+3)
+				box := sty.Rectangle(m.label)
+				c.FillPolygon(alpha(color.RGBA{0xff, 0xff, 0xff, 0xff}, 0.8), rect(x-1, y+box.Min.Y-1, x+w+1, y+box.Max.Y+1))
 				sty.Color = darker(markColors[m.color], 0.6)
-				c.FillText(sty, vg.Point{X: x, Y: c.Max.Y - vg.Length(r+1)*(labelSize+3)}, m.label)
+				c.FillText(sty, vg.Point{X: x, Y: y}, m.label)
 				rowEnd[r] = x + w + 4
 				break
 			}
@@ -409,16 +477,17 @@ func energyText(r query.Row) string {
 func joules(j float64) string {
 	v, unit := j, "J"
 	for _, u := range []struct {
-		scale float64
-		unit  string
-	}{{1e10, "GJ"}, {1e7, "MJ"}, {1e4, "kJ"}} {
-		if math.Abs(j) >= u.scale {
-			v, unit = j/u.scale*1000, u.unit
+		from, size float64
+		unit       string
+	}{{1e10, 1e9, "GJ"}, {1e7, 1e6, "MJ"}, {1e4, 1e3, "kJ"}} {
+		if math.Abs(j) >= u.from {
+			v, unit = j/u.size, u.unit
 			break
 		}
 	}
 	decimals := 0
-	if a := math.Abs(v); a > 0 && a < 1000 {
+	a, _ := strconv.ParseFloat(strconv.FormatFloat(math.Abs(v), 'g', 4, 64), 64) // as rounded to 4 digits
+	if a > 0 && a < 1000 {
 		decimals = min(3, 3-int(math.Floor(math.Log10(a))))
 	}
 	return strconv.FormatFloat(v, 'f', decimals, 64) + " " + unit

@@ -101,13 +101,16 @@ func (p svgPath) xRange() (lo, hi vg.Length) {
 	return lo, hi
 }
 
+// whisker reports whether p is a vertical stroke: an outlier's whisker.
+func (p svgPath) whisker() bool { return len(p.pts) == 2 && p.pts[0].X == p.pts[1].X }
+
 // pieces joins the stroked paths of colour c inside r that continue one
 // another (a long line is stroked in parts that share their end
-// points) into the pieces of one line.
+// points) into the pieces of one line; whiskers are not pieces.
 func pieces(paths []svgPath, c color.RGBA, r vg.Rectangle) [][]vg.Point {
 	var out [][]vg.Point
 	for _, p := range paths {
-		if !near(p.stroke, c) || p.strokeWidth != float64(lineWidth) || !p.inside(r) {
+		if !near(p.stroke, c) || p.strokeWidth != float64(lineWidth) || !p.inside(r) || p.whisker() {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1][len(out[n-1])-1] == p.pts[0] {
@@ -126,15 +129,25 @@ func summary(t *testing.T, tl *Timeline, svg string, lay layout) string {
 	t.Helper()
 	paths, texts := parseSVG(t, svg)
 	data := lay.data.Rectangle
+	msAt := func(x vg.Length) string { // the time at canvas x, to 10 ms
+		frac := float64(x-data.Min.X) / float64(data.Max.X-data.Min.X)
+		return strconv.FormatFloat((float64(tl.window.From)+frac*float64(tl.window.Len())-t0)/1000, 'f', 2, 64) + "s"
+	}
+	wAt := func(y vg.Length) float64 { // the power at canvas y
+		y0, y1 := lay.y(0), lay.y(100)
+		return float64(y-y0) / float64(y1-y0) * 100
+	}
 	var b strings.Builder
 	for i := range lineColors {
 		if ps := pieces(paths, lineColor(i), data); len(ps) > 0 {
 			fmt.Fprintf(&b, "line %d: %d pieces\n", i, len(ps))
 		}
-	}
-	msAt := func(x vg.Length) string { // the time at canvas x, to the ms
-		frac := float64(x-data.Min.X) / float64(data.Max.X-data.Min.X)
-		return strconv.FormatFloat((float64(tl.window.From)+frac*float64(tl.window.Len())-t0)/1000, 'f', 2, 64) + "s"
+		for _, p := range paths {
+			if near(p.stroke, lineColor(i)) && p.inside(data) && p.whisker() {
+				lo, hi := min(p.pts[0].Y, p.pts[1].Y), max(p.pts[0].Y, p.pts[1].Y)
+				fmt.Fprintf(&b, "line %d: whisker at %s from %.0f W to %.0f W\n", i, msAt(p.pts[0].X), wAt(lo), wAt(hi))
+			}
+		}
 	}
 	for _, p := range paths {
 		if !p.inside(data) || p.fill.A == 0 {

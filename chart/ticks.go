@@ -2,6 +2,8 @@ package chart
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -140,4 +142,43 @@ func ZoneLabel(loc *time.Location, t time.Time) string {
 		sign, off = '-', -off
 	}
 	return fmt.Sprintf("local time, %s (UTC%c%02d:%02d)", name, sign, off/3600, off%3600/60)
+}
+
+// valueTicks marks a value axis (watts, joules) from its minimum at
+// round steps (1, 2, 2.5 or 5 × a power of ten) that give 4 to 8
+// labelled ticks, with unlabelled ones between, labelled with as few
+// decimals as the step needs.
+type valueTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (valueTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 4, 64)}}
+	}
+	mag := math.Pow(10, math.Floor(math.Log10((hi-lo)/4)))
+	var step, minor float64
+	decimals := max(0, -int(math.Floor(math.Log10(mag))))
+	for _, m := range []struct{ major, minors float64 }{{1, 5}, {2, 4}, {2.5, 5}, {5, 5}, {10, 5}} {
+		step, minor = m.major*mag, m.major*mag/m.minors
+		if (hi-lo)/step <= 8 {
+			if m.major == 2.5 {
+				decimals++
+			}
+			break
+		}
+	}
+	var ticks []plot.Tick
+	first := math.Ceil(lo/minor-1e-9) * minor
+	for i := 0; ; i++ {
+		v := first + float64(i)*minor
+		if v > hi+1e-9*step {
+			break
+		}
+		if r := math.Abs(v/step - math.Round(v/step)); r < 1e-6 {
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', max(0, min(decimals, 6)), 64)})
+		} else {
+			ticks = append(ticks, plot.Tick{Value: v})
+		}
+	}
+	return ticks
 }

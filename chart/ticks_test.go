@@ -51,3 +51,31 @@ func TestTimeTicks(t *testing.T) {
 		})
 	}
 }
+
+func TestValueTicks(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{0, 2700, "0 500 1000 1500 2000 2500"},
+		{0, 330, "0 50 100 150 200 250 300"},
+		{0, 1.2, "0.0 0.2 0.4 0.6 0.8 1.0 1.2"},
+		{0, 11, "0 2 4 6 8 10"},
+		{0, 23, "0 5 10 15 20"},
+		{0, 20, "0.0 2.5 5.0 7.5 10.0 12.5 15.0 17.5 20.0"},
+		{0, 0.05, "0.00 0.01 0.02 0.03 0.04 0.05"},
+	} {
+		var got []string
+		minor := 0
+		for _, tk := range (valueTicks{}).Ticks(tc.lo, tc.hi) {
+			if tk.IsMinor() {
+				minor++
+				continue
+			}
+			got = append(got, tk.Label)
+		}
+		if strings.Join(got, " ") != tc.want || minor == 0 {
+			t.Errorf("ticks of [%v, %v]: %q and %d minor, want %q", tc.lo, tc.hi, got, minor, tc.want)
+		}
+	}
+}
