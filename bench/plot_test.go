@@ -17,8 +17,8 @@ import (
 // 24 h of the stored data set (every reading decoded into per-pixel
 // envelopes, the legend's joules from query.Energy), warm, as `wattrec
 // plot --device gpu` does, 1200 × 600 px, as SVG and PNG. It reports
-// the time per plot and the file's size; with WATTREC_BENCH_PLOT_DIR set
-// it also leaves the pictures there.
+// the time per plot, the file's size and the readings drawn; with
+// WATTREC_BENCH_PLOT_DIR set it also leaves the pictures there.
 func BenchmarkPlot(b *testing.B) {
 	ctx := context.Background()
 	for _, format := range []string{chart.FormatSVG, chart.FormatPNG} {
@@ -44,6 +44,17 @@ func BenchmarkPlot(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/plot")
 			b.ReportMetric(float64(buf.Len())/1024, "KiB")
+			series, err := db.Series(ctx, "", false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			readings := 0
+			for _, s := range series {
+				if req.Filter.Match(s.SeriesKey) {
+					readings += s.Readings
+				}
+			}
+			b.ReportMetric(float64(readings), "readings")
 			if dir := os.Getenv("WATTREC_BENCH_PLOT_DIR"); dir != "" {
 				if err := os.WriteFile(filepath.Join(dir, "gpus8-24h."+format), buf.Bytes(), 0o644); err != nil {
 					b.Fatal(err)
