@@ -1,8 +1,8 @@
 // Package chart draws a recording: the power timeline of its series
-// (Timeline: one line per series or group, watts over time, the marks
+// (Write: one line per series or group, watts over time, the marks
 // shaded and labelled, gaps drawn as breaks over a band, a legend with
 // each line's exact joules and coverage) and the energy of a window's
-// instances as bars (EnergyBars), as SVG or PNG through
+// instances as bars (Bars), as SVG or PNG through
 // gonum.org/v1/plot.
 //
 // # Downsampling

@@ -48,7 +48,7 @@ type layout struct {
 }
 
 // Write draws the timeline in its request's format and size to w.
-func (t *Timeline) Write(w io.Writer) error {
+func (t *timeline) write(w io.Writer) error {
 	c, _ := t.render()
 	return writeCanvas(w, c, t.req.Format)
 }
@@ -71,7 +71,7 @@ func writeCanvas(w io.Writer, c vg.CanvasWriterTo, format string) error {
 }
 
 // render draws the timeline: the plot on top, the legend below it.
-func (t *Timeline) render() (vg.CanvasWriterTo, layout) {
+func (t *timeline) render() (vg.CanvasWriterTo, layout) {
 	c := newCanvas(t.req.Format, t.req.Width, t.req.Height)
 	dc := draw.New(c)
 	dc.SetColor(color.White)
@@ -99,7 +99,7 @@ func newCanvas(format string, width, height int) vg.CanvasWriterTo {
 }
 
 // plot is the timeline's plot for a drawing area of area's size.
-func (t *Timeline) plot(area draw.Canvas) *plot.Plot {
+func (t *timeline) plot(area draw.Canvas) *plot.Plot {
 	p := plot.New()
 	restyle(p)
 	p.Title.Text = t.title()
@@ -142,7 +142,7 @@ func (t *Timeline) plot(area draw.Canvas) *plot.Plot {
 }
 
 // title is the plot's heading: the file, the grouping and the window.
-func (t *Timeline) title() string {
+func (t *timeline) title() string {
 	what := "power by " + t.req.By
 	if t.req.By == query.ByTotal {
 		what = "total power"
@@ -161,7 +161,7 @@ func (t *Timeline) title() string {
 
 // envelopeFill is the fill of line i's envelope: fainter the more
 // lines there are, so that where they overlap the lines still show.
-func (t *Timeline) envelopeFill(i int) color.RGBA {
+func (t *timeline) envelopeFill(i int) color.RGBA {
 	return alpha(lineColor(i), max(0.06, envelopeAlpha*min(1, 2/float64(len(t.lines)))))
 }
 
@@ -434,7 +434,7 @@ type legendEntry struct {
 
 // legendEntries are the lines with their energy and coverage over the
 // window, the total, the marks by name and the gaps.
-func (t *Timeline) legendEntries() []legendEntry {
+func (t *timeline) legendEntries() []legendEntry {
 	var out []legendEntry
 	for i, l := range t.lines {
 		out = append(out, legendEntry{energyText(l.row), lineThumb{lineStyle(i), t.envelopeFill(i)}})

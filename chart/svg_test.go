@@ -125,7 +125,7 @@ func pieces(paths []svgPath, c color.RGBA, r vg.Rectangle) [][]vg.Point {
 // summary is the structure of a timeline's SVG, in words: the lines and
 // how many pieces each is drawn in, the mark bands by colour, the gap
 // bands with their times, and every text.
-func summary(t *testing.T, tl *Timeline, svg string, lay layout) string {
+func summary(t *testing.T, tl *timeline, svg string, lay layout) string {
 	t.Helper()
 	paths, texts := parseSVG(t, svg)
 	data := lay.data.Rectangle

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,15 +78,15 @@ type Request struct {
 // Write draws the timeline of req on db and writes it to w in
 // req.Format.
 func Write(ctx context.Context, w io.Writer, db *store.DB, req Request) error {
-	t, err := NewTimeline(ctx, db, req)
+	t, err := newTimeline(ctx, db, req)
 	if err != nil {
 		return err
 	}
-	return t.Write(w)
+	return t.write(w)
 }
 
-// Timeline is a power timeline read from a file, ready to draw.
-type Timeline struct {
+// timeline is a power timeline read from a file, ready to draw.
+type timeline struct {
 	req    Request
 	file   string
 	window query.Interval
@@ -112,14 +113,8 @@ type markBand struct {
 
 // check fills in req's defaults and checks its values.
 func (req *Request) check() error {
-	req.By = cmpOr(req.By, query.ByDevice)
-	req.Format = cmpOr(req.Format, FormatSVG)
-	if req.Width == 0 {
-		req.Width = DefaultWidth
-	}
-	if req.Height == 0 {
-		req.Height = DefaultHeight
-	}
+	req.By, req.Format = cmp.Or(req.By, query.ByDevice), cmp.Or(req.Format, FormatSVG)
+	req.Width, req.Height = cmp.Or(req.Width, DefaultWidth), cmp.Or(req.Height, DefaultHeight)
 	switch {
 	case !slices.Contains(query.Groupings, req.By):
 		return query.Invalid("group by %q: want device, endpoint, kind or total", req.By)
@@ -133,17 +128,10 @@ func (req *Request) check() error {
 	return nil
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// NewTimeline reads the timeline of req from db: the energy of each line
+// newTimeline reads the timeline of req from db: the energy of each line
 // over the window (query.Energy, as `wattrec query` reports it), the
 // columns of every series (read in parallel), the gaps and the marks.
-func NewTimeline(ctx context.Context, db *store.DB, req Request) (*Timeline, error) {
+func newTimeline(ctx context.Context, db *store.DB, req Request) (*timeline, error) {
 	if err := req.check(); err != nil {
 		return nil, err
 	}
@@ -166,7 +154,7 @@ func NewTimeline(ctx context.Context, db *store.DB, req Request) (*Timeline, err
 	if err != nil {
 		return nil, err
 	}
-	t := &Timeline{req: req, file: filepath.Base(db.Path()), window: query.Interval{From: rep.FromMs, To: rep.ToMs}, loc: time.Local}
+	t := &timeline{req: req, file: filepath.Base(db.Path()), window: query.Interval{From: rep.FromMs, To: rep.ToMs}, loc: time.Local}
 	if req.UTC {
 		t.loc = time.UTC
 	}

@@ -45,9 +45,9 @@ func golden(t *testing.T, got string) {
 // workedWindow is the worked examples' window [1 s, 10 s).
 var workedWindow = query.Filter{Range: query.Between(at(1), at(10))}
 
-func render(t *testing.T, db *store.DB, req Request) (*Timeline, []byte, layout) {
+func render(t *testing.T, db *store.DB, req Request) (*timeline, []byte, layout) {
 	t.Helper()
-	tl, err := NewTimeline(context.Background(), db, req)
+	tl, err := newTimeline(context.Background(), db, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestTimeline_Burst(t *testing.T) {
 // [1 s, 10 s), whatever the rest of the recording.
 func TestTimeline_Window(t *testing.T) {
 	db := workedExample(t)
-	tl, err := NewTimeline(context.Background(), db, Request{Window: "epoch"})
+	tl, err := newTimeline(context.Background(), db, Request{Window: "epoch"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestNewTimeline_Errors(t *testing.T) {
 		{"By", Request{By: "node"}, query.ErrInvalid, `group by "node"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewTimeline(context.Background(), db, tc.req)
+			_, err := newTimeline(context.Background(), db, tc.req)
 			if !errors.Is(err, tc.want) || !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("err = %v, want %v containing %q", err, tc.want, tc.msg)
 			}
@@ -278,10 +278,10 @@ func TestNewTimeline_Errors(t *testing.T) {
 		if err := db.Write(context.Background(), &b); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := NewTimeline(context.Background(), db, Request{}); !errors.Is(err, ErrTooManyLines) {
+		if _, err := newTimeline(context.Background(), db, Request{}); !errors.Is(err, ErrTooManyLines) {
 			t.Errorf("%d GPUs by device: err = %v, want ErrTooManyLines", maxLines+1, err)
 		}
-		if _, err := NewTimeline(context.Background(), db, Request{By: query.ByKind}); err != nil {
+		if _, err := newTimeline(context.Background(), db, Request{By: query.ByKind}); err != nil {
 			t.Errorf("by kind: %v", err)
 		}
 	})

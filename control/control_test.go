@@ -141,7 +141,7 @@ func TestServer(t *testing.T) {
 				t.Fatalf("%s: remote %d bytes, local %d", format, remote.Len(), local.Len())
 			}
 		}
-		req := report.Request{Filter: window, UTC: true, Version: "v1.2.3"}
+		req := report.Request{Filter: window, UTC: true, Version: "v1.2.3", Generated: time.Date(2026, 11, 28, 17, 0, 0, 0, time.UTC)}
 		var remote, local bytes.Buffer
 		if err := c.Report(ctx, &remote, req); err != nil {
 			t.Fatal(err)
@@ -149,7 +149,7 @@ func TestServer(t *testing.T) {
 		if err := be.Report(ctx, &local, req); err != nil {
 			t.Fatal(err)
 		}
-		if remote.String() != local.String() || !strings.Contains(remote.String(), "wattrec v1.2.3") {
+		if remote.String() != local.String() || !strings.Contains(remote.String(), "wattrec v1.2.3 at 2026-11-28 17:00:00 UTC") {
 			t.Fatalf("remote report (%d bytes) differs from local (%d)", remote.Len(), local.Len())
 		}
 	})
@@ -228,6 +228,17 @@ func TestWire_Tagged(t *testing.T) {
 	var back control.QueryRequest
 	if err := json.Unmarshal(js, &back); err != nil || back.From != req.From || back.To != req.To || back.Devices[0] != req.Devices[0] {
 		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{control.PlotRequest{By: "kind", Window: "epoch", Format: "png", Width: 800, Height: 400, UTC: true}, `{"from":"","to":"","by":"kind","window":"epoch","format":"png","width":800,"height":400,"utc":true}`},
+		{control.ReportRequest{UTC: true, Version: "v1", GeneratedMs: 5}, `{"from":"","to":"","utc":true,"version":"v1","generated_ms":5}`},
+	} {
+		if js, err := json.Marshal(tc.v); err != nil || string(js) != tc.want {
+			t.Errorf("wire form\n%s\nwant\n%s", js, tc.want)
+		}
 	}
 }
 

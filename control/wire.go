@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/export"
@@ -110,16 +111,25 @@ func (r PlotRequest) request() chart.Request {
 // recording (see report.Request), answered as the file's bytes.
 type ReportRequest struct {
 	Selection
-	UTC     bool   `json:"utc,omitempty"`
-	Version string `json:"version,omitempty"` // the wattrec version for the report's footer
+	UTC         bool   `json:"utc,omitempty"`
+	Version     string `json:"version,omitempty"`      // the wattrec version for the report's footer
+	GeneratedMs int64  `json:"generated_ms,omitempty"` // when it was asked for, Unix ms; 0 = left out
 }
 
 func reportRequest(req report.Request) ReportRequest {
-	return ReportRequest{Selection: selectionOf(req.Filter), UTC: req.UTC, Version: req.Version}
+	r := ReportRequest{Selection: selectionOf(req.Filter), UTC: req.UTC, Version: req.Version}
+	if !req.Generated.IsZero() {
+		r.GeneratedMs = req.Generated.UnixMilli()
+	}
+	return r
 }
 
 func (r ReportRequest) request() report.Request {
-	return report.Request{Filter: r.filter(), UTC: r.UTC, Version: r.Version}
+	req := report.Request{Filter: r.filter(), UTC: r.UTC, Version: r.Version}
+	if r.GeneratedMs != 0 {
+		req.Generated = time.UnixMilli(r.GeneratedMs)
+	}
+	return req
 }
 
 // Mark actions.

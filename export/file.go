@@ -88,7 +88,7 @@ func replaceable(path string, force bool) error {
 	case err != nil:
 		return nil
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is a %s: %w, and export replaces nothing else", path, fileKind(fi.Mode()), ErrNotRegular)
+		return fmt.Errorf("%s is a %s: %w, and only a regular file is ever replaced", path, fileKind(fi.Mode()), ErrNotRegular)
 	case !force:
 		return fmt.Errorf("%s: %w", path, ErrExists)
 	}

@@ -97,6 +97,7 @@ type windowPart struct {
 	Name  string
 	Bars  template.HTML
 	Table table
+	Note  string // why the window is not shown, if it is not
 }
 
 // table is one HTML table: a header row and rows of cells, each cell
@@ -265,10 +266,13 @@ func (r *reader) windows() ([]windowPart, error) {
 	var out []windowPart
 	for _, name := range names {
 		rep, err := query.Energy(r.ctx, r.db, query.Options{Filter: r.filter, Window: name, By: query.ByTotal})
-		if errors.Is(err, query.ErrInvalid) {
-			continue // no instance overlaps the window, or too many for one report
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, query.ErrTooLarge):
+			out = append(out, windowPart{Name: name, Note: "not shown: " + err.Error()})
+			continue
+		case errors.Is(err, query.ErrInvalid):
+			continue // no instance overlaps the report's window
+		case err != nil:
 			return nil, err
 		}
 		byKind, err := query.Energy(r.ctx, r.db, query.Options{Filter: r.filter, Window: name, By: query.ByKind})
