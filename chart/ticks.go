@@ -157,15 +157,15 @@ func (valueTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	mag := math.Pow(10, math.Floor(math.Log10((hi-lo)/4)))
 	var step, minor float64
-	decimals := max(0, -int(math.Floor(math.Log10(mag))))
 	for _, m := range []struct{ major, minors float64 }{{1, 5}, {2, 4}, {2.5, 5}, {5, 5}, {10, 5}} {
 		step, minor = m.major*mag, m.major*mag/m.minors
 		if (hi-lo)/step <= 8 {
-			if m.major == 2.5 {
-				decimals++
-			}
 			break
 		}
+	}
+	decimals := 0 // as many as the step has
+	for scaled := step; decimals < 6 && math.Abs(scaled-math.Round(scaled)) > 1e-9*scaled; decimals++ {
+		scaled *= 10
 	}
 	var ticks []plot.Tick
 	first := math.Ceil(lo/minor-1e-9) * minor
@@ -175,7 +175,7 @@ func (valueTicks) Ticks(lo, hi float64) []plot.Tick {
 			break
 		}
 		if r := math.Abs(v/step - math.Round(v/step)); r < 1e-6 {
-			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', max(0, min(decimals, 6)), 64)})
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
 		} else {
 			ticks = append(ticks, plot.Tick{Value: v})
 		}
