@@ -193,8 +193,8 @@ func inline(svg []byte) template.HTML {
 // energyTable is the rows of rep, as `wattrec query` prints them.
 func (r *reader) energyTable(id, caption string, rep *query.Report) table {
 	counters := false
-	for _, r := range rep.Rows {
-		counters = counters || r.CounterSeries > 0
+	for _, q := range rep.Rows {
+		counters = counters || q.CounterSeries > 0
 	}
 	t := table{ID: id, Caption: caption, Head: []string{"group", "joules", "avg W", "peak W", "samples", "coverage", "gaps", "longest gap"},
 		Num: []bool{false, true, true, true, true, true, true, true}}

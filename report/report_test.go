@@ -59,6 +59,9 @@ func row(t *testing.T, rows [][]string, first ...string) []string {
 func TestWrite(t *testing.T) {
 	db := simtest.MustOpenDB(t)
 	simtest.WriteWorkedExample(t, db)
+	if _, err := db.AddMark(context.Background(), "x<i>y", "test", simtest.WorkedAt(3), simtest.WorkedAt(5), simtest.WorkedAt(20)); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	req := report.Request{Filter: query.Filter{Range: query.Between(simtest.WorkedAt(1), simtest.WorkedAt(10))}, UTC: true,
 		Version: "v9.9.9", Generated: time.Date(2026, 11, 28, 17, 0, 0, 0, time.UTC)}
@@ -68,8 +71,8 @@ func TestWrite(t *testing.T) {
 	page := buf.String()
 
 	// Self-contained: no script, stylesheet, image or font from anywhere;
-	// the only URLs are the SVG namespaces.
-	for _, bad := range []string{"<script", "<link", " src=", "url(", "@import", "<iframe"} {
+	// the only URLs are the SVG namespaces. A mark named x<i>y stays text.
+	for _, bad := range []string{"<script", "<link", " src=", "url(", "@import", "<iframe", "<i>"} { // a mark's name is text
 		if strings.Contains(page, bad) {
 			t.Errorf("the page has %q", bad)
 		}
@@ -80,7 +83,7 @@ func TestWrite(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"@media print", `<svg role="img" class="chart"`, "n1:4938 gpu:0 — 1750 J, coverage 77.77 %",
-		"energy per instance of &#34;epoch&#34;", "wattrec v9.9.9 at 2026-11-28 17:00:00 UTC", "2026-11-28 16:00:01.000 → 2026-11-28 16:00:10.000 (9s)"} {
+		"energy per instance of &#34;epoch&#34;", "x&lt;i&gt;y", "wattrec v9.9.9 at 2026-11-28 17:00:00 UTC", "2026-11-28 16:00:01.000 → 2026-11-28 16:00:10.000 (9s)"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
