@@ -11,6 +11,7 @@ import (
 
 	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/report"
 )
 
 // BenchmarkPlot draws the power timeline of the 8 GPUs over the whole
@@ -62,4 +63,35 @@ func BenchmarkPlot(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReport writes the HTML report of the whole 24 h data set (8
+// GPUs, 2 CPUs with DRAM: the timeline of every series, the energy
+// tables), warm, as `wattrec report` does. It reports the time per
+// report and the file's size.
+func BenchmarkReport(b *testing.B) {
+	ctx := context.Background()
+	b.Run("window=24h", func(b *testing.B) {
+		db := mustQueryDB(b)
+		req := report.Request{UTC: true, Version: "bench"}
+		var buf bytes.Buffer
+		write := func() {
+			buf.Reset()
+			if err := report.Write(ctx, &buf, db, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		write() // warm up
+		b.ResetTimer()
+		for range b.N {
+			write()
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/report")
+		b.ReportMetric(float64(buf.Len())/1024, "KiB")
+		if dir := os.Getenv("WATTREC_BENCH_PLOT_DIR"); dir != "" {
+			if err := os.WriteFile(filepath.Join(dir, "24h.html"), buf.Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

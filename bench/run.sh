@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Storage engine benchmarks of the chunked layout, on the data set of
 # bench/dataset.go (8 GPUs at 20 Hz change-only + 2 CPUs with DRAM at
-# 10 Hz, 1 h and 24 h), and the plot of its 8 GPUs over the whole day.
+# 10 Hz, 1 h and 24 h), the plot of its 8 GPUs over the whole day and its
+# report.
 #
 #   bench/run.sh            everything (about 8 minutes on 2 cores)
 #   bench/run.sh --quick    1 h ingest only, 10 s RSS run, fewer query rounds
@@ -29,7 +30,7 @@ go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
 {
   go test -run '^$' -bench "$ingest" -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
-  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot)$' -benchtime "${rounds}x" -timeout 60m ./bench
+  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report)$' -benchtime "${rounds}x" -timeout 60m ./bench
 } | tee "$raw"
 
 echo
@@ -90,6 +91,8 @@ END {
     row("plot, 8 GPUs × 24 h, 1200×600 " fmt " (wattrec plot), warm", k, "ms/plot", "ms")
     row("plot, 8 GPUs × 24 h, " fmt " file size", k, "KiB", "KiB")
   }
+  row("report of the 24 h file (wattrec report), warm", "Report/window=24h", "ms/report", "ms")
+  row("report of the 24 h file, HTML size", "Report/window=24h", "KiB", "KiB")
   row("recorder peak RSS, 100 endpoints at default rates", "RSS/recorder=library/endpoints=100", "peak-RSS-MB", "MB")
   row("recorder RSS at the end of that run", "RSS/recorder=library/endpoints=100", "RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak RSS", "RSS/recorder=binary/endpoints=100", "peak-RSS-MB", "MB")

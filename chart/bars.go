@@ -96,7 +96,7 @@ func Bars(w io.Writer, rep *query.Report, format string, width, height int) erro
 		labels := plotter.XYLabels{XYs: make(plotter.XYs, len(shown)), Labels: make([]string, len(shown))}
 		for i, sum := range sums {
 			labels.XYs[i] = plotter.XY{X: float64(i), Y: sum / scale}
-			labels.Labels[i] = joules(sum)
+			labels.Labels[i] = Joules(sum)
 		}
 		l, err := plotter.NewLabels(labels)
 		if err != nil {

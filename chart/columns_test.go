@@ -127,8 +127,8 @@ func TestOutlier(t *testing.T) {
 func TestJoulesAndPercent(t *testing.T) {
 	for j, want := range map[float64]string{0: "0 J", 0.5: "0.500 J", 90: "90.00 J", 500: "500.0 J", 1750: "1750 J", 9999.4: "9999 J",
 		12_345: "12.35 kJ", 999_999: "1000 kJ", 16.61e6: "16.61 MJ", 132.8e6: "132.8 MJ", 2.5e10: "25.00 GJ"} {
-		if got := joules(j); got != want {
-			t.Errorf("joules(%v) = %q, want %q", j, got, want)
+		if got := Joules(j); got != want {
+			t.Errorf("Joules(%v) = %q, want %q", j, got, want)
 		}
 	}
 	for f, want := range map[float64]string{1: "100 %", 0.99996: "99.99 %", 7.0 / 9: "77.77 %", 0: "0.00 %"} {

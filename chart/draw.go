@@ -468,13 +468,13 @@ func (t *timeline) legendEntries() []legendEntry {
 
 // energyText is a row's legend text: its group, joules and coverage.
 func energyText(r query.Row) string {
-	return fmt.Sprintf("%s — %s, coverage %s", r.Group, joules(r.Joules()), percent(r.Coverage()))
+	return fmt.Sprintf("%s — %s, coverage %s", r.Group, Joules(r.Joules()), percent(r.Coverage()))
 }
 
-// joules writes an energy with four significant digits (more for a
-// whole number of joules below 10 kJ): 1750 J, 90.00 J, 12.35 kJ,
-// 3.456 MJ.
-func joules(j float64) string {
+// Joules writes an energy as a chart's legend and labels do: four
+// significant digits (more for a whole number of joules below 10 kJ)
+// and a prefix: 1750 J, 90.00 J, 12.35 kJ, 3.456 MJ.
+func Joules(j float64) string {
 	v, unit := j, "J"
 	for _, u := range []struct {
 		from, size float64

@@ -91,7 +91,9 @@ type pageData struct {
 	Warnings                       []string
 }
 
-type fact struct{ Label, Value string }
+// fact is a headline figure: its value and, in small print, a detail
+// (the exact figure of a rounded one, or what it rests on).
+type fact struct{ Label, Value, Detail string }
 
 type windowPart struct {
 	Name  string
@@ -236,14 +238,14 @@ func facts(rep *query.Report) []fact {
 		}
 	}
 	out := []fact{
-		{"energy", fmt.Sprintf("%.3f J", total.Joules())},
-		{"average power", fixed(total.AvgW(), 1) + " W"},
-		{"coverage", fmt.Sprintf("%.2f %%", total.Coverage()*100)},
-		{"series", strconv.Itoa(devices)},
-		{"gaps", fmt.Sprintf("%d (longest %s)", total.Gaps, ms(total.LongestGapMs))},
+		{"energy", chart.Joules(total.Joules()), fmt.Sprintf("%.3f J", total.Joules())},
+		{"average power", fixed(total.AvgW(), 1) + " W", ""},
+		{"coverage", fmt.Sprintf("%.2f %%", total.Coverage()*100), ""},
+		{"series", strconv.Itoa(devices), ""},
+		{"gaps", fmt.Sprintf("%d (longest %s)", total.Gaps, ms(total.LongestGapMs)), ""},
 	}
 	if total.CounterSeries > 0 {
-		out = append(out, fact{"integral / counter", fixed(total.CounterRatio(), 4) + fmt.Sprintf(" (%d series)", total.CounterSeries)})
+		out = append(out, fact{"integral / counter", fixed(total.CounterRatio(), 4), fmt.Sprintf("%d series", total.CounterSeries)})
 	}
 	return out
 }
