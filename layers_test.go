@@ -21,8 +21,10 @@ var allowedImports = map[string][]string{
 	"export":    {"query", "store", "github.com/parquet-go/parquet-go", "github.com/klauspost/compress"},
 	"recorder":  {"store", "github.com/tmaxmax/go-sse"},
 	"simulator": {"github.com/golang-jwt/jwt/v5"},
-	"control":   {"query", "export", "store"},
-	"recording": {"control", "export", "query", "recorder", "simulator", "store"},
+	"chart":     {"query", "store", "gonum.org/v1/plot", "golang.org/x/sync"},
+	"report":    {"chart", "query", "store"},
+	"control":   {"chart", "export", "query", "report", "store"},
+	"recording": {"chart", "control", "export", "query", "recorder", "report", "simulator", "store"},
 }
 
 const module = "github.com/wattrec/wattrec/"

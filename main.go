@@ -2,8 +2,8 @@
 // and turns it into energy numbers. Package main is the wiring: flags,
 // the environment, signals and the hints beside error messages; the work
 // is in the packages. One file per command group: record.go (record,
-// run), read.go (info, query, export), mark.go, check.go (check,
-// repair), simulate.go (simulate, demo).
+// run), read.go (info, query, export), plot.go (plot, report),
+// mark.go, check.go (check, repair), simulate.go (simulate, demo).
 package main
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
@@ -68,7 +69,7 @@ func newApp() *cli.App {
 		Version:   wattrecVersion(),
 		Flags:     []cli.Flag{logLevelFlag("info")},
 		Commands: []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(),
-			checkCommand(), repairCommand(), simulateCommand(), demoCommand()},
+			plotCommand(), reportCommand(), checkCommand(), repairCommand(), simulateCommand(), demoCommand()},
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
@@ -123,6 +124,18 @@ func hint(err error) string {
 		return "use -o FILE.parquet or --format csv"
 	case errors.Is(err, export.ErrGridNeedsFile):
 		return "--grid writes a second file beside -o: give -o FILE, or --grid-only for standard output"
+	case errors.Is(err, export.ErrUnwritable):
+		return "-o must name a file in an existing directory you can write to"
+	case errors.Is(err, chart.ErrFormat):
+		return "-o FILE.svg or -o FILE.png"
+	case errors.Is(err, chart.ErrNoSeries):
+		return "`wattrec info --db FILE` lists the endpoints and devices; --device takes e.g. gpu:0,cpu:1 or gpu"
+	case errors.Is(err, chart.ErrNoData):
+		return "`wattrec info --db FILE` shows the recording's span: choose --from/--to inside it"
+	case errors.Is(err, chart.ErrTooManyLines):
+		return "use --by endpoint or --by kind, or fewer devices with --device"
+	case errors.Is(err, query.ErrNoWindow):
+		return "`wattrec mark list --db FILE` lists the marks"
 	case errors.Is(err, export.ErrExists):
 		return "use --force to replace it"
 	case errors.Is(err, recorder.ErrNoServers):
