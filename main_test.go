@@ -47,7 +47,7 @@ func run(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.RunContext(context.Background(), append([]string{"wattrec"}, args...))
+	err := runApp(context.Background(), app, append([]string{"wattrec"}, args...))
 	return out.String(), err
 }
 
@@ -57,7 +57,7 @@ func runBoth(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &errOut
-	err = app.RunContext(context.Background(), append([]string{"wattrec"}, args...))
+	err = runApp(context.Background(), app, append([]string{"wattrec"}, args...))
 	return out.String(), errOut.String(), err
 }
 
@@ -150,7 +150,7 @@ func TestCLI_RecordRefuses(t *testing.T) {
 	}{
 		{"BadScheme", []string{"--server", "http://node1:4938"}, `unknown scheme "http"`},
 		{"BadPort", []string{"--server", "node1:99999"}, "port"},
-		{"RelativeSocket", []string{"--server", "unix://zeusd.sock"}, "not absolute"},
+		{"EmptySocket", []string{"--server", "unix://"}, "empty socket path"},
 		{"BadSelection", []string{"--server", "node1:4938?gpus=0,x"}, `"x" is not a device index`},
 		{"UnknownOption", []string{"--server", "node1:4938?gpu=0"}, `unknown option "gpu"`},
 		{"Duplicate", []string{"--server", "node1:4938", "--server", "tcp://node1:4938"}, "node1:4938 is given more than once"},

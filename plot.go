@@ -37,6 +37,7 @@ func plotCommand() *cli.Command {
 		Name:      "plot",
 		Usage:     "draw power over time as SVG or PNG: a line per device (or group), marks, gaps, joules in the legend",
 		UsageText: "wattrec plot --db run.db -o run.svg --device gpu --from -1h --to now",
+		ArgsUsage: dbArg,
 		Description: `One line per device (--by endpoint, kind or total: per group), watts over time,
 the time axis in the local zone (--utc: UTC). Each pixel column shows the mean power
 of its time as the line, over a band from the lowest to the highest value in it, from
@@ -94,6 +95,7 @@ func reportCommand() *cli.Command {
 		Name:      "report",
 		Usage:     "write one self-contained HTML page about a recording: energy tables, power timeline, windows, sessions and gaps",
 		UsageText: "wattrec report --db run.db -o run.html",
+		ArgsUsage: dbArg,
 		Description: `One HTML file with everything inline (SVG and CSS; nothing is fetched, it opens
 offline and prints on A4): the energy per device, endpoint and kind with coverage and
 the hardware counter check (the numbers of wattrec query), the power timeline with its
