@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -37,8 +36,8 @@ type Client struct {
 // accepts but does not answer within 2 s is store.ErrLocked: the file is
 // in use by a recorder that cannot serve it.
 func Dial(ctx context.Context, db string) (*Client, error) {
-	path := SocketPath(db)
-	if _, err := os.Lstat(path); err != nil {
+	path, err := dialPath(db)
+	if err != nil {
 		return nil, ErrNoRecorder
 	}
 	c := &Client{path: path, http: &http.Client{Transport: &http.Transport{

@@ -66,7 +66,8 @@ func serveEndless(t *testing.T, srv *control.Server) string {
 	path := filepath.Join(t.TempDir(), "w.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, control.SocketPath(path)) }()
+	ln := mustListen(t, path)
+	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

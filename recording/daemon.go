@@ -31,14 +31,19 @@ var _ control.Backend = (*Daemon)(nil)
 
 // Run records until ctx is done, serving the control socket meanwhile,
 // and returns once both have stopped: nil after a clean stop with
-// everything received stored.
+// everything received stored. Without a control socket it does not
+// start (see control.Listen).
 func (d *Daemon) Run(ctx context.Context) error {
+	ln, err := control.Listen(d.DB.Path())
+	if err != nil {
+		return err
+	}
 	// The socket outlives ctx by the final flush: it stops after Run.
 	ctlCtx, stopCtl := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCtl()
 	srv := &control.Server{Backend: d, DB: d.DB.Path(), Logger: d.Logger}
 	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- srv.Serve(ctlCtx, control.SocketPath(d.DB.Path())) }()
+	go func() { ctlDone <- srv.Serve(ctlCtx, ln) }()
 
 	runErr := d.Recorder.Run(ctx)
 	stopCtl()

@@ -274,3 +274,53 @@ func TestDaemon_TwoEndpoints(t *testing.T) {
 		t.Logf("warning: %s", w)
 	}
 }
+
+// TestDaemon_LongPath: a recording whose file path is longer than a Unix
+// socket path can be still answers live queries (through the link to its
+// socket in a private directory).
+func TestDaemon_LongPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, srv, _ := simtest.Start(t, cfg, "unix")
+	dir := filepath.Join(t.TempDir(), strings.Repeat("long-name-", 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "run.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := recorder.NewClient([]recorder.Server{srv})
+	client.Logger = log
+	rec := recorder.New(client, db)
+	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	t.Cleanup(stop)
+	<-rec.Started()
+	sent.WaitEvents(t, 100)
+
+	rd, err := recording.Open(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rd.(*control.Client); !ok {
+		t.Errorf("Open of a live file with a %d-byte path gave %T, want the control client", len(path), rd)
+	}
+	var out bytes.Buffer
+	if err := rd.Query(ctx, &out, query.Options{Format: query.FormatCSV, By: query.ByTotal}); err != nil || !strings.Contains(out.String(), ",total,") {
+		t.Errorf("live query: %v\n%s", err, out.String())
+	}
+	rd.Close()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
