@@ -355,7 +355,9 @@ func TestListen_LongPath(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- (&control.Server{Backend: &recording.File{DB: db, Now: time.Now}, DB: path}).Serve(ctx, ln) }()
+		go func() {
+			done <- (&control.Server{Backend: &recording.File{DB: db, Now: time.Now}, DB: path}).Serve(ctx, ln)
+		}()
 		c, err := control.Dial(context.Background(), path)
 		if err != nil {
 			t.Fatalf("Dial through the link: %v", err)
