@@ -113,8 +113,8 @@ func (c *Client) Report(ctx context.Context, w io.Writer, req report.Request) er
 }
 
 // Info copies the recorder's info summary to w.
-func (c *Client) Info(ctx context.Context, w io.Writer) error {
-	return c.post(ctx, w, "/v1/info", struct{}{})
+func (c *Client) Info(ctx context.Context, w io.Writer, format string) error {
+	return c.post(ctx, w, "/v1/info", InfoRequest{Format: format})
 }
 
 // Mark asks the recorder to perform req.

@@ -47,7 +47,7 @@ type Backend interface {
 	Export(ctx context.Context, w io.Writer, req export.Request) error
 	Plot(ctx context.Context, w io.Writer, req chart.Request) error
 	Report(ctx context.Context, w io.Writer, req report.Request) error
-	Info(ctx context.Context, w io.Writer) error
+	Info(ctx context.Context, w io.Writer, format string) error
 	Marks(ctx context.Context, name string) ([]store.Mark, error)
 	Mark(ctx context.Context, req MarkRequest) (store.Mark, error)
 }
@@ -126,8 +126,14 @@ func (s *Server) Serve(ctx context.Context, ln *Listener) error {
 		}
 		return s.Backend.Report(ctx, w, req.request())
 	}))
-	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte, _ http.Header) error {
-		return s.Backend.Info(ctx, w)
+	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
+		var req InfoRequest
+		if len(body) > 0 {
+			if err := decode(body, &req); err != nil {
+				return err
+			}
+		}
+		return s.Backend.Info(ctx, w, req.Format)
 	}))
 	mux.HandleFunc("POST /v1/marks", func(w http.ResponseWriter, r *http.Request) {
 		var req MarkRequest

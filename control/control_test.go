@@ -363,7 +363,7 @@ func TestListen_LongPath(t *testing.T) {
 			t.Fatalf("Dial through the link: %v", err)
 		}
 		var out bytes.Buffer
-		if err := c.Info(context.Background(), &out); err != nil || !strings.Contains(out.String(), "run.db") {
+		if err := c.Info(context.Background(), &out, ""); err != nil || !strings.Contains(out.String(), "run.db") {
 			t.Errorf("info through the link: %v\n%s", err, out.String())
 		}
 		c.Close()

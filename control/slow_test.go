@@ -50,7 +50,7 @@ func (e *endless) Plot(context.Context, io.Writer, chart.Request) error { return
 
 func (e *endless) Report(context.Context, io.Writer, report.Request) error { return nil }
 
-func (e *endless) Info(ctx context.Context, w io.Writer) error {
+func (e *endless) Info(ctx context.Context, w io.Writer, _ string) error {
 	<-ctx.Done() // a read that takes as long as its client waits
 	return ctx.Err()
 }
@@ -137,7 +137,7 @@ func TestServer_Busy(t *testing.T) {
 	// The one slot: an info that lasts as long as its client waits.
 	infoCtx, stopInfo := context.WithCancel(context.Background())
 	infoDone := make(chan error, 1)
-	go func() { infoDone <- c.Info(infoCtx, io.Discard) }()
+	go func() { infoDone <- c.Info(infoCtx, io.Discard, "") }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := c.Query(context.Background(), io.Discard, query.Options{})

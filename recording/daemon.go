@@ -88,11 +88,11 @@ func (d *Daemon) Report(ctx context.Context, w io.Writer, req report.Request) er
 }
 
 // Info commits what was received and writes the file's summary.
-func (d *Daemon) Info(ctx context.Context, w io.Writer) error {
+func (d *Daemon) Info(ctx context.Context, w io.Writer, format string) error {
 	if err := d.flush(ctx); err != nil {
 		return err
 	}
-	return d.file().Info(ctx, w)
+	return d.file().Info(ctx, w, format)
 }
 
 // Marks lists the marks named name ("" = all).
