@@ -283,8 +283,9 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	for _, key := range sumOrder {
 		sum := sums[key]
 		sum.avgW, sum.observed = 0, 0
-		for _, p := range parts[key] {
-			if p[1] > 0 {
+		for _, k := range rep.keys { // in plan order: the same float sum every time
+			p, ok := parts[key][k]
+			if ok && p[1] > 0 {
 				sum.avgW += float64(p[0]) / float64(p[1]) / 1000
 				sum.observed++
 			}
