@@ -259,12 +259,13 @@ func TestDaemon_TwoEndpoints(t *testing.T) {
 		if r.CounterSeries != 1 || math.IsNaN(r.CounterRatio()) {
 			t.Errorf("%s: %d series with counter intervals, integral/counter %.4f; want the check", r.Group, r.CounterSeries, r.CounterRatio())
 		}
-		// A loaded machine can make the simulator skip values of a slow
-		// reader (as zeusd does): the counter then disagrees with the
-		// stream, and the report says so instead of anchoring.
-		warned := slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, r.Group) })
-		if strings.Contains(r.Group, "gpu") && !warned && (r.AnchoredSeries != 1 || r.CounterMs < r.WindowMs/2) {
-			t.Errorf("%s: anchored over %d of %d ms (%d series) and no warning, want most of the window", r.Group, r.CounterMs, r.WindowMs, r.AnchoredSeries)
+		// Anchoring itself is the query's choice (a 200 Hz stream's
+		// bound can be tighter than the counter's timing on a loaded
+		// machine; a simulator skipping values of a slow reader makes the
+		// counter disagree, with a warning): what must hold is that every
+		// device's counter readings were found in the window (above).
+		if r.AnchoredSeries > 0 && r.CounterMs < r.WindowMs/2 {
+			t.Errorf("%s: anchored over %d of %d ms, want most of the window", r.Group, r.CounterMs, r.WindowMs)
 		}
 	}
 	if devices != 8 { // 2 GPUs, a CPU and its DRAM, twice
