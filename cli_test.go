@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -57,13 +56,7 @@ func TestCLI_DefaultsOnce(t *testing.T) {
 // argument of a command that takes no other; flags may follow arguments;
 // a file given twice is refused.
 func TestCLI_DBForms(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "w.db")
-	d, err := store.Open(db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WriteWorkedExample(t, d)
-	d.Close()
+	db := workedFile(t)
 	want, err := run(t, "query", "--db", db, "--by", "total", "--format", "csv")
 	if err != nil {
 		t.Fatal(err)
@@ -240,13 +233,7 @@ func TestCLI_Version(t *testing.T) {
 // form a script can read: info, query, mark list, check (and run's
 // --summary-json, in TestRun).
 func TestCLI_JSONEverywhere(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "w.db")
-	d, err := store.Open(db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WriteWorkedExample(t, d)
-	d.Close()
+	db := workedFile(t)
 	for _, tc := range []struct {
 		args []string
 		keys []string // of the top-level object, or of the first element of a list

@@ -464,13 +464,7 @@ func TestExport_JSONL(t *testing.T) {
 // TestQuery_Golden: the DESIGN.md worked examples as a store, queried in
 // every output format.
 func TestQuery_Golden(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "w.db")
-	d, err := store.Open(db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WriteWorkedExample(t, d)
-	d.Close()
+	db := workedFile(t)
 	before := hashFile(t, db)
 	window := []string{"--from", "2026-11-28T16:00:01Z", "--to", "1795881610000"}
 	for _, tc := range []struct {
