@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,9 +17,10 @@ import (
 // recordFlags are shared by record and run.
 func recordFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.PathFlag{Name: "db", Usage: "bbolt `FILE` to append to (created if missing)", Required: true},
-		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host:port, tcp://host:port, unix:///path.sock or /path.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
-		&cli.PathFlag{Name: "servers-file", Usage: "`FILE` with one SPEC a line (# comments)"},
+		&cli.PathFlag{Name: "db", EnvVars: []string{"WATTREC_DB"}, Usage: "bbolt `FILE` to append to (created if missing)"},
+		configFlag(),
+		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host[:port], tcp://host[:port], unix:///path.sock, /path.sock or ./rel.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
+		&cli.PathFlag{Name: "servers-file", Usage: "`FILE` with one SPEC a line, optionally followed by token-file=PATH (# comments)"},
 		&cli.PathFlag{Name: "token-file", EnvVars: []string{"WATTREC_TOKEN_FILE"}, Usage: "`FILE` holding the zeusd JWT, readable by its owner only (default: $ZEUSD_TOKEN); never pass a token on the command line"},
 		&cli.DurationFlag{Name: "flush-interval", Value: recorder.DefaultFlushInterval, Usage: "commit at least this often (at least " + recorder.MinInterval.String() + "); a crash loses at most this much"},
 		&cli.DurationFlag{Name: "clock-interval", Value: recorder.DefaultClockInterval, Usage: "re-estimate each daemon's clock offset this often (0: only at start; else at least " + recorder.MinInterval.String() + ")"},
@@ -162,7 +162,11 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	if err != nil {
 		return nil, 0, err
 	}
-	servers, err := serversFromFlags(c)
+	configured, err := applyConfig(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	servers, err := serversFromFlags(c, configured)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -203,10 +207,10 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	return &recording.Daemon{Recorder: rec, DB: db, Logger: log}, priorSize, nil
 }
 
-// serversFromFlags collects the servers of --server, --servers-file and
-// the zeusd environment variables.
-func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
-	var servers []recorder.Server
+// serversFromFlags collects the servers of the config file (configured),
+// --server and --servers-file, else of the zeusd environment variables.
+func serversFromFlags(c *cli.Context, configured []recorder.Server) ([]recorder.Server, error) {
+	servers := configured
 	for _, spec := range c.StringSlice("server") {
 		s, err := recorder.ParseServer(spec)
 		if err != nil {
@@ -244,30 +248,13 @@ func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
 	return servers, recorder.CheckServers(servers)
 }
 
-// token reads --token-file or $ZEUSD_TOKEN. The value never reaches a log.
-// Like ssh with a private key, it refuses a token file that group or
-// others may read.
+// token reads --token-file or $ZEUSD_TOKEN: the token of the servers
+// without their own. The value never reaches a log.
 func token(c *cli.Context) (string, error) {
 	if path := c.Path("token-file"); path != "" {
-		f, err := os.Open(path)
+		tok, err := recorder.ReadTokenFile(path)
 		if err != nil {
 			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			return "", fmt.Errorf("--token-file %s has mode %04o: a token must be readable by its owner only; run: chmod 600 %s", path, perm, path)
-		}
-		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("--token-file %s is empty", path)
 		}
 		return tok, nil
 	}

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,8 +41,8 @@ const (
 //
 // Set the exported fields before Start; they must not change afterwards.
 type Client struct {
-	// Token is zeusd's JWT. It is sent only as a bearer header and never
-	// logged.
+	// Token is zeusd's JWT for the servers without their own
+	// (Server.Token). It is sent only as a bearer header and never logged.
 	Token string
 	// ClockSamples is the number of GET /time round trips per estimate
 	// (MinClockSamples to MaxClockSamples).
@@ -203,7 +204,7 @@ func (c *Client) Start(ctx context.Context) error {
 	errs := make([]error, len(c.servers))
 	var checks sync.WaitGroup
 	for i, srv := range c.servers {
-		eps[i] = &endpoint{srv: srv, conn: newConn(srv, c.Token, c.RequestTimeout)}
+		eps[i] = &endpoint{srv: srv, conn: newConn(srv, cmp.Or(srv.Token, c.Token), c.RequestTimeout)}
 		checks.Add(1)
 		go func() {
 			defer checks.Done()
@@ -444,7 +445,7 @@ func (c *Client) prepare(ctx context.Context, ep *endpoint) error {
 		}
 		return fmt.Errorf("cannot reach zeusd at %s: %w: %w", name, errUnreachable, err)
 	}
-	acc := Access{Groups: ep.disc.EnabledAPIGroups, AuthRequired: ep.disc.AuthRequired, HasToken: c.Token != ""}
+	acc := Access{Groups: ep.disc.EnabledAPIGroups, AuthRequired: ep.disc.AuthRequired, HasToken: ep.conn.token != ""}
 	if acc.AuthRequired && acc.HasToken {
 		var who whoami
 		if _, err := ep.conn.getJSON(ctx, "/auth/whoami", true, &who); err != nil {

@@ -67,6 +67,10 @@ type Server struct {
 	Address string // "host:port" or an absolute socket path
 	GPUs    Selection
 	CPUs    Selection
+	// Token is this server's zeusd JWT, where its key differs from the
+	// others' (Client.Token is the default). It is never part of String,
+	// and never logged or stored.
+	Token string
 }
 
 // Endpoint is the server's identity: "host:port" or the socket path.
@@ -252,9 +256,10 @@ func isCanonical(s string) bool {
 	return true
 }
 
-// ParseServersFile reads one spec a line; blank lines and text after '#'
-// are ignored. name, the file's path, is used in error messages, and its
-// directory is where relative socket paths start.
+// ParseServersFile reads one spec a line, optionally followed by
+// "token-file=PATH" (the server's own token, see ReadTokenFile); blank
+// lines and text after '#' are ignored. name, the file's path, is used in
+// error messages, and its directory is where relative paths start.
 func ParseServersFile(r io.Reader, name string) ([]Server, error) {
 	var out []Server
 	sc := bufio.NewScanner(r)
@@ -264,9 +269,22 @@ func ParseServersFile(r io.Reader, name string) ([]Server, error) {
 		if text = strings.TrimSpace(text); text == "" {
 			continue
 		}
-		s, err := parseServerIn(text, filepath.Dir(name))
+		fields := strings.Fields(text)
+		s, err := parseServerIn(fields[0], filepath.Dir(name))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		for _, opt := range fields[1:] {
+			path, ok := strings.CutPrefix(opt, "token-file=")
+			if !ok {
+				return nil, fmt.Errorf("%s:%d: unknown option %q (want token-file=PATH)", name, line, opt)
+			}
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(filepath.Dir(name), path)
+			}
+			if s.Token, err = ReadTokenFile(path); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+			}
 		}
 		out = append(out, s)
 	}

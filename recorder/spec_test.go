@@ -684,3 +684,28 @@ func TestClient_SameDaemonTwice(t *testing.T) {
 	}
 	c.Stop()
 }
+
+// TestParseServersFile_TokenFile: a line may name its server's own token
+// file (beside the servers file when relative), which must be private.
+func TestParseServersFile_TokenFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.token"), []byte("tok-a\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "open.token"), []byte("tok-b\n"), 0o644)
+	list := filepath.Join(dir, "servers.txt")
+	got, err := recorder.ParseServersFile(strings.NewReader("node1:4938 token-file=a.token\nnode2:4938\n"), list)
+	if err != nil || len(got) != 2 || got[0].Token != "tok-a" || got[1].Token != "" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if s := got[0].String(); strings.Contains(s, "tok-a") {
+		t.Errorf("String() = %q shows the token", s)
+	}
+	for line, want := range map[string]string{
+		"node1:4938 token-file=open.token": "readable by its owner only",
+		"node1:4938 token-file=none.token": "no such file",
+		"node1:4938 tokenfile=a.token":     `unknown option "tokenfile=a.token"`,
+	} {
+		if _, err := recorder.ParseServersFile(strings.NewReader(line+"\n"), list); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "servers.txt:1:") {
+			t.Errorf("%q: %v, want %q", line, err, want)
+		}
+	}
+}

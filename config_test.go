@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wattrec/wattrec/internal/simtest"
+	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
+)
+
+// TestConfig_MixedAuth records two simulators from one config file: one
+// requires a token (its own, in a [[endpoint]] token-file), the other has
+// auth off and streams GPU 0 only. Both are recorded, and the token is
+// nowhere in the file or the logs.
+func TestConfig_MixedAuth(t *testing.T) {
+	t.Parallel()
+	secret := []byte("node-a-key")
+	sentA, sentB := simtest.NewLedger(), simtest.NewLedger()
+	cfgA := simtest.FastConfig(simulator.FormatSample)
+	cfgA.AuthSecret, cfgA.OnEvent = secret, sentA.OnEvent(t)
+	_, a, _ := simtest.Start(t, cfgA, "unix")
+	cfgB := simtest.FastConfig(simulator.FormatSample)
+	cfgB.OnEvent = sentB.OnEvent(t)
+	_, b, _ := simtest.Start(t, cfgB, "tcp")
+	tok, err := simulator.MintToken(secret, "wattrec", []string{"gpu-read", "cpu-read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.token"), []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "wattrec.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`# two nodes, two kinds of auth
+db = "run.db"
+flush-interval = "100ms"
+counter-interval = "200ms"
+
+[[endpoint]]
+address = "unix://%s"
+token-file = "a.token"
+
+[[endpoint]]
+address = "%s"
+gpus = "0"
+cpus = "none"
+`, a.Address, b.Address)), 0o644)
+
+	cmd, out := child(t, []string{"ZEUSD_TOKEN="}, "record", "--config", conf)
+	sentA.WaitEvents(t, 200)
+	sentB.WaitEvents(t, 100)
+	db := filepath.Join(dir, "run.db")
+	simtest.WaitFor(t, func() bool {
+		_, err := os.Stat(db)
+		return err == nil && strings.Contains(out.String(), "recording")
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	d, err := store.Open(db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	series, err := d.Series(context.Background(), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range series {
+		got[s.SeriesKey.String()] = true
+	}
+	for _, want := range []string{a.Endpoint() + " gpu:0", a.Endpoint() + " gpu:1", a.Endpoint() + " cpu:0", b.Endpoint() + " gpu:0"} {
+		if !got[want] {
+			t.Errorf("no series %s (have %v)", want, got)
+		}
+	}
+	if got[b.Endpoint()+" gpu:1"] || got[b.Endpoint()+" cpu:0"] {
+		t.Errorf("node B's selection (gpus=0, cpus=none) not honoured: %v", got)
+	}
+	raw, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), tok) || strings.Contains(out.String(), tok) {
+		t.Error("the token is in the recording or the log")
+	}
+}
+
+// TestConfig_Keys: the file sets the flags the command line leaves out,
+// the command line wins, relative paths start at the file, and a bad key
+// or value names its line.
+func TestConfig_Keys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	apply := func(args ...string) (*cli.Context, error) {
+		var got *cli.Context
+		var err error
+		cmd := &cli.Command{Name: "record", Flags: recordFlags(), Action: func(c *cli.Context) error {
+			got = c
+			_, err = applyConfig(c)
+			return nil
+		}}
+		app := &cli.App{Commands: []*cli.Command{cmd}, Writer: &strings.Builder{}, ErrWriter: &strings.Builder{}}
+		if runErr := app.Run(append([]string{"wattrec", "record"}, args...)); runErr != nil {
+			t.Fatal(runErr)
+		}
+		return got, err
+	}
+
+	conf := write(`db = "data/run.db"
+flush-interval = "250ms"
+clock-samples = 9
+keep-trying = true
+server = ["node1:4938", "node2"]
+`)
+	c, err := apply("--config", conf, "--flush-interval", "2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Path("db"); got != filepath.Join(dir, "data", "run.db") {
+		t.Errorf("db %q, want it beside the file", got)
+	}
+	if got := c.Duration("flush-interval"); got != 2*time.Second {
+		t.Errorf("flush-interval %v: the command line's 2s must win", got)
+	}
+	if c.Int("clock-samples") != 9 || !c.Bool("keep-trying") || strings.Join(c.StringSlice("server"), " ") != "node1:4938 node2" {
+		t.Errorf("clock-samples %d, keep-trying %v, servers %q", c.Int("clock-samples"), c.Bool("keep-trying"), c.StringSlice("server"))
+	}
+
+	for body, want := range map[string]string{
+		"db = \"x.db\"\n\nflush-intervall = \"1s\"\n":                          `c.toml:3: unknown key "flush-intervall"`,
+		"clock-samples = \"many\"\n":                                           "c.toml:1: clock-samples: wrong type, want a number",
+		"flush-interval = \"10 parsecs\"\n":                                    `flush-interval = "10 parsecs"`,
+		"[[endpoint]]\ngpus = \"0\"\n":                                         "[[endpoint]] #1: no address",
+		"[[endpoint]]\naddress = \"n:4938\"\ntokn = \"x\"\n":                   `c.toml:3: unknown key "endpoint.tokn"`,
+		"[[endpoint]]\naddress = \"n:4938\"\ntoken-file = \"missing.token\"\n": "token file",
+		"db = [\n": "c.toml:",
+	} {
+		_, err := apply("--config", write(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+	}
+}
