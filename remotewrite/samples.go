@@ -1,0 +1,108 @@
+package remotewrite
+
+import (
+	"math"
+
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/wattrec/wattrec/query"
+)
+
+// staleNaN is Prometheus's staleness marker: the series ends here.
+var staleNaN = math.Float64frombits(value.StaleNaN)
+
+// seriesSamples turns the steps of one series, window by window, into
+// the samples of its two metrics (see the package documentation):
+//
+//   - power: a sample at each step that begins (a reading's effective
+//     time, or its session's start), the held value again at each
+//     multiple of every inside a step (so that a flat GPU, which sends
+//     nothing for minutes, never goes stale), and a staleness marker
+//     where a gap begins;
+//   - energy: the counter, in joules, where the series starts after a
+//     gap, at each multiple of every while it has a value, and where a
+//     gap begins.
+//
+// Each metric's samples come in strictly increasing time, so a receiver
+// that refuses out-of-order samples (Prometheus) takes them.
+type seriesSamples struct {
+	every int64 // ms, > 0
+
+	powerLabels, energyLabels []prompb.Label
+
+	power, energy []prompb.Sample // of the current window
+
+	energyUJ int64 // the counter at the end of what was added
+	// live says the series had a value just before end: the next step
+	// that starts there continues it.
+	live bool
+	end  int64
+}
+
+// begin starts the window that begins at from, after the state at from
+// (energy counter, whether the series had a value just before it).
+func (s *seriesSamples) begin(from, energyUJ int64, live bool) {
+	s.power, s.energy = s.power[:0], s.energy[:0]
+	s.energyUJ, s.live, s.end = energyUJ, live, from
+}
+
+// add takes the next step of the window.
+func (s *seriesSamples) add(st query.Step) {
+	if s.live && st.From != s.end {
+		s.gap()
+	}
+	starting := !s.live
+	if st.Begins || starting {
+		s.power = append(s.power, prompb.Sample{Timestamp: st.From, Value: watts(st.MW)})
+	}
+	if starting {
+		s.energy = append(s.energy, prompb.Sample{Timestamp: st.From, Value: joules(s.energyUJ)})
+	}
+	// The held value again on the grid, strictly after the samples just
+	// added at st.From.
+	for t := ceilTo(st.From, s.every); t < st.To; t += s.every {
+		if t == st.From && (st.Begins || starting) {
+			continue
+		}
+		s.power = append(s.power, prompb.Sample{Timestamp: t, Value: watts(st.MW)})
+		s.energy = append(s.energy, prompb.Sample{Timestamp: t, Value: joules(s.energyUJ + st.MW*(t-st.From))})
+	}
+	s.energyUJ += st.MW * (st.To - st.From)
+	s.live, s.end = true, st.To
+}
+
+// finish ends the window at to: a series whose last step ended before
+// to has a gap there.
+func (s *seriesSamples) finish(to int64) {
+	if s.live && s.end < to {
+		s.gap()
+	}
+	s.end = to
+}
+
+// gap ends the series at s.end: the counter's value there, and a
+// staleness marker for the power.
+func (s *seriesSamples) gap() {
+	s.power = append(s.power, prompb.Sample{Timestamp: s.end, Value: staleNaN})
+	s.energy = append(s.energy, prompb.Sample{Timestamp: s.end, Value: joules(s.energyUJ)})
+	s.live = false
+}
+
+func watts(mw int64) float64 { return float64(mw) / 1e3 }
+
+// joules converts µJ, exactly up to 2^53 µJ (about 9 GJ: a 700 W GPU
+// for five months).
+func joules(uj int64) float64 { return float64(uj) / 1e6 }
+
+// ceilTo is the least multiple of every at or after t.
+func ceilTo(t, every int64) int64 {
+	r := t % every
+	switch {
+	case r == 0:
+		return t
+	case r < 0:
+		return t - r
+	}
+	return t - r + every
+}
