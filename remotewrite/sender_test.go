@@ -32,11 +32,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // t0 is where the fixture recording starts.
 const t0 = int64(1_790_000_000_000)
 
-// fixture writes a recording of one endpoint: GPU 0 at 20 Hz that stays
+// fixture writes a fixtureAt(t0).
+func fixture(t *testing.T) (string, int64) { return fixtureAt(t, t0) }
+
+// fixtureAt writes a recording of one endpoint: GPU 0 at 20 Hz that stays
 // flat for six minutes in its second session, CPU 0 and DRAM 0 at
 // 10 Hz, with a gap in the GPU stream and a tie. It returns the path
 // and the end of the last session.
-func fixture(t *testing.T) (string, int64) {
+func fixtureAt(t *testing.T, t0 int64) (string, int64) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "run.db")
