@@ -2,18 +2,20 @@ package query
 
 import "github.com/wattrec/wattrec/store"
 
-// RuleOf is the rule of a series of kind k: GPU values hold, CPU and
-// DRAM values are backward over periodMs (DefaultCPUPeriodMs when zero
-// or less). It is what a live reader, which cannot look ahead in the
-// file, uses; NewPlan infers a CPU period from the stored readings.
+// RuleOf is the rule of a series of kind k with poll period periodMs
+// (zeusd's default for the kind when zero or less): GPU values hold, CPU
+// and DRAM values are backward over the period. It is what a live
+// reader, which cannot look ahead in the file, uses; NewPlan infers the
+// periods from the stored readings.
 func RuleOf(k store.Kind, periodMs int64) Rule {
-	if ruleKindOf(k) == RuleHold {
-		return Rule{Kind: RuleHold}
+	kind, def := ruleKindOf(k), int64(DefaultCPUPeriodMs)
+	if kind == RuleHold {
+		def = DefaultGPUPeriodMs
 	}
 	if periodMs <= 0 {
-		return Rule{Kind: RuleBackward, PeriodMs: DefaultCPUPeriodMs}
+		return Rule{Kind: kind, PeriodMs: def}
 	}
-	return Rule{Kind: RuleBackward, PeriodMs: periodMs}
+	return Rule{Kind: kind, PeriodMs: periodMs}
 }
 
 // Running is the energy of one series as it is recorded: the integral by

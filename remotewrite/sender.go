@@ -303,7 +303,7 @@ func (s *Sender) pushTo(ctx context.Context, to int64) error {
 		if len(all) == 0 {
 			return nil
 		}
-		plan, err := query.NewPlan(ctx, s.DB, query.Filter{}, 0)
+		plan, err := query.NewPlan(ctx, s.DB, query.Filter{}, query.Periods{})
 		if err != nil {
 			return err
 		}

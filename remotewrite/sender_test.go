@@ -190,7 +190,7 @@ func holdJoules(ss []prompb.Sample, from, to int64) float64 {
 func checkPushed(t *testing.T, db *store.DB, r *receiver, every int64) {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := query.NewPlan(ctx, db, query.Filter{}, 0)
+	plan, err := query.NewPlan(ctx, db, query.Filter{}, query.Periods{})
 	if err != nil {
 		t.Fatal(err)
 	}
