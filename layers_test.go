@@ -22,7 +22,10 @@ var allowedImports = map[string][]string{
 	"recorder":  {"store", "github.com/tmaxmax/go-sse"},
 	"simulator": {"github.com/golang-jwt/jwt/v5"},
 	"control":   {"query", "export", "store"},
-	"recording": {"control", "export", "query", "recorder", "simulator", "store"},
+	"recording": {"control", "export", "metrics", "query", "recorder", "remotewrite", "simulator", "store"},
+	"metrics":   {"query", "recorder", "store", "github.com/prometheus/client_golang"},
+	"remotewrite": {"query", "store", "github.com/prometheus/prometheus/prompb", "github.com/prometheus/prometheus/model/value",
+		"github.com/klauspost/compress"},
 }
 
 const module = "github.com/wattrec/wattrec/"

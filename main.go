@@ -2,8 +2,9 @@
 // and turns it into energy numbers. Package main is the wiring: flags,
 // the environment, signals and the hints beside error messages; the work
 // is in the packages. One file per command group: record.go (record,
-// run), read.go (info, query, export), mark.go, check.go (check,
-// repair), simulate.go (simulate, demo).
+// run), read.go (info, query, export), mark.go, push.go (push and the
+// remote-write flags), check.go (check, repair), simulate.go (simulate,
+// demo).
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
+	"github.com/wattrec/wattrec/remotewrite"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -68,7 +70,7 @@ func newApp() *cli.App {
 		Version:   wattrecVersion(),
 		Flags:     []cli.Flag{logLevelFlag("info")},
 		Commands: []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(),
-			checkCommand(), repairCommand(), simulateCommand(), demoCommand()},
+			pushCommand(), checkCommand(), repairCommand(), simulateCommand(), demoCommand()},
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
 		Suggest:                   true,
@@ -139,6 +141,8 @@ func hint(err error) string {
 		return "use a wider --every or a shorter --from/--to; `wattrec export --grid WIDTH` streams any number of bins"
 	case errors.Is(err, control.ErrBusy):
 		return "the recorder answers a few reads at a time: try again when the others are done"
+	case errors.Is(err, remotewrite.ErrReceiver):
+		return "give --remote-write an http(s) URL such as http://vm:8428/api/v1/write; a token goes in --remote-write-bearer-token-file"
 	case errors.Is(err, control.ErrAPIVersion):
 		return "the recorder runs another wattrec version: use that version's CLI, or restart the recorder"
 	}

@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wattrec/wattrec/metrics"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
 	"github.com/wattrec/wattrec/store"
@@ -17,7 +19,7 @@ import (
 
 // recordFlags are shared by record and run.
 func recordFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.PathFlag{Name: "db", Usage: "bbolt `FILE` to append to (created if missing)", Required: true},
 		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host:port, tcp://host:port, unix:///path.sock or /path.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
 		&cli.PathFlag{Name: "servers-file", Usage: "`FILE` with one SPEC a line (# comments)"},
@@ -28,8 +30,9 @@ func recordFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
 		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts (at least " + recorder.MinMaxBackoff.String() + ")"},
-		logLevelFlag(""), // the global --log-level unless given here
+		metricsListenFlag(),
 	}
+	return append(append(flags, remoteWriteFlags()...), logLevelFlag("")) // the global --log-level unless given here
 }
 
 func recordCommand() *cli.Command {
@@ -191,16 +194,36 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	if err := rec.Check(); err != nil {
 		return nil, 0, asFlagError(err)
 	}
+	pushes, err := senders(c, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	ln, err := metricsListener(c)
+	if err != nil {
+		return nil, 0, err
+	}
 	priorSize = -1
 	if fi, err := os.Stat(path); err == nil {
 		priorSize = fi.Size()
 	}
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, 0, err
 	}
 	rec.DB = db
-	return &recording.Daemon{Recorder: rec, DB: db, Logger: log}, priorSize, nil
+	d = &recording.Daemon{Recorder: rec, DB: db, Logger: log, Senders: pushes}
+	now := time.Now()
+	for _, s := range pushes {
+		s.DB, s.LiveSince = db, now
+	}
+	if ln != nil {
+		d.Metrics, d.MetricsListener = metrics.New(now), ln
+		d.Metrics.Size = db.Size
+	}
+	return d, priorSize, nil
 }
 
 // serversFromFlags collects the servers of --server, --servers-file and
@@ -242,31 +265,36 @@ func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
 }
 
 // token reads --token-file or $ZEUSD_TOKEN. The value never reaches a log.
-// Like ssh with a private key, it refuses a token file that group or
-// others may read.
 func token(c *cli.Context) (string, error) {
 	if path := c.Path("token-file"); path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			return "", fmt.Errorf("--token-file %s has mode %04o: a token must be readable by its owner only; run: chmod 600 %s", path, perm, path)
-		}
-		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("--token-file %s is empty", path)
-		}
-		return tok, nil
+		return readSecret("--token-file", path)
 	}
 	return strings.TrimSpace(os.Getenv("ZEUSD_TOKEN")), nil
+}
+
+// readSecret reads the token in the file at path, which flag named.
+// Like ssh with a private key, it refuses a file that group or others
+// may read.
+func readSecret(flag, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%s %s has mode %04o: a token must be readable by its owner only; run: chmod 600 %s", flag, path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s %s is empty", flag, path)
+	}
+	return tok, nil
 }

@@ -76,6 +76,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		pushes.Add(1)
 		go func() {
 			defer pushes.Done()
+			// Nothing is written to the file before the start succeeded,
+			// push positions neither.
+			select {
+			case <-d.Recorder.Started():
+			case <-pushCtx.Done():
+				return
+			}
 			if err := s.Run(pushCtx); err != nil {
 				d.Logger.Error("remote write stopped", "receiver", s.Receiver.ID(), "err", err)
 			}
@@ -85,7 +92,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runErr := d.Recorder.Run(ctx)
 	stopPush()
 	pushes.Wait()
-	d.finalPush(bgCtx)
+	select {
+	case <-d.Recorder.Started():
+		d.finalPush(bgCtx)
+	default:
+	}
 	stopBg()
 	if err := <-ctlDone; err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("control socket: %w", err))

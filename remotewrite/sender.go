@@ -175,15 +175,28 @@ func (s *Sender) Stats() Stats {
 		SkippedRequests: s.skippedRequests.Load(), Retries: s.retries.Load(), ThroughMs: s.through.Load()}
 }
 
-// Push pushes the file's samples in [fromMs, toMs) as a finished
-// recording: every session counts as ended. fromMs math.MinInt64 goes
-// on from the receiver's push position (the recording's start if there
-// is none); any other value starts there afresh. toMs math.MaxInt64 is
-// the recording's end. It returns once the position is at toMs (or the
-// recording's end), or ctx is done.
-func (s *Sender) Push(ctx context.Context, fromMs, toMs int64) error {
+// Push pushes the file's samples in r as a finished recording: every
+// session counts as ended. Without a start, r goes on from the
+// receiver's push position (the recording's start if there is none);
+// with one it starts there afresh (the energy counter has the value it
+// has there). Without an end it goes to the recording's end. It returns
+// once the position is at the end, or ctx is done.
+func (s *Sender) Push(ctx context.Context, r query.TimeRange) error {
 	if err := s.Check(); err != nil {
 		return err
+	}
+	fromMs, toMs := int64(math.MinInt64), int64(math.MaxInt64)
+	if !r.IsAll() {
+		plan, err := query.NewPlan(ctx, s.DB, query.Filter{Range: r}, query.Periods{})
+		if err != nil {
+			return err
+		}
+		if r.From.Kind != query.BoundOmitted {
+			fromMs = plan.Range.From
+		}
+		if r.To.Kind != query.BoundOmitted {
+			toMs = plan.Range.To
+		}
 	}
 	if err := s.load(ctx, fromMs); err != nil {
 		return err

@@ -253,7 +253,7 @@ func TestSender_Push(t *testing.T) {
 	r, srv := newReceiver(t)
 	var log bytes.Buffer
 	s := newSender(db, srv.URL+"/api/v1/write", &log)
-	if err := s.Push(context.Background(), math.MinInt64, math.MaxInt64); err != nil {
+	if err := s.Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
 	}
 	checkPushed(t, db, r, s.Every.Milliseconds())
@@ -268,7 +268,7 @@ func TestSender_Push(t *testing.T) {
 	// A second push has nothing left to send.
 	n := r.reqs
 	again := newSender(db, srv.URL+"/api/v1/write", io.Discard)
-	if err := again.Push(context.Background(), math.MinInt64, math.MaxInt64); err != nil {
+	if err := again.Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
 	}
 	if r.reqs != n {
@@ -286,7 +286,7 @@ func TestSender_Resume(t *testing.T) {
 	}
 	defer db.Close()
 	whole, srv := newReceiver(t)
-	if err := newSender(db, srv.URL, io.Discard).Push(context.Background(), math.MinInt64, math.MaxInt64); err != nil {
+	if err := newSender(db, srv.URL, io.Discard).Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -302,14 +302,14 @@ func TestSender_Resume(t *testing.T) {
 		return 0
 	}
 	first := newSender(db, srv2.URL, io.Discard)
-	if err := first.Push(context.Background(), math.MinInt64, t0+123_457); err != nil {
+	if err := first.Push(context.Background(), query.TimeRange{To: query.At(t0 + 123_457)}); err != nil {
 		t.Fatal(err)
 	}
 	if st := first.Stats(); st.Retries != 5 || st.ThroughMs != t0+123_457 {
 		t.Errorf("stats %+v, want 5 retries, through %d", st, t0+123_457)
 	}
 	// A new sender (a restart) goes on from the position in the file.
-	if err := newSender(db, srv2.URL, io.Discard).Push(context.Background(), math.MinInt64, math.MaxInt64); err != nil {
+	if err := newSender(db, srv2.URL, io.Discard).Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
 	}
 	if p, _, err := db.PushPosition(context.Background(), newSender(db, srv2.URL, io.Discard).Receiver.ID()); err != nil || p.ThroughMs != end+1 {
@@ -340,7 +340,7 @@ func TestSender_Refused(t *testing.T) {
 	}
 	var log bytes.Buffer
 	s := newSender(db, srv.URL, &log)
-	if err := s.Push(context.Background(), math.MinInt64, math.MaxInt64); err != nil {
+	if err := s.Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
 	}
 	st := s.Stats()

@@ -44,7 +44,7 @@ func TestTSDB_Push(t *testing.T) {
 		s := newSender(db, srv.WriteURL, io.Discard)
 		s.Receiver.Header = nil
 		s.Receiver.BearerToken = ""
-		if err := s.Push(context.Background(), math.MinInt64, math.MaxInt64); err != nil {
+		if err := s.Push(context.Background(), query.TimeRange{}); err != nil {
 			t.Fatal(err)
 		}
 		if st := s.Stats(); st.SkippedRequests > 0 || st.Retries > 0 {
