@@ -29,7 +29,7 @@ func recordFlags() []cli.Flag {
 		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: fmt.Sprintf("GET /time round trips per clock estimate (%d to %d)", recorder.MinClockSamples, recorder.MaxClockSamples)},
 		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
-		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts (at least " + recorder.MinMaxBackoff.String() + ")"},
+		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts, to zeusd and to remote-write receivers (at least " + recorder.MinMaxBackoff.String() + ")"},
 		metricsListenFlag(),
 	}
 	return append(append(flags, remoteWriteFlags()...), logLevelFlag("")) // the global --log-level unless given here
@@ -217,7 +217,7 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	d = &recording.Daemon{Recorder: rec, DB: db, Logger: log, Senders: pushes}
 	now := time.Now()
 	for _, s := range pushes {
-		s.DB, s.LiveSince = db, now
+		s.DB, s.LiveSince, s.MaxBackoff = db, now, client.MaxBackoff
 	}
 	if ln != nil {
 		d.Metrics, d.MetricsListener = metrics.New(now), ln

@@ -59,14 +59,15 @@ func (s *seriesSamples) add(st query.Step) {
 	if starting {
 		s.energy = append(s.energy, prompb.Sample{Timestamp: st.From, Value: joules(s.energyUJ)})
 	}
-	// The held value again on the grid, strictly after the samples just
-	// added at st.From.
+	// The held value again on the grid, and the counter, where the
+	// samples just added at st.From do not stand already.
 	for t := ceilTo(st.From, s.every); t < st.To; t += s.every {
-		if t == st.From && (st.Begins || starting) {
-			continue
+		if t != st.From || !(st.Begins || starting) {
+			s.power = append(s.power, prompb.Sample{Timestamp: t, Value: watts(st.MW)})
 		}
-		s.power = append(s.power, prompb.Sample{Timestamp: t, Value: watts(st.MW)})
-		s.energy = append(s.energy, prompb.Sample{Timestamp: t, Value: joules(s.energyUJ + st.MW*(t-st.From))})
+		if t != st.From || !starting {
+			s.energy = append(s.energy, prompb.Sample{Timestamp: t, Value: joules(s.energyUJ + st.MW*(t-st.From))})
+		}
 	}
 	s.energyUJ += st.MW * (st.To - st.From)
 	s.live, s.end = true, st.To

@@ -72,7 +72,7 @@ func fixtureAt(t *testing.T, t0 int64) (string, int64) {
 			}
 		}
 	}
-	for tm := cpu.From + 100; tm < cpu.To; tm += 100 {
+	for tm := cpu.From + 90; tm < cpu.To; tm += 100 { // some on the grid of re-sent values
 		b.Readings = append(b.Readings,
 			store.Reading{Endpoint: ep, Kind: store.KindCPU, TimeMs: tm, DaemonMs: tm - 3, MilliWatts: 40_000 + rng.Int64N(20_000)},
 			store.Reading{Endpoint: ep, Kind: store.KindDRAM, TimeMs: tm, DaemonMs: tm - 3, MilliWatts: 5_000 + rng.Int64N(2_000)})
@@ -381,5 +381,32 @@ func TestReceiver_Check(t *testing.T) {
 	}
 	if got := (remotewrite.Receiver{URL: "https://u:p@mimir.example/api/v1/push?token=x"}).ID(); got != "https://mimir.example/api/v1/push" {
 		t.Errorf("ID %q", got)
+	}
+}
+
+// TestSender_SmallWindows: pushing a second at a time, as a live push
+// does, delivers the same samples as one push.
+func TestSender_SmallWindows(t *testing.T) {
+	path, end := fixture(t)
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	whole, srv := newReceiver(t)
+	if err := newSender(db, srv.URL, io.Discard).Push(context.Background(), query.TimeRange{}); err != nil {
+		t.Fatal(err)
+	}
+	small, srv2 := newReceiver(t)
+	s := newSender(db, srv2.URL, io.Discard)
+	for to := t0 + 777; to < end+1000; to += 1000 {
+		if err := s.Push(context.Background(), query.TimeRange{To: query.At(to)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, want := range whole.series {
+		if got := small.series[k]; !slices.EqualFunc(got, want, sameSample) {
+			t.Errorf("%s: %d samples a second at a time, %d in one go", k, len(got), len(want))
+		}
 	}
 }

@@ -59,8 +59,8 @@ func binary(tb testing.TB, name, pkg string) string {
 	return ""
 }
 
-// freePort returns a loopback port nobody listens on now.
-func freePort(tb testing.TB) string {
+// FreePort returns a loopback port nobody listens on now.
+func FreePort(tb testing.TB) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,7 +76,7 @@ func freePort(tb testing.TB) string {
 func VictoriaMetrics(tb testing.TB) *Server {
 	tb.Helper()
 	bin := binary(tb, "victoria-metrics", "victoria-metrics")
-	addr := freePort(tb)
+	addr := FreePort(tb)
 	s := &Server{Name: "victoria-metrics", URL: "http://" + addr, WriteURL: "http://" + addr + "/api/v1/write", bin: bin, ready: "/health",
 		args: []string{"-httpListenAddr=" + addr, "-storageDataPath=" + filepath.Join(tb.TempDir(), "vm"),
 			"-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN"}}
@@ -92,7 +92,7 @@ func Prometheus(tb testing.TB, targets ...string) *Server {
 	tb.Helper()
 	bin := binary(tb, "prometheus", "prometheus")
 	dir := tb.TempDir()
-	addr := freePort(tb)
+	addr := FreePort(tb)
 	cfg := "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
 	if len(targets) > 0 {
 		cfg += "  - job_name: wattrec\n    static_configs:\n      - targets: [" + strings.Join(quoted(targets), ", ") + "]\n"
