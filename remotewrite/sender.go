@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -125,9 +126,8 @@ type Sender struct {
 	// Logger receives failures and recoveries; never the token.
 	Logger *slog.Logger
 
-	pos     *position
+	pos     *position // acknowledged
 	series  map[store.SeriesKey]*seriesSamples
-	enc     encoder
 	refusal refusalLog
 	window  int64 // ms, adapted
 
@@ -306,9 +306,66 @@ func (s *Sender) end(ctx context.Context, live bool) (int64, error) {
 	return last + 1, nil // past the end, so that the gap after it is marked
 }
 
-// pushTo pushes window by window until the position is at to.
+// pushTo pushes window by window until the position is at to. One
+// goroutine builds and encodes the next window while this one sends the
+// last, so that the receiver's work and the sender's overlap; requests
+// still go one at a time, in order, as a receiver that refuses
+// out-of-order samples needs.
 func (s *Sender) pushTo(ctx context.Context, to int64) error {
-	for s.pos.through < to {
+	if s.pos.through >= to {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	built := make(chan *window, 1)
+	buildErr := make(chan error, 1)
+	b := s.builder()
+	go func() {
+		defer close(built)
+		buildErr <- b.run(ctx, to, built)
+	}()
+	var sendErr error
+	for w := range built {
+		if sendErr == nil {
+			if sendErr = s.deliver(ctx, w); sendErr != nil {
+				cancel() // the builder stops; the windows it built are dropped
+			}
+		}
+	}
+	if err := <-buildErr; sendErr == nil {
+		sendErr = err
+	}
+	return sendErr
+}
+
+// window is one push window, built and encoded, and the position after
+// it.
+type window struct {
+	iv      query.Interval
+	bodies  [][]byte // encoded requests, in order
+	samples []int    // samples per request
+	series  []int    // series (pieces) per request
+	next    store.PushPosition
+}
+
+// builder builds the windows of a push, on its own copy of the
+// position.
+type builder struct {
+	s      *Sender
+	pos    position
+	series map[store.SeriesKey]*seriesSamples
+	enc    encoder
+}
+
+func (s *Sender) builder() *builder {
+	b := &builder{s: s, series: s.series, pos: position{through: s.pos.through, series: maps.Clone(s.pos.series)}}
+	return b
+}
+
+// run builds the windows up to to and hands them to out.
+func (b *builder) run(ctx context.Context, to int64, out chan<- *window) error {
+	s := b.s
+	for b.pos.through < to {
 		all, err := s.DB.Series(ctx, "", false)
 		if err != nil {
 			return err
@@ -320,16 +377,21 @@ func (s *Sender) pushTo(ctx context.Context, to int64) error {
 		if err != nil {
 			return err
 		}
-		if s.pos.through == math.MinInt64 { // a first push from the recording's start
-			s.pos.through = plan.Window.From
-			if s.pos.through >= to {
+		if b.pos.through == math.MinInt64 { // a first push from the recording's start
+			b.pos.through = plan.Window.From
+			if b.pos.through >= to {
 				return nil
 			}
 		}
-		w := query.Interval{From: s.pos.through, To: min(to, s.pos.through+s.window)}
-		n, err := s.pushWindow(ctx, plan, w)
+		iv := query.Interval{From: b.pos.through, To: min(to, b.pos.through+s.window)}
+		w, n, err := b.build(ctx, plan, iv)
 		if err != nil {
 			return err
+		}
+		select {
+		case out <- w:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		// Aim the next window at windowSamples.
 		s.window = min(max(s.window*windowSamples/max(int64(n), 1), minWindow), maxWindow)
@@ -337,40 +399,43 @@ func (s *Sender) pushTo(ctx context.Context, to int64) error {
 	return nil
 }
 
-// pushWindow builds the samples of every series in w, sends them, and
-// moves the position to w.To. It returns the number of samples.
-func (s *Sender) pushWindow(ctx context.Context, plan *query.Plan, w query.Interval) (int, error) {
+// build builds and encodes the samples of every series in iv, and moves
+// the builder's position to iv.To. It also returns the number of
+// samples.
+func (b *builder) build(ctx context.Context, plan *query.Plan, iv query.Interval) (*window, int, error) {
+	s := b.s
 	every := s.Every.Milliseconds()
 	next := make([]store.PushedSeries, 0, len(plan.Series))
 	var ts []prompb.TimeSeries
 	n := 0
 	for i, st := range plan.Series {
 		k := st.SeriesKey
-		ps, ok := s.pos.series[k]
+		ps, ok := b.pos.series[k]
 		if !ok {
 			// Its counter starts where the recording does.
-			e, err := energyBefore(ctx, s.DB, k, plan.Specs[i], plan.Window.From, w.From)
+			e, err := energyBefore(ctx, s.DB, k, plan.Specs[i], plan.Window.From, iv.From)
 			if err != nil {
-				return 0, err
+				return nil, 0, err
 			}
 			ps = store.PushedSeries{SeriesKey: k, EnergyUJ: e}
 		}
-		ss := s.series[k]
+		ss := b.series[k]
 		if ss == nil {
 			ss = &seriesSamples{every: every, powerLabels: s.labels(PowerMetric, k), energyLabels: s.labels(EnergyMetric, k)}
-			s.series[k] = ss
+			b.series[k] = ss
 		}
-		ss.begin(w.From, ps.EnergyUJ, ps.Live)
-		err := query.Steps(ctx, s.DB, k, plan.Specs[i], w, func(step query.Step) error {
+		ss.begin(iv.From, ps.EnergyUJ, ps.Live)
+		err := query.Steps(ctx, s.DB, k, plan.Specs[i], iv, func(step query.Step) error {
 			ss.add(step)
 			return nil
 		})
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
-		ss.finish(w.To)
+		ss.finish(iv.To)
 		ps.EnergyUJ, ps.Live = ss.energyUJ, ss.live
 		next = append(next, ps)
+		b.pos.series[k] = ps
 		if len(ss.power) > 0 {
 			ts = append(ts, prompb.TimeSeries{Labels: ss.powerLabels, Samples: ss.power})
 		}
@@ -379,21 +444,68 @@ func (s *Sender) pushWindow(ctx context.Context, plan *query.Plan, w query.Inter
 		}
 		n += len(ss.power) + len(ss.energy)
 	}
-	if err := s.send(ctx, ts, w); err != nil {
-		return 0, err
-	}
-
-	// Acknowledged: move the position, in the file too.
 	store.SortPushedSeries(next)
-	if err := s.DB.SetPushPosition(ctx, store.PushPosition{Receiver: s.Receiver.ID(), ThroughMs: w.To, Series: next}); err != nil {
-		return 0, fmt.Errorf("store the push position: %w", err)
+	w := &window{iv: iv, next: store.PushPosition{Receiver: s.Receiver.ID(), ThroughMs: iv.To, Series: next}}
+	if err := b.encode(w, ts); err != nil {
+		return nil, 0, err
 	}
-	for _, ps := range next {
+	b.pos.through = iv.To
+	return w, n, nil
+}
+
+// encode splits ts into requests of at most MaxSamples samples, in
+// order (a series with more goes in pieces), and encodes them into w.
+func (b *builder) encode(w *window, ts []prompb.TimeSeries) error {
+	var req prompb.WriteRequest
+	size := 0
+	flush := func() error {
+		if len(req.Timeseries) == 0 {
+			return nil
+		}
+		body, err := b.enc.encode(&req)
+		if err != nil {
+			return err
+		}
+		w.bodies, w.samples, w.series = append(w.bodies, body), append(w.samples, size), append(w.series, len(req.Timeseries))
+		req.Timeseries, size = req.Timeseries[:0], 0
+		return nil
+	}
+	limit := b.s.MaxSamples
+	for _, t := range ts {
+		for len(t.Samples) > 0 {
+			if size >= limit {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			part := t
+			part.Samples = t.Samples[:min(limit-size, len(t.Samples))]
+			t.Samples = t.Samples[len(part.Samples):]
+			req.Timeseries = append(req.Timeseries, part)
+			size += len(part.Samples)
+		}
+	}
+	return flush()
+}
+
+// deliver sends the requests of w, each until the receiver acknowledges
+// or refuses it, and then moves the position, in the file too. It
+// returns only ctx's error or the store's.
+func (s *Sender) deliver(ctx context.Context, w *window) error {
+	for i, body := range w.bodies {
+		if err := s.sendOne(ctx, body, w.samples[i], w.series[i], w.iv); err != nil {
+			return err
+		}
+	}
+	if err := s.DB.SetPushPosition(ctx, w.next); err != nil {
+		return fmt.Errorf("store the push position: %w", err)
+	}
+	for _, ps := range w.next.Series {
 		s.pos.series[ps.SeriesKey] = ps
 	}
-	s.pos.through = w.To
-	s.through.Store(w.To)
-	return n, nil
+	s.pos.through = w.iv.To
+	s.through.Store(w.iv.To)
+	return nil
 }
 
 // energyBefore is the energy of series k by spec in [from, to).
@@ -429,48 +541,15 @@ func (s *Sender) labels(metric string, k store.SeriesKey) []prompb.Label {
 	return ls
 }
 
-// send sends the series of window w in requests of at most MaxSamples
-// samples, in order, each until the receiver acknowledges or refuses
-// it. It returns only ctx's error.
-func (s *Sender) send(ctx context.Context, ts []prompb.TimeSeries, w query.Interval) error {
-	var req prompb.WriteRequest
-	size := 0
-	flush := func() error {
-		if len(req.Timeseries) == 0 {
-			return nil
-		}
-		err := s.sendOne(ctx, &req, size, w)
-		req.Timeseries, size = req.Timeseries[:0], 0
-		return err
-	}
-	for _, t := range ts {
-		// A series with more samples than fit goes in pieces, in order.
-		for len(t.Samples) > 0 {
-			room := s.MaxSamples - size
-			if room <= 0 {
-				if err := flush(); err != nil {
-					return err
-				}
-				room = s.MaxSamples
-			}
-			part := t
-			part.Samples = t.Samples[:min(room, len(t.Samples))]
-			t.Samples = t.Samples[len(part.Samples):]
-			req.Timeseries = append(req.Timeseries, part)
-			size += len(part.Samples)
-		}
-	}
-	return flush()
-}
-
-// sendOne sends one request of n samples until it is acknowledged or
-// refused, retrying other failures with capped, jittered backoff.
-func (s *Sender) sendOne(ctx context.Context, req *prompb.WriteRequest, n int, w query.Interval) error {
+// sendOne sends one encoded request of n samples in series series of
+// window w until it is acknowledged or refused, retrying other failures
+// with capped, jittered backoff. It returns only ctx's error.
+func (s *Sender) sendOne(ctx context.Context, body []byte, n, series int, w query.Interval) error {
 	failures := 0
 	var since time.Time
 	lastLogged, lastKey := time.Time{}, ""
 	for {
-		err := s.enc.post(ctx, s.Client, &s.Receiver, req)
+		err := post(ctx, s.Client, &s.Receiver, body)
 		switch {
 		case err == nil:
 			if failures > 0 {
@@ -484,7 +563,7 @@ func (s *Sender) sendOne(ctx context.Context, req *prompb.WriteRequest, n int, w
 		case errors.Is(err, ErrRefused):
 			s.skippedSamples.Add(int64(n))
 			s.skippedRequests.Add(1)
-			s.refusal.log(s.Logger, s.Receiver.ID(), err, n, len(req.Timeseries), w)
+			s.refusal.log(s.Logger, s.Receiver.ID(), err, n, series, w)
 			return nil
 		}
 		if failures == 0 {
