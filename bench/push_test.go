@@ -2,15 +2,20 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wattrec/wattrec/internal/tsdbtest"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/remotewrite"
+	"github.com/wattrec/wattrec/store"
 )
 
 // BenchmarkPush pushes the stored 24 h data set, as `wattrec push`
@@ -56,6 +61,60 @@ func BenchmarkPush(b *testing.B) {
 			b.ReportMetric(float64(st.Samples)/secs, "samples/s")
 			b.ReportMetric(secs, "s")
 			b.ReportMetric(float64(st.Requests), "requests")
+		})
+	}
+}
+
+// pushDB is the path of a file with the 24 h data set for a child to
+// push, built on the first call.
+var pushDB = sync.OnceValues(func() (string, error) {
+	r, err := Replay(24 * time.Hour)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(tmpDir, "push.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		return "", err
+	}
+	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16); err != nil {
+		return "", errors.Join(err, db.Close())
+	}
+	return path, db.Close()
+})
+
+// BenchmarkIngestWith is BenchmarkIngest's 24 h run three times in one
+// go: as it is ("none"), with a metrics.Collector observing every
+// commit (--metrics-listen), and with remote-write on: a live sender
+// following the file (--remote-write; the replayed readings are stamped
+// before their session, so it has little to send) and, at the same
+// time, another pushing the 24 h data set from its start into a
+// discarding receiver as fast as it can (a sender catching up after an
+// outage: the most remote-write can take from ingest). Metrics as
+// BenchmarkIngest's, and pushed-samples/s of the catching-up sender
+// during the ingest.
+func BenchmarkIngestWith(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	for _, with := range []string{"none", "metrics", "remote-write"} {
+		b.Run("span=24h/with="+with, func(b *testing.B) {
+			spec := childSpec{Metrics: with == "metrics"}
+			if with == "remote-write" {
+				path, err := pushDB()
+				if err != nil {
+					b.Fatal(err)
+				}
+				spec.PushURL, spec.PushDB = srv.URL+"/api/v1/write", path
+			}
+			for range b.N {
+				res := ingestWith(b, 24*time.Hour, spec)
+				if res.PushedSamples > 0 {
+					b.ReportMetric(float64(res.PushedSamples)/res.DurableSeconds, "pushed-samples/s")
+				}
+			}
 		})
 	}
 }

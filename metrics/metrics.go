@@ -62,7 +62,12 @@ type Collector struct {
 	streams map[streamKey]*streamState
 	clocks  map[string]store.ClockEstimate
 	pending int
-	last    *seriesState   // the series of the last reading, for runs
+	// The series of the last reading's endpoint by kind and device:
+	// readings come in runs of one endpoint, so a lookup is mostly an
+	// index, not a hash.
+	lastEP  string
+	lastTab *[store.KindDRAM + 1][]*seriesState
+	byEP    map[string]*[store.KindDRAM + 1][]*seriesState
 	seq     uint64         // commits taken in
 	refs    []*seriesState // per reading of the commit, its series
 	order   []int32        // the commit's readings in time order, when needed
@@ -91,6 +96,7 @@ type streamState struct {
 func New(since time.Time) *Collector {
 	c := &Collector{Lag: DefaultLag, sinceMs: since.UnixMilli(),
 		series: map[store.SeriesKey]*seriesState{}, streams: map[streamKey]*streamState{}, clocks: map[string]store.ClockEstimate{},
+		byEP: map[string]*[store.KindDRAM + 1][]*seriesState{},
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wattrec_store_commit_seconds",
 			Help:    "Time one commit of the recorder's writer took (one bbolt transaction, fsynced).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -139,11 +145,7 @@ func (c *Collector) Committed(cm recorder.Commit) {
 	refs, disorder := c.refs[:0], false
 	for i := range b.Readings {
 		r := &b.Readings[i]
-		s := c.last
-		if s == nil || s.key.Endpoint != r.Endpoint || s.key.Kind != r.Kind || s.key.Device != r.Device {
-			s = c.seriesOf(r)
-			c.last = s
-		}
+		s := c.lookup(r)
 		if s.seq == c.seq && r.TimeMs < s.seenMs {
 			disorder = true
 		}
@@ -216,6 +218,36 @@ func (c *Collector) streamOf(endpoint string, stream store.Stream) *streamState 
 		c.streams[k] = st
 	}
 	return st
+}
+
+// maxIndexedDevice bounds the device ids lookup indexes.
+const maxIndexedDevice = 1024
+
+// lookup returns the series of r, creating it on its first reading.
+func (c *Collector) lookup(r *store.Reading) *seriesState {
+	if c.lastTab == nil || r.Endpoint != c.lastEP {
+		tab := c.byEP[r.Endpoint]
+		if tab == nil {
+			tab = new([store.KindDRAM + 1][]*seriesState)
+			c.byEP[r.Endpoint] = tab
+		}
+		c.lastEP, c.lastTab = r.Endpoint, tab
+	}
+	if !r.Kind.Valid() || r.Device < 0 || r.Device >= maxIndexedDevice {
+		return c.seriesOf(r)
+	}
+	devs := &c.lastTab[r.Kind]
+	if int(r.Device) < len(*devs) {
+		if s := (*devs)[r.Device]; s != nil {
+			return s
+		}
+	}
+	s := c.seriesOf(r)
+	for int(r.Device) >= len(*devs) {
+		*devs = append(*devs, nil)
+	}
+	(*devs)[r.Device] = s
+	return s
 }
 
 func (c *Collector) seriesOf(r *store.Reading) *seriesState {
