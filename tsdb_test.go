@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -174,6 +176,15 @@ func TestTSDB_Record(t *testing.T) {
 		}
 	}
 
+	// The dashboard's queries are PromQL that Prometheus answers, on
+	// both the pushed and the scraped series.
+	for _, expr := range dashboardQueries(t) {
+		expr = strings.NewReplacer("$job", ".*", "$__range", "30s").Replace(expr)
+		if vec := prom.Query(t, expr, time.UnixMilli(down(covered.To)-grid)); len(vec) == 0 && !strings.Contains(expr, "== 0") {
+			t.Errorf("dashboard query %s: no result", expr)
+		}
+	}
+
 	// The counters scraped from /metrics count since the recorder
 	// started.
 	runs, err := db.Runs(ctx)
@@ -192,4 +203,30 @@ func TestTSDB_Record(t *testing.T) {
 			t.Logf("/metrics %s: %.6f J, wattrec query since the start %.6f J", dev, got, want)
 		}
 	}
+}
+
+// dashboardQueries are the PromQL queries of the Grafana dashboard.
+func dashboardQueries(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			out = append(out, tg.Expr)
+		}
+	}
+	return out
 }
