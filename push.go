@@ -23,7 +23,7 @@ func remoteWriteFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "remote-write", Usage: "push every reading and the energy counters to this Prometheus remote-write `URL` (VictoriaMetrics, Prometheus, Mimir: e.g. http://vm:8428/api/v1/write; repeatable)"},
 		&cli.StringSliceFlag{Name: "remote-write-header", Usage: "add this `NAME=VALUE` header to every remote-write request (repeatable)"},
 		&cli.PathFlag{Name: "remote-write-bearer-token-file", Usage: "`FILE` holding a bearer token for the remote-write receivers, readable by its owner only"},
-		&cli.DurationFlag{Name: "remote-write-interval", Value: remotewrite.DefaultEvery, Usage: "send a held value (and the energy counter) again this often, so that a flat series never goes stale"},
+		&cli.DurationFlag{Name: "remote-write-interval", Value: remotewrite.DefaultEvery, Usage: "send a held value (and the energy counter) again this often, so that a flat series never goes stale (" + remotewrite.MinEvery.String() + " to " + remotewrite.MaxEvery.String() + ")"},
 		&cli.StringSliceFlag{Name: "label", Usage: "add this `NAME=VALUE` label to every series pushed, e.g. job=train or cluster=a (repeatable)"},
 	}
 }
@@ -62,6 +62,9 @@ func senders(c *cli.Context, log *slog.Logger) ([]*remotewrite.Sender, error) {
 			}
 		}
 		return nil, nil
+	}
+	if d := c.Duration("remote-write-interval"); d < remotewrite.MinEvery || d > remotewrite.MaxEvery {
+		return nil, fmt.Errorf("--remote-write-interval %v: want %v to %v", d, remotewrite.MinEvery, remotewrite.MaxEvery)
 	}
 	header := http.Header{}
 	for _, kv := range c.StringSlice("remote-write-header") {

@@ -34,6 +34,10 @@ const (
 	// the 5 minutes after which Prometheus and VictoriaMetrics take a
 	// silent series for gone.
 	DefaultEvery = 15 * time.Second
+	// MinEvery and MaxEvery bound Every: more often only multiplies the
+	// samples, less often lets a flat series go stale.
+	MinEvery = time.Second
+	MaxEvery = 4 * time.Minute
 	// DefaultLag is how far a live push stays behind the recorder's last
 	// commit, for readings that arrive late.
 	DefaultLag = 2 * time.Second
@@ -158,8 +162,8 @@ func (s *Sender) Check() error {
 		}
 	}
 	switch {
-	case s.Every < time.Millisecond:
-		return fmt.Errorf("re-send interval %v: want at least 1ms", s.Every)
+	case s.Every < MinEvery || s.Every > MaxEvery:
+		return fmt.Errorf("re-send interval %v: want %v to %v", s.Every, MinEvery, MaxEvery)
 	case s.Lag < 0:
 		return fmt.Errorf("lag %v: want 0 or more", s.Lag)
 	case s.MaxSamples < 1:
