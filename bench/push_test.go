@@ -2,12 +2,10 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/wattrec/wattrec/internal/tsdbtest"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/remotewrite"
-	"github.com/wattrec/wattrec/store"
 )
 
 // BenchmarkPush pushes the stored 24 h data set, as `wattrec push`
@@ -68,19 +65,11 @@ func BenchmarkPush(b *testing.B) {
 // pushDB is the path of a file with the 24 h data set for a child to
 // push, built on the first call.
 var pushDB = sync.OnceValues(func() (string, error) {
-	r, err := Replay(24 * time.Hour)
+	db, err := buildDB("push.db", false)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(tmpDir, "push.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		return "", err
-	}
-	if err := Build(context.Background(), db, r, 24*time.Hour, 1<<16); err != nil {
-		return "", errors.Join(err, db.Close())
-	}
-	return path, db.Close()
+	return db.Path(), db.Close()
 })
 
 // BenchmarkIngestWith is BenchmarkIngest's 24 h run three times in one
