@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/wattrec/wattrec/query"
@@ -10,8 +9,8 @@ import (
 
 // A CPU or DRAM value covers the poll period before it, so its series'
 // energy needs the period: it is inferred from the first periodSpacings
-// spacings of the series' daemon times (their most common value, as the
-// query infers it from the file), and until then what the series
+// spacings of the series' daemon times (query.PeriodOf, as the query
+// infers it from the file), and until then what the series
 // receives waits, at most maxWaiting steps (then the period is the best
 // guess so far).
 const (
@@ -77,8 +76,8 @@ func (s *seriesState) end(t int64) {
 func (s *seriesState) add(r *store.Reading) {
 	s.n++
 	if !s.known && !r.Seed {
-		if d := r.DaemonMs - s.lastDaemon; s.lastDaemon != 0 && d > 0 && d <= 10_000 {
-			s.spacings = append(s.spacings, d)
+		if s.lastDaemon != 0 {
+			s.spacings = append(s.spacings, r.DaemonMs-s.lastDaemon)
 		}
 		s.lastDaemon = r.DaemonMs
 	}
@@ -112,9 +111,7 @@ func (s *seriesState) do(st step) (kept bool) {
 
 // settle fixes the period and applies what waited.
 func (s *seriesState) settle() {
-	if len(s.spacings) > 0 {
-		s.run.Rule = query.RuleOf(s.key.Kind, mostCommon(s.spacings))
-	}
+	s.run.Rule = query.RuleOf(s.key.Kind, query.PeriodOf(s.spacings))
 	s.known = true
 	for _, st := range s.waiting {
 		s.do(st)
@@ -128,24 +125,6 @@ func (s *seriesState) power() (mw int64, ok bool) {
 		return s.lastMW, s.live && s.haveMW
 	}
 	return s.run.Power()
-}
-
-// mostCommon is the most common value of xs, the smallest of a tie.
-func mostCommon(xs []int64) int64 {
-	xs = slices.Clone(xs)
-	slices.Sort(xs)
-	best, bestN := int64(0), 0
-	for i := 0; i < len(xs); {
-		j := i
-		for j < len(xs) && xs[j] == xs[i] {
-			j++
-		}
-		if j-i > bestN {
-			best, bestN = xs[i], j-i
-		}
-		i = j
-	}
-	return best
 }
 
 // counterReading takes a hardware energy counter reading of the series,

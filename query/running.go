@@ -100,3 +100,33 @@ func (r *Running) Counted() int64 { return r.counted }
 // Power is the value that holds now, if the series is in a live session
 // and has one.
 func (r *Running) Power() (mw int64, ok bool) { return r.cur, r.live && r.have }
+
+// maxSpacingMs is the longest spacing of daemon times that counts
+// toward a poll period: zeusd's slowest poll (0.1 Hz).
+const maxSpacingMs = 10_000
+
+// PeriodOf is the poll period that spacings of one series' daemon times
+// (of readings other than seeds) show, as NewPlan infers it from the
+// file: the most common of those in (0, 10 s], the smallest of a tie; 0
+// without any.
+func PeriodOf(spacings []int64) int64 {
+	counts := map[int64]int{}
+	for _, d := range spacings {
+		if d > 0 && d <= maxSpacingMs {
+			counts[d]++
+		}
+	}
+	return mostCommon(counts)
+}
+
+// mostCommon is the key with the largest count, the smallest of a tie,
+// or 0.
+func mostCommon(counts map[int64]int) int64 {
+	best, bestN := int64(0), 0
+	for d, c := range counts {
+		if c > bestN || (c == bestN && d < best) {
+			best, bestN = d, c
+		}
+	}
+	return best
+}
