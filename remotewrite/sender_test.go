@@ -410,3 +410,109 @@ func TestSender_SmallWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestSender_Live: Sync pushes what live sessions have committed, Lag
+// behind, ignores an open session of a recorder that died, and once the
+// sessions ended, everything: the same samples as one push of the
+// finished file.
+func TestSender_Live(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(filepath.Join(t.TempDir(), "live.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const ep, dead = "node1:4938", "node0:4938"
+	write := func(b store.Batch) {
+		t.Helper()
+		if err := db.Write(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A session left open by a recorder killed before this one started.
+	write(store.Batch{Sessions: []store.Session{{Endpoint: dead, Stream: store.StreamGPU, Start: t0 - 100_000, End: t0 - 50_000, Open: true}},
+		Readings: []store.Reading{{Endpoint: dead, Kind: store.KindGPU, TimeMs: t0 - 90_000, DaemonMs: t0 - 90_000, MilliWatts: 50_000}}})
+	readings := func(from, to int64) []store.Reading {
+		var rs []store.Reading
+		for tm := from; tm < to; tm += 250 {
+			rs = append(rs, store.Reading{Endpoint: ep, Kind: store.KindGPU, TimeMs: tm, DaemonMs: tm, MilliWatts: 100_000 + tm%7_000})
+		}
+		return rs
+	}
+	ses := store.Session{Endpoint: ep, Stream: store.StreamGPU, Start: t0, End: t0 + 60_000, Open: true}
+	write(store.Batch{Sessions: []store.Session{ses}, Readings: readings(t0, t0+60_000)})
+
+	live, srv := newReceiver(t)
+	s := newSender(db, srv.URL, io.Discard)
+	s.LiveSince = time.UnixMilli(t0 - 1000)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stats().ThroughMs, t0+60_000-s.Lag.Milliseconds(); got != want {
+		t.Fatalf("through %d, want %d: Lag before the live session's last commit", got, want)
+	}
+	ses.End = t0 + 120_000
+	write(store.Batch{Sessions: []store.Session{ses}, Readings: readings(t0+60_000, t0+120_000)})
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stats().ThroughMs, t0+120_000-s.Lag.Milliseconds(); got != want {
+		t.Fatalf("through %d, want %d", got, want)
+	}
+	ses.End, ses.Open = t0+130_000, false
+	write(store.Batch{Sessions: []store.Session{ses}, Readings: readings(t0+120_000, t0+130_000)})
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stats().ThroughMs, t0+130_001; got != want {
+		t.Fatalf("through %d, want %d: past the end", got, want)
+	}
+
+	whole, srv2 := newReceiver(t)
+	if err := newSender(db, srv2.URL, io.Discard).Push(ctx, query.TimeRange{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.series) != len(live.series) {
+		t.Fatalf("%d series live, %d in one push", len(live.series), len(whole.series))
+	}
+	for k, want := range whole.series {
+		if got := live.series[k]; !slices.EqualFunc(got, want, sameSample) {
+			t.Errorf("%s: %d samples live, %d in one push", k, len(got), len(want))
+		}
+	}
+}
+
+// TestSender_From: a push that starts afresh inside the recording
+// starts the counter at the energy before it.
+func TestSender_From(t *testing.T) {
+	ctx := context.Background()
+	path, _ := fixture(t)
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, srv := newReceiver(t)
+	from := t0 + 200_000
+	if err := newSender(db, srv.URL, io.Discard).Push(ctx, query.TimeRange{From: query.At(from)}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := query.NewPlan(ctx, db, query.Filter{}, query.Periods{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range plan.Series {
+		var want int64
+		err := query.IntegrateBins(ctx, db, st.SeriesKey, plan.Specs[i], query.Interval{From: plan.Window.From, To: from}, 0, func(_ query.Interval, res query.Result) error {
+			want = res.EnergyUJ
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counter := r.get(remotewrite.EnergyMetric, st.SeriesKey)
+		if len(counter) == 0 || counter[0].Timestamp != from || counter[0].Value != float64(want)/1e6 {
+			t.Errorf("%s: first counter sample %+v, want %.6f J at %d", st.SeriesKey, counter[:min(1, len(counter))], float64(want)/1e6, from)
+		}
+	}
+}
