@@ -34,11 +34,10 @@ const DefaultLag = time.Second
 
 // PushStats is what one remote-write sender has sent, for the metrics.
 type PushStats struct {
-	Receiver                  string
-	Samples, SkippedSamples   int64
-	Requests, SkippedRequests int64
-	Retries                   int64
-	ThroughMs                 int64 // its position
+	Receiver                string
+	Samples, SkippedSamples int64
+	Retries                 int64
+	ThroughMs               int64 // its position
 }
 
 // Collector keeps the metrics of one recorder. Set the exported fields

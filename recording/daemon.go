@@ -136,7 +136,7 @@ func (d *Daemon) pushStats() []metrics.PushStats {
 	for i, s := range d.Senders {
 		st := s.Stats()
 		out[i] = metrics.PushStats{Receiver: s.Receiver.ID(), Samples: st.Samples, SkippedSamples: st.SkippedSamples,
-			Requests: st.Requests, SkippedRequests: st.SkippedRequests, Retries: st.Retries, ThroughMs: st.ThroughMs}
+			Retries: st.Retries, ThroughMs: st.ThroughMs}
 	}
 	return out
 }
