@@ -20,6 +20,7 @@ import (
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/simulator"
+	"github.com/wattrec/wattrec/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -150,5 +151,62 @@ func TestCollector(t *testing.T) {
 		if got := m["wattrec_energy_joules_total{"+s+"}"]; want == 0 || math.Abs(got-want) > 1e-9*want {
 			t.Errorf("%s: counter %.6f J, wattrec query %.6f J", name, got, want)
 		}
+	}
+}
+
+// TestCollector_Commits feeds commits by hand: a session that ends and
+// another that starts in one commit (a gap between), a seed that
+// arrives before events stamped earlier, and counter readings.
+func TestCollector_Commits(t *testing.T) {
+	t.Parallel()
+	const ep = "n1:4938"
+	t0 := time.Now().UnixMilli()
+	c := metrics.New(time.UnixMilli(t0))
+	web := httptest.NewServer(c.Handler())
+	defer web.Close()
+	gpu := func(tm, mw int64, seed bool) store.Reading {
+		return store.Reading{Endpoint: ep, Kind: store.KindGPU, TimeMs: tm, DaemonMs: tm, MilliWatts: mw, Seed: seed}
+	}
+	ses := func(start, end int64, open bool) store.Session {
+		return store.Session{Endpoint: ep, Stream: store.StreamGPU, Start: start, End: end, Open: open, Events: 10}
+	}
+	counter := func(tm, uj int64) store.CounterReading {
+		return store.CounterReading{Endpoint: ep, Kind: store.KindGPU, TakenMs: tm, EnergyUJ: uj, Trigger: store.TriggerPeriodic}
+	}
+	commit := func(b store.Batch) { c.Committed(recorder.Commit{Batch: &b, Took: time.Millisecond}) }
+
+	// 100 W from t0; the seed (read at t0+20) arrives before an event
+	// stamped t0+10 at 300 W, which holds 10 ms.
+	commit(store.Batch{Sessions: []store.Session{ses(t0, t0+1000, true)},
+		Readings: []store.Reading{gpu(t0, 100_000, false), gpu(t0+20, 200_000, true), gpu(t0+10, 300_000, false)},
+		Counters: []store.CounterReading{counter(t0, 5_000_000)}})
+	// The session ends at t0+3000; a new one starts at t0+5000 (a 2 s
+	// gap) with 50 W.
+	commit(store.Batch{Sessions: []store.Session{ses(t0, t0+3000, false), ses(t0+5000, t0+6000, true)},
+		Readings: []store.Reading{gpu(t0+5000, 50_000, true)}})
+	commit(store.Batch{Sessions: []store.Session{ses(t0+5000, t0+8000, false)},
+		Counters: []store.CounterReading{counter(t0+8000, 5_000_000+2*1000*(100*10+300*10+200*2980+50*3000))}})
+
+	m := scrape(t, web.URL)
+	l := `{device="0",endpoint="` + ep + `",kind="gpu"}`
+	s := `{endpoint="` + ep + `",stream="gpu"}`
+	want := float64(100*10+300*10+200*2980+50*3000) / 1e3 // mW·ms → J
+	for name, v := range map[string]float64{
+		"wattrec_energy_joules_total" + l:      want,
+		"wattrec_counter_integral_ratio" + l:   2,
+		"wattrec_readings_total" + l:           4,
+		"wattrec_stream_up" + s:                0,
+		"wattrec_stream_sessions_total" + s:    2,
+		"wattrec_stream_reconnects_total" + s:  1,
+		"wattrec_stream_gaps_total" + s:        1,
+		"wattrec_stream_gap_seconds_total" + s: 2,
+		"wattrec_stream_events_total" + s:      20,
+	} {
+		if got, ok := m[name]; !ok || math.Abs(got-v) > 1e-9*math.Abs(v) {
+			t.Errorf("%s = %v (%v), want %v", name, got, ok, v)
+		}
+	}
+	if _, ok := m["wattrec_power_watts"+l]; ok {
+		t.Error("a power value after the session ended")
 	}
 }

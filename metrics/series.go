@@ -131,7 +131,7 @@ func (s *seriesState) power() (mw int64, ok bool) {
 // for the ratio of the counter's increase to the integral's since the
 // first (or since the counter restarted).
 func (s *seriesState) counterReading(cr *store.CounterReading) {
-	e := s.run.EnergyUJ()
+	e := s.run.At(cr.TakenMs)
 	cnt := &s.counter
 	if !cnt.have || cr.EnergyUJ < cnt.last.EnergyUJ {
 		cnt.first, cnt.e0, cnt.have = *cr, e, true

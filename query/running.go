@@ -94,6 +94,16 @@ func (r *Running) advance(to int64) {
 // EnergyUJ is the energy counted so far, in µJ (mW·ms).
 func (r *Running) EnergyUJ() int64 { return r.energy }
 
+// At estimates the energy up to time t near the time counted: the
+// energy counted, plus (or minus) the value that holds now over the
+// time between. It is exact when no other value held there.
+func (r *Running) At(t int64) int64 {
+	if !r.have {
+		return r.energy
+	}
+	return r.energy + r.cur*(t-r.counted)
+}
+
 // Counted is the effective time the energy is counted up to.
 func (r *Running) Counted() int64 { return r.counted }
 
