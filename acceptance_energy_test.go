@@ -233,7 +233,7 @@ func TestAcceptance_Energy(t *testing.T) {
 		rep, _ := enQuery(t, db, "--window", "epoch")
 		var w enIv
 		for _, r := range rep.Rows {
-			if r.Window == "epoch #1" {
+			if r.Instance == "epoch #1" {
 				w = enIv{enParseTime(t, r.From), enParseTime(t, r.To)}
 				break
 			}
@@ -243,7 +243,7 @@ func TestAcceptance_Energy(t *testing.T) {
 		}
 		var rows []enRow
 		for _, r := range rep.Rows {
-			if r.Window == "epoch #1" {
+			if r.Instance == "epoch #1" {
 				rows = append(rows, r)
 			}
 		}
@@ -659,6 +659,7 @@ type enRow struct {
 	Gaps           int      `json:"gaps"`
 	LongestGapMs   int64    `json:"longest_gap_ms"`
 	Window         string   `json:"window"`
+	Instance       string   `json:"instance"`
 	BoundJ         float64  `json:"joules_bound"`
 	AnchoredJ      *float64 `json:"anchored_joules"`
 	AnchoredBoundJ *float64 `json:"anchored_bound_joules"`

@@ -15,6 +15,7 @@ func checkCommand() *cli.Command {
 		Name:      "check",
 		Usage:     "check a recording file for damage: bbolt's pages, every record and chunk",
 		UsageText: "wattrec check --db run.db",
+		ArgsUsage: dbArg,
 		Description: `Reads the file page by page without trusting it (it works on files that other
 commands refuse): both meta pages, the file's size against the pages they count,
 every page of the tree (in the file, used once, keys in order), the freelist, every
@@ -69,6 +70,7 @@ func repairCommand() *cli.Command {
 		Name:      "repair",
 		Usage:     "copy every readable record of a damaged recording into a new file",
 		UsageText: "wattrec repair --db run.db -o fixed.db",
+		ArgsUsage: dbArg,
 		Description: `Reads the file page by page as check does and writes every chunk and record
 that decodes (runs, marks, endpoint info, sessions, clock estimates, counter
 readings, readings) into a new file, which is checked and then put in place

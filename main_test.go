@@ -40,14 +40,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// run runs the CLI in process and returns what it wrote.
+// run runs the CLI in process and returns what it wrote, on standard
+// output and error together.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.RunContext(context.Background(), append([]string{"wattrec"}, args...))
+	err := runApp(context.Background(), app, append([]string{"wattrec"}, args...))
 	return out.String(), err
+}
+
+// runBoth is run with standard error apart.
+func runBoth(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errOut
+	err = runApp(context.Background(), app, append([]string{"wattrec"}, args...))
+	return out.String(), errOut.String(), err
 }
 
 // syncBuffer is a bytes.Buffer safe for a child's writer and a test reader.
@@ -119,7 +130,7 @@ func TestCLI_Help(t *testing.T) {
 	if !strings.Contains(out, "Example: wattrec record") {
 		t.Errorf("--help has no example:\n%s", out)
 	}
-	for _, cmd := range []string{"record", "run", "query", "info", "export", "check", "repair", "simulate", "demo"} {
+	for _, cmd := range []string{"record", "run", "query", "info", "export", "plot", "report", "check", "repair", "simulate", "demo"} {
 		out, err := run(t, cmd, "--help")
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +150,7 @@ func TestCLI_RecordRefuses(t *testing.T) {
 	}{
 		{"BadScheme", []string{"--server", "http://node1:4938"}, `unknown scheme "http"`},
 		{"BadPort", []string{"--server", "node1:99999"}, "port"},
-		{"RelativeSocket", []string{"--server", "unix://zeusd.sock"}, "not absolute"},
+		{"EmptySocket", []string{"--server", "unix://"}, "empty socket path"},
 		{"BadSelection", []string{"--server", "node1:4938?gpus=0,x"}, `"x" is not a device index`},
 		{"UnknownOption", []string{"--server", "node1:4938?gpu=0"}, `unknown option "gpu"`},
 		{"Duplicate", []string{"--server", "node1:4938", "--server", "tcp://node1:4938"}, "node1:4938 is given more than once"},
@@ -458,53 +469,7 @@ func TestQuery_Golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := int64(1_795_881_600_000) // 2026-11-28T16:00:00Z
-	at := func(s float64) int64 { return base + int64(s*1000) }
-	gpu := func(s float64, w int64, seed bool) store.Reading {
-		return store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: at(s), DaemonMs: at(s) - 5000, MilliWatts: w * 1000, Seed: seed}
-	}
-	b := store.Batch{
-		// GPU 0: 100 W at 0 s, 300 W at 2 s, disconnect at 6 s, reconnect
-		// at 8 s with a 200 W seed, 250 W at 9 s: 1,750 J over [1 s, 10 s).
-		Readings: []store.Reading{gpu(0, 100, true), gpu(2, 300, false), gpu(8, 200, true), gpu(9, 250, false)},
-		Sessions: []store.Session{
-			{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: at(-1), End: at(6), Reason: "server closed the stream"},
-			{Endpoint: "n1:4938", Stream: store.StreamGPU, Start: at(8), End: at(12), Reason: "recorder stopped"},
-			{Endpoint: "n1:4938", Stream: store.StreamCPU, Start: at(-1), End: at(12), Reason: "recorder stopped"},
-		},
-	}
-	// Two instances of "epoch" and a nested "step". Hardware counters: GPU 0
-	// over [1.5 s, 5 s) integrates to 100 W × 0.5 s + 300 W × 3 s = 950 J,
-	// but the counter says 997.5 J (5 %, beyond the bounds and 2 %: not
-	// used, a warning); over [5 s, 9.5 s), across the 2 s gap, the stream
-	// has 625 J and the counter 1,185 J, which bridges the gap; CPU 0 over
-	// [1 s, 9 s) is 50 W × 4 s + 60 W × 4 s = 440 J, as counted.
-	b.Marks = []store.Mark{
-		{Name: "epoch", BeginMs: at(1), EndMs: at(4)},
-		{Name: "epoch", BeginMs: at(4), EndMs: at(10)},
-		{Name: "step", BeginMs: at(2), EndMs: at(3)},
-	}
-	b.Counters = []store.CounterReading{
-		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(1.5), EnergyUJ: 5_000_000_000, Trigger: store.TriggerPeriodic},
-		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(5), EnergyUJ: 5_000_000_000 + 997_500_000, Trigger: store.TriggerPeriodic},
-		{Endpoint: "n1:4938", Kind: store.KindGPU, TakenMs: at(9.5), EnergyUJ: 5_000_000_000 + 997_500_000 + 1_185_000_000, Trigger: store.TriggerPeriodic},
-		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(1), EnergyUJ: 7_000_000, Trigger: store.TriggerStart},
-		{Endpoint: "n1:4938", Kind: store.KindCPU, TakenMs: at(9), EnergyUJ: 7_000_000 + 440_000_000, Trigger: store.TriggerStop},
-	}
-	// CPU 0 at 10 Hz: 50 W until 5 s, then 60 W; DRAM 0 a flat 10 W.
-	for i := int64(0); i <= 110; i++ {
-		w := int64(50)
-		if i > 50 {
-			w = 60
-		}
-		ms := at(float64(i) / 10)
-		b.Readings = append(b.Readings,
-			store.Reading{Endpoint: "n1:4938", Kind: store.KindCPU, TimeMs: ms, DaemonMs: ms - 5000, MilliWatts: w * 1000},
-			store.Reading{Endpoint: "n1:4938", Kind: store.KindDRAM, TimeMs: ms, DaemonMs: ms - 5000, MilliWatts: 10_000})
-	}
-	if err := d.Write(context.Background(), &b); err != nil {
-		t.Fatal(err)
-	}
+	simtest.WriteWorkedExample(t, d)
 	d.Close()
 	before := hashFile(t, db)
 	window := []string{"--from", "2026-11-28T16:00:01Z", "--to", "1795881610000"}

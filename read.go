@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -11,17 +12,39 @@ import (
 
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
 )
 
-func dbFlag() cli.Flag { return &cli.PathFlag{Name: "db", Usage: "wattrec `FILE`", Required: true} }
+func dbFlag() cli.Flag {
+	return &cli.PathFlag{Name: "db", Usage: "wattrec `FILE` (or the first argument, where the command takes none of its own)", EnvVars: []string{"WATTREC_DB"}}
+}
 
-// dbPath is --db, which must not be empty.
+// dbArg is the ArgsUsage of a command whose one argument, if any, is the
+// file --db names: `wattrec info run.db`.
+const dbArg = "[FILE]"
+
+// dbPath is the wattrec file of the command: --db (or $WATTREC_DB), or
+// its argument where it takes the file as one (dbArg), which wins over
+// $WATTREC_DB but not over --db.
 func dbPath(c *cli.Context) (string, error) {
-	if p := c.Path("db"); p != "" {
-		return p, nil
+	p := c.Path("db")
+	if c.Command.ArgsUsage == dbArg {
+		fromFlag := p != "" && p != os.Getenv("WATTREC_DB")
+		switch {
+		case c.NArg() > 1 || (c.NArg() == 1 && fromFlag):
+			return "", fmt.Errorf("unexpected arguments %q: give the wattrec FILE once, with --db or as the argument", c.Args().Slice())
+		case c.NArg() == 1:
+			p = c.Args().First()
+		}
 	}
-	return "", errors.New("--db is empty: give the wattrec FILE")
+	switch {
+	case p == "" && c.IsSet("db"):
+		return "", errors.New("--db is empty: give the wattrec FILE")
+	case p == "":
+		return "", errors.New("no wattrec file: give --db FILE (or $WATTREC_DB)")
+	}
+	return p, nil
 }
 
 func filterFlags() []cli.Flag {
@@ -36,7 +59,14 @@ func filterFlags() []cli.Flag {
 
 // filterFromFlags parses --from, --to, --endpoint and --device.
 func filterFromFlags(c *cli.Context) (query.Filter, error) {
-	f := query.Filter{Endpoints: c.StringSlice("endpoint")}
+	f := query.Filter{}
+	for _, e := range c.StringSlice("endpoint") {
+		// Every form --server takes names the endpoint it records as.
+		if srv, err := recorder.ParseServer(e); err == nil {
+			e = srv.Endpoint()
+		}
+		f.Endpoints = append(f.Endpoints, e)
+	}
 	if d := c.String("device"); d != "" {
 		var err error
 		if f.Devices, err = query.ParseDevices(d); err != nil {
@@ -73,6 +103,7 @@ func infoCommand() *cli.Command {
 		Name:      "info",
 		Usage:     "summarise a recording: endpoints, devices, span, counts, sessions and gaps, clock offsets",
 		UsageText: "wattrec info --db run.db",
+		ArgsUsage: dbArg,
 		Flags:     []cli.Flag{dbFlag()},
 		Action: func(c *cli.Context) error {
 			return withReader(c, false, func(rd recording.Reader) error { return rd.Info(c.Context, c.App.Writer) })
@@ -113,6 +144,7 @@ func queryCommand() *cli.Command {
 		Name:        "query",
 		Usage:       "exact joules between two times, per device, endpoint, kind or in total, with coverage",
 		UsageText:   "wattrec query --db run.db --from 2026-11-27T16:00:00Z --to 2026-11-27T17:00:00Z --by device --every 10m",
+		ArgsUsage:   dbArg,
 		Description: queryHelp(),
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "by", Value: query.ByDevice, Usage: "group rows by device, endpoint, kind or total (a total row follows the groups)"},
@@ -201,6 +233,7 @@ func exportCommand() *cli.Command {
 		Name:        "export",
 		Usage:       "write stored readings (and an energy grid) as Parquet, CSV or JSON Lines",
 		UsageText:   "wattrec export --db run.db -o run.parquet --grid 1s --device gpu:0",
+		ArgsUsage:   dbArg,
 		Description: exportHelp(),
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "format", Usage: "parquet, csv or jsonl (default: from -o's extension, else jsonl)"},

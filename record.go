@@ -252,6 +252,9 @@ func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
 	if len(servers) == 0 {
 		for _, env := range []string{"ZEUSD_SOCK_PATH", "ZEUSD_HOST_PORT"} {
 			if v := os.Getenv(env); v != "" {
+				if env == "ZEUSD_SOCK_PATH" && !strings.Contains(v, "://") {
+					v = "unix://" + v // a path, relative or not
+				}
 				s, err := recorder.ParseServer(v)
 				if err != nil {
 					return nil, fmt.Errorf("$%s: %w", env, err)

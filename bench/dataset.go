@@ -1,10 +1,10 @@
 // Package bench measures wattrec's storage engine (ingest rate, bytes per
-// sample, query time, recorder memory) on a deterministic data set: 8
-// GPUs at 20 Hz (change-only) and 2 CPU packages with DRAM at 10 Hz, as
-// the simulator's traces make them, over 1 h or 24 h.
+// sample, query time, recorder memory) and its plots on a deterministic
+// data set: 8 GPUs at 20 Hz (change-only) and 2 CPU packages with DRAM at
+// 10 Hz, as the simulator's traces make them, over 1 h or 24 h.
 //
-// The measurements are Go benchmarks in bench_test.go; run.sh runs them
-// and prints one table. Nothing here runs in a plain `go test`.
+// The measurements are Go benchmarks in bench_test.go and plot_test.go;
+// run.sh runs them and prints one table. Nothing here runs in a plain `go test`.
 package bench
 
 import (

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Storage engine benchmarks of the chunked layout, on the data set of
 # bench/dataset.go (8 GPUs at 20 Hz change-only + 2 CPUs with DRAM at
-# 10 Hz, 1 h and 24 h).
+# 10 Hz, 1 h and 24 h), the plot of its 8 GPUs over the whole day and its
+# report.
 #
 #   bench/run.sh            everything (about 8 minutes on 2 cores)
 #   bench/run.sh --quick    1 h ingest only, 10 s RSS run, fewer query rounds
@@ -29,7 +30,7 @@ go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
 {
   go test -run '^$' -bench "$ingest" -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
-  go test -run '^$' -bench '^Benchmark(Joules|Scan)$' -benchtime "${rounds}x" -timeout 60m ./bench
+  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report)$' -benchtime "${rounds}x" -timeout 60m ./bench
 } | tee "$raw"
 
 echo
@@ -51,6 +52,7 @@ function fmtn(v, unit) {
   if (unit == "ms") { if (v < 10) return sprintf("%.2f ms", v); return sprintf("%.0f ms", v) }
   if (unit == "B") return sprintf("%.2f", v)
   if (unit == "MB") return sprintf("%.1f MB", v)
+  if (unit == "KiB") return sprintf("%.0f KiB", v)
   return v
 }
 # row prints one measurement, unless the run did not make it.
@@ -84,6 +86,14 @@ END {
       cs == "yes" ? "anchored to counters read every 10 s" : "stream only (no counter readings)"), k, "ms/query", "ms")
   }
   row("scan every reading of the 24 h file, readings/s", "Scan/span=24h", "readings/s", "rate")
+  for (f = 1; f <= 2; f++) {
+    fmt = (f == 1) ? "svg" : "png"
+    k = "Plot/gpus=8/window=24h/format=" fmt
+    row("plot, 8 GPUs × 24 h, 1200×600 " fmt " (wattrec plot), warm", k, "ms/plot", "ms")
+    row("plot, 8 GPUs × 24 h, " fmt " file size", k, "KiB", "KiB")
+  }
+  row("report of the 24 h file (wattrec report), warm", "Report/window=24h", "ms/report", "ms")
+  row("report of the 24 h file, HTML size", "Report/window=24h", "KiB", "KiB")
   row("recorder peak RSS, 100 endpoints at default rates", "RSS/recorder=library/endpoints=100", "peak-RSS-MB", "MB")
   row("recorder RSS at the end of that run", "RSS/recorder=library/endpoints=100", "RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak RSS", "RSS/recorder=binary/endpoints=100", "peak-RSS-MB", "MB")

@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -98,6 +100,17 @@ func (c *Client) Query(ctx context.Context, w io.Writer, opt query.Options) erro
 // req.Options.Progress is not called: the recorder does not report it.
 func (c *Client) Export(ctx context.Context, w io.Writer, req export.Request) error {
 	return c.post(ctx, w, "/v1/export", exportRequest(req))
+}
+
+// Plot draws the timeline req in the recorder and copies the picture to
+// w.
+func (c *Client) Plot(ctx context.Context, w io.Writer, req chart.Request) error {
+	return c.post(ctx, w, "/v1/plot", plotRequest(req))
+}
+
+// Report writes the report req in the recorder and copies the HTML to w.
+func (c *Client) Report(ctx context.Context, w io.Writer, req report.Request) error {
+	return c.post(ctx, w, "/v1/report", reportRequest(req))
 }
 
 // Info copies the recorder's info summary to w.

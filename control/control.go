@@ -1,10 +1,11 @@
 // Package control is the transport of a running recorder's local API:
 // HTTP over a Unix socket next to the database file (FILE.sock, mode
 // 0600), versioned (/v1/) with the JSON types of wire.go. A recorder
-// owns its bbolt file, so read commands (query, export, info) and marks
-// reach the data through it while it runs. Server serves a Backend;
-// Client has the Backend's methods and maps the recorder's errors back
-// to the sentinels they carried (errors.Is holds through the socket).
+// owns its bbolt file, so read commands (query, export, plot, report,
+// info) and marks reach the data through it while it runs. Server
+// serves a Backend; Client has the Backend's methods and maps the
+// recorder's errors back to the sentinels they carried (errors.Is holds
+// through the socket).
 package control
 
 import (
@@ -22,8 +23,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -46,6 +49,8 @@ func SocketPath(db string) string { return db + ".sock" }
 type Backend interface {
 	Query(ctx context.Context, w io.Writer, opt query.Options) error
 	Export(ctx context.Context, w io.Writer, req export.Request) error
+	Plot(ctx context.Context, w io.Writer, req chart.Request) error
+	Report(ctx context.Context, w io.Writer, req report.Request) error
 	Info(ctx context.Context, w io.Writer) error
 	Marks(ctx context.Context, name string) ([]store.Mark, error)
 	Mark(ctx context.Context, req MarkRequest) (store.Mark, error)
@@ -60,8 +65,8 @@ type Server struct {
 	// this long (zero: DefaultWriteTimeout), so that a paused reader holds
 	// nothing for long.
 	WriteTimeout time.Duration
-	// MaxReads bounds the queries, exports and info summaries answered at
-	// once, and so the memory they take (zero: DefaultMaxReads). Another
+	// MaxReads bounds the queries, exports, plots, reports and info
+	// summaries answered at once, and so the memory they take (zero: DefaultMaxReads). Another
 	// waits up to QueueTimeout (zero: DefaultQueueTimeout), then is
 	// answered ErrBusy.
 	MaxReads     int
@@ -114,6 +119,20 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 			return err
 		}
 		return s.Backend.Export(ctx, w, req.request())
+	}))
+	mux.HandleFunc("POST /v1/plot", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
+		var req PlotRequest
+		if err := decode(body, &req); err != nil {
+			return err
+		}
+		return s.Backend.Plot(ctx, w, req.request())
+	}))
+	mux.HandleFunc("POST /v1/report", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
+		var req ReportRequest
+		if err := decode(body, &req); err != nil {
+			return err
+		}
+		return s.Backend.Report(ctx, w, req.request())
 	}))
 	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte, _ http.Header) error {
 		return s.Backend.Info(ctx, w)

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recording"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -144,7 +146,48 @@ func TestServer(t *testing.T) {
 			t.Fatalf("remote:\n%s\nlocal:\n%s", remote.String(), local.String())
 		}
 	})
+	t.Run("PlotAndReportSameAsLocal", func(t *testing.T) {
+		window := query.Filter{Range: query.Between(500, 9500)}
+		for _, format := range []string{chart.FormatSVG, chart.FormatPNG} {
+			req := chart.Request{Filter: window, Format: format, Width: 640, Height: 320, UTC: true}
+			var remote, local bytes.Buffer
+			if err := c.Plot(ctx, &remote, req); err != nil {
+				t.Fatal(err)
+			}
+			if err := be.Plot(ctx, &local, req); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(remote.Bytes(), local.Bytes()) || remote.Len() < 1000 {
+				t.Fatalf("%s: remote %d bytes, local %d", format, remote.Len(), local.Len())
+			}
+		}
+		req := report.Request{Filter: window, UTC: true, Version: "v1.2.3", Generated: time.Date(2026, 11, 28, 17, 0, 0, 0, time.UTC)}
+		var remote, local bytes.Buffer
+		if err := c.Report(ctx, &remote, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Report(ctx, &local, req); err != nil {
+			t.Fatal(err)
+		}
+		if remote.String() != local.String() || !strings.Contains(remote.String(), "wattrec v1.2.3 at 2026-11-28 17:00:00 UTC") {
+			t.Fatalf("remote report (%d bytes) differs from local (%d)", remote.Len(), local.Len())
+		}
+	})
 	t.Run("ErrorsKeepTheirSentinels", func(t *testing.T) {
+		for _, tc := range []struct {
+			req  chart.Request
+			want error
+		}{
+			{chart.Request{Window: "nope"}, query.ErrNoWindow},
+			{chart.Request{Filter: query.Filter{Devices: []query.DeviceFilter{{Kind: store.KindCPU, AnyDevice: true}}}}, chart.ErrNoSeries},
+			{chart.Request{Filter: query.Filter{Range: query.Between(50_000, 60_000)}}, chart.ErrNoData},
+			{chart.Request{Format: "gif"}, chart.ErrFormat},
+		} {
+			err := c.Plot(ctx, &bytes.Buffer{}, tc.req)
+			if !errors.Is(err, tc.want) || !errors.Is(err, query.ErrInvalid) {
+				t.Errorf("plot %+v: err = %v, want %v and query.ErrInvalid through the socket", tc.req, err, tc.want)
+			}
+		}
 		err := c.Query(ctx, &bytes.Buffer{}, query.Options{By: "node"})
 		if !errors.Is(err, query.ErrInvalid) || !strings.Contains(err.Error(), `group by "node"`) {
 			t.Fatalf("err = %v, want query.ErrInvalid", err)
@@ -205,6 +248,17 @@ func TestWire_Tagged(t *testing.T) {
 	var back control.QueryRequest
 	if err := json.Unmarshal(js, &back); err != nil || back.From != req.From || back.To != req.To || back.Devices[0] != req.Devices[0] {
 		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{control.PlotRequest{By: "kind", Window: "epoch", Format: "png", Width: 800, Height: 400, UTC: true}, `{"from":"","to":"","by":"kind","window":"epoch","format":"png","width":800,"height":400,"utc":true}`},
+		{control.ReportRequest{UTC: true, Version: "v1", GeneratedMs: 5}, `{"from":"","to":"","utc":true,"version":"v1","generated_ms":5}`},
+	} {
+		if js, err := json.Marshal(tc.v); err != nil || string(js) != tc.want {
+			t.Errorf("wire form\n%s\nwant\n%s", js, tc.want)
+		}
 	}
 }
 

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -43,6 +45,10 @@ func (e *endless) Query(ctx context.Context, w io.Writer, _ query.Options) error
 	_, err := io.WriteString(w, "report\n")
 	return err
 }
+
+func (e *endless) Plot(context.Context, io.Writer, chart.Request) error { return nil }
+
+func (e *endless) Report(context.Context, io.Writer, report.Request) error { return nil }
 
 func (e *endless) Info(ctx context.Context, w io.Writer) error {
 	<-ctx.Done() // a read that takes as long as its client waits

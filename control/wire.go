@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -84,6 +87,52 @@ func (r ExportRequest) request() export.Request {
 		Options: export.Options{Version: r.Version, RowGroupRows: r.RowGroupRows, CPUPeriodMs: r.CPUPeriodMs}}
 }
 
+// PlotRequest is the body of POST /v1/plot: a power timeline (see
+// chart.Request), answered as the picture's bytes.
+type PlotRequest struct {
+	Selection
+	By     string `json:"by,omitempty"`
+	Window string `json:"window,omitempty"` // a mark name
+	Format string `json:"format,omitempty"` // svg or png
+	Width  int    `json:"width,omitempty"`  // pixels
+	Height int    `json:"height,omitempty"`
+	UTC    bool   `json:"utc,omitempty"` // else the recorder's local zone
+}
+
+func plotRequest(req chart.Request) PlotRequest {
+	return PlotRequest{Selection: selectionOf(req.Filter), By: req.By, Window: req.Window, Format: req.Format,
+		Width: req.Width, Height: req.Height, UTC: req.UTC}
+}
+
+func (r PlotRequest) request() chart.Request {
+	return chart.Request{Filter: r.filter(), By: r.By, Window: r.Window, Format: r.Format, Width: r.Width, Height: r.Height, UTC: r.UTC}
+}
+
+// ReportRequest is the body of POST /v1/report: the HTML report of a
+// recording (see report.Request), answered as the file's bytes.
+type ReportRequest struct {
+	Selection
+	UTC         bool   `json:"utc,omitempty"`
+	Version     string `json:"version,omitempty"`      // the wattrec version for the report's footer
+	GeneratedMs int64  `json:"generated_ms,omitempty"` // when it was asked for, Unix ms; 0 = left out
+}
+
+func reportRequest(req report.Request) ReportRequest {
+	r := ReportRequest{Selection: selectionOf(req.Filter), UTC: req.UTC, Version: req.Version}
+	if !req.Generated.IsZero() {
+		r.GeneratedMs = req.Generated.UnixMilli()
+	}
+	return r
+}
+
+func (r ReportRequest) request() report.Request {
+	req := report.Request{Filter: r.filter(), UTC: r.UTC, Version: r.Version}
+	if r.GeneratedMs != 0 {
+		req.Generated = time.UnixMilli(r.GeneratedMs)
+	}
+	return req
+}
+
 // Mark actions.
 const (
 	MarkBegin = "begin" // open a window named Name now
@@ -129,6 +178,11 @@ var wireErrors = []struct {
 	errs   []error
 }{
 	{"too_large", http.StatusBadRequest, []error{query.ErrTooLarge, query.ErrInvalid}},
+	{"no_window", http.StatusBadRequest, []error{query.ErrNoWindow, query.ErrInvalid}},
+	{"no_series", http.StatusBadRequest, []error{chart.ErrNoSeries, query.ErrInvalid}},
+	{"no_data", http.StatusBadRequest, []error{chart.ErrNoData, query.ErrInvalid}},
+	{"too_many_lines", http.StatusBadRequest, []error{chart.ErrTooManyLines, query.ErrInvalid}},
+	{"chart_format", http.StatusBadRequest, []error{chart.ErrFormat, query.ErrInvalid}},
 	{"invalid", http.StatusBadRequest, []error{query.ErrInvalid}},
 	{"invalid_mark", http.StatusBadRequest, []error{store.ErrInvalidMark}},
 	{"not_found", http.StatusNotFound, []error{store.ErrNotFound}},

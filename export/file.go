@@ -17,6 +17,10 @@ var (
 	// regular file (a directory, named pipe, device, socket or symbolic
 	// link): WriteFile never replaces it, even with force.
 	ErrNotRegular = errors.New("not a regular file")
+	// ErrUnwritable means the output could not be written where it was
+	// asked: its directory is missing or not writable, or the disk is
+	// full. The message says which.
+	ErrUnwritable = errors.New("output not writable")
 	// ErrNoGrid means a grid-only export was asked without a bin width.
 	ErrNoGrid = errors.New("a grid-only export needs a grid bin width")
 	// ErrGridFormat means a grid was asked in JSON Lines.
@@ -40,7 +44,7 @@ func WriteFile(path string, force bool, write func(io.Writer) error) (err error)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return unwritable(fmt.Errorf("create %s: %w", path, err))
 	}
 	tmp, placed := f.Name(), false
 	defer func() {
@@ -53,10 +57,10 @@ func WriteFile(path string, force bool, write func(io.Writer) error) (err error)
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
+		return unwritable(fmt.Errorf("sync %s: %w", tmp, err))
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
+		return unwritable(fmt.Errorf("close %s: %w", tmp, err))
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
@@ -68,6 +72,14 @@ func WriteFile(path string, force bool, write func(io.Writer) error) (err error)
 	return nil
 }
 
+// unwritable marks err as ErrUnwritable, keeping its message.
+func unwritable(err error) error { return unwritableError{err} }
+
+type unwritableError struct{ error }
+
+func (e unwritableError) Is(target error) bool { return target == ErrUnwritable }
+func (e unwritableError) Unwrap() error        { return e.error }
+
 // replaceable checks that path is missing, or (with force) a regular
 // file.
 func replaceable(path string, force bool) error {
@@ -76,7 +88,7 @@ func replaceable(path string, force bool) error {
 	case err != nil:
 		return nil
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is a %s: %w, and export replaces nothing else", path, fileKind(fi.Mode()), ErrNotRegular)
+		return fmt.Errorf("%s is a %s: %w, and only a regular file is ever replaced", path, fileKind(fi.Mode()), ErrNotRegular)
 	case !force:
 		return fmt.Errorf("%s: %w", path, ErrExists)
 	}

@@ -179,6 +179,13 @@ func TestWriteFile(t *testing.T) {
 			t.Errorf("directory has %v, want run.parquet and other.parquet", names)
 		}
 	})
+	t.Run("Unwritable", func(t *testing.T) {
+		called := false
+		err := export.WriteFile(filepath.Join(dir, "missing", "run.parquet"), false, func(io.Writer) error { called = true; return nil })
+		if !errors.Is(err, export.ErrUnwritable) || !errors.Is(err, os.ErrNotExist) || called {
+			t.Errorf("WriteFile into a missing directory: %v (write called: %v), want ErrUnwritable before writing", err, called)
+		}
+	})
 	t.Run("Force", func(t *testing.T) {
 		if err := export.WriteFile(path, true, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
 			t.Fatal(err)

@@ -420,9 +420,9 @@ func reportWindows(ctx context.Context, db *store.DB, opt Options, plan *Plan, r
 			}
 		}
 		if len(have) == 0 {
-			return nil, Invalid("no window named %q: %s has no marks", opt.Window, db.Path())
+			return nil, invalidAs(ErrNoWindow, "no window named %q: %s has no marks", opt.Window, db.Path())
 		}
-		return nil, Invalid("no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
+		return nil, invalidAs(ErrNoWindow, "no window named %q (marks: %s)", opt.Window, strings.Join(have, ", "))
 	}
 	rep.Window = opt.Window
 	var ws []Interval

@@ -71,6 +71,7 @@ type Integrator struct {
 	have     bool
 	valued   []Interval // value segments, in order, for the gaps
 	lastSeen int64
+	step     func(Interval, int64) // Steps' callback: each segment with its value
 }
 
 // NewIntegrator starts an integral of s over window.
@@ -163,6 +164,9 @@ func (it *Integrator) emit(end int64, next *Point) {
 	seg := clip(clip(Interval{it.cur.T, end}, ses), it.window)
 	if seg.Len() == 0 {
 		return
+	}
+	if it.step != nil {
+		it.step(seg, it.cur.MW)
 	}
 	it.res.EnergyUJ += seg.Len() * it.cur.MW
 	if next != nil && next.T > it.cur.T {

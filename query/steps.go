@@ -6,85 +6,63 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-// Step is a stretch of one series' time over which one value held, by
-// the series' rule: [From, To) in effective time (a reading's time
-// minus Rule.Shift), inside one live session. The integral over a
-// window is the sum of MW × (To − From) over its steps: what Result's
-// EnergyUJ is. A step is what a time-series database needs to see the
-// same energy as wattrec: a sample of value MW at From that holds until
-// the next sample (PromQL's step rule), and nothing at a To that no
-// step follows (a gap).
-type Step struct {
-	From, To int64 // clipped to the window asked for; From < To
-	MW       int64
-	// Begins says the step begins inside the window (at its reading's
-	// effective time, or at its session's start), not before it.
-	Begins bool
-}
-
-// Steps calls fn with each step of series k by spec that overlaps
-// window, clipped to it, in time order: steps never overlap, and one
-// that ends where the next begins continues the series without a gap.
-// Readings of the same effective millisecond hold for zero time and
-// make no step: the last of them is the one that holds. It reads the
-// series with store.DB.Scan (fn runs outside any transaction) and stops
-// at the first error from fn.
-func Steps(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, fn func(Step) error) error {
-	if window.To <= window.From {
-		return nil
-	}
-	sessions := spec.Sessions
-	shift := spec.Rule.Shift()
-	it := Integrator{s: spec} // only for sessionOf
-	var (
-		cur     Point // effective time
-		curSess = -1
-		have    bool
-	)
-	// close emits the current value from its time to end (the next
-	// value's effective time, or its session's end).
-	close := func(end int64) error {
-		ses := sessions[curSess]
-		own := clip(Interval{cur.T, end}, ses)
-		seg := clip(own, window)
-		if seg.Len() == 0 {
-			return nil
-		}
-		return fn(Step{From: seg.From, To: seg.To, MW: cur.MW, Begins: own.From >= window.From})
-	}
-	add := func(t, mw int64) error {
-		sess := it.sessionOf(t)
-		eff := Point{T: t - shift, MW: mw}
-		if have {
-			end := eff.T
-			if sess != curSess {
-				end = sessions[curSess].To // the value holds to the end of its session
-			}
-			if err := close(end); err != nil {
-				return err
-			}
-		}
-		cur, curSess, have = eff, sess, sess >= 0
-		return nil
-	}
-
+// Steps calls fn with each stretch of window over which series k has
+// one known value by spec's rule, and that value in mW, in time order:
+// the steps whose areas Energy adds up (the steps of a window sum to
+// its EnergyUJ). Where the series has no value (a gap between
+// sessions, the start of a session before its first reading) there is
+// no step; two consecutive steps may carry the same value. Unlike
+// Energy it decodes every chunk that can cover part of window (a chunk
+// inside the window and one session is one step per reading, from one
+// reading to the next, without the integrator's clipping), and fn runs
+// inside a read transaction of the file: keep it short.
+func Steps(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, fn func(step Interval, mw int64)) error {
+	it := NewIntegrator(spec, window)
+	it.step = fn
 	carry, ok, err := db.Before(ctx, k, window.From)
 	if err != nil {
 		return err
 	}
 	if ok {
-		if err := add(carry.TimeMs, carry.MilliWatts); err != nil {
+		it.Add(Point{carry.TimeMs, carry.MilliWatts})
+	}
+	end := sat(window.To, spec.Rule.Reach())
+	shift := spec.Rule.Shift()
+	err = db.ScanChunks(ctx, k, window.From, end, func(c *store.Chunk) error {
+		if it.runFits(c) {
+			it.Add(Point{c.FirstMs, c.FirstMW})
+			prev, first := Point{c.FirstMs, c.FirstMW}, true
+			err := c.Readings(func(r *store.Reading) error {
+				if first { // the point just added
+					first = false
+					return nil
+				}
+				if r.TimeMs > prev.T {
+					fn(Interval{prev.T - shift, r.TimeMs - shift}, prev.MW)
+				}
+				prev = Point{r.TimeMs, r.MilliWatts}
+				return nil
+			})
+			it.addRun(c) // the integrator takes up from the chunk's last reading
 			return err
 		}
-	}
-	err = db.Scan(ctx, k, window.From, sat(window.To, spec.Rule.Reach()), func(r *store.Reading) error {
-		return add(r.TimeMs, r.MilliWatts)
+		return c.Readings(func(r *store.Reading) error {
+			if window.From <= r.TimeMs && r.TimeMs < end {
+				it.Add(Point{r.TimeMs, r.MilliWatts})
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return err
 	}
-	if have {
-		return close(sessions[curSess].To)
-	}
+	it.Result() // closes the last value at the end of its session
 	return nil
+}
+
+// Group is the name of the row that series k falls in when a report
+// groups by by (ByDevice, ByEndpoint, ByKind or ByTotal): Row.Group.
+func Group(k store.SeriesKey, by string) string {
+	name, _ := groupKey(k, by)
+	return name
 }

@@ -4,58 +4,75 @@ import (
 	"context"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/wattrec/wattrec/store"
 )
 
-// stepsFixture is a GPU series with sessions, gaps, ties, seeds stamped
-// before their session and readings after its end.
-func stepsFixture(t *testing.T) (*store.DB, store.SeriesKey, []Interval, []store.Reading) {
-	t.Helper()
+type step struct {
+	iv Interval
+	mw int64
+}
+
+// stepsRef is the reference for Steps: the Integrator fed every
+// reading, one by one, telling each segment it integrates.
+func stepsRef(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) ([]step, error) {
+	var out []step
+	it := NewIntegrator(spec, window)
+	it.step = func(iv Interval, mw int64) { out = append(out, step{iv, mw}) }
+	carry, ok, err := db.Before(ctx, k, window.From)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		it.Add(Point{carry.TimeMs, carry.MilliWatts})
+	}
+	err = db.Scan(ctx, k, window.From, window.To+spec.Rule.Reach(), func(r *store.Reading) error {
+		it.Add(Point{r.TimeMs, r.MilliWatts})
+		return nil
+	})
+	it.Result()
+	return out, err
+}
+
+// TestSteps: Steps tells exactly the segments the integrator integrates,
+// reading by reading, for both rules, over random windows of a series
+// with sessions, gaps, ties and seeds stamped in gaps (several chunks,
+// so whole chunks take the fast path); the steps lie in the window, in
+// order and disjoint, and add up to integrateSeries' energy.
+func TestSteps(t *testing.T) {
 	ctx := context.Background()
 	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	defer db.Close()
 	rng := rand.New(rand.NewPCG(8, 9))
 	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
 	var sessions []Interval
 	var b store.Batch
-	at := int64(1_700_000_000_000)
-	for i := range 10 {
-		if i != 4 { // session 4 starts where session 3 ended: no gap
-			at += 1 + rng.Int64N(3_000)
-		}
-		end := at + 2_000 + rng.Int64N(60_000)
+	t0 := int64(1_700_000_000_000)
+	at := t0
+	for range 6 {
+		at += rng.Int64N(5_000)
+		end := at + 10_000 + rng.Int64N(150_000)
 		sessions = append(sessions, Interval{at, end})
-		tm := at - rng.Int64N(40)
-		for tm < end+rng.Int64N(100) {
-			b.Readings = append(b.Readings, store.Reading{Endpoint: k.Endpoint, Kind: k.Kind, TimeMs: tm,
-				DaemonMs: tm - 3, MilliWatts: 60_000 + rng.Int64N(240_000), Seed: tm < at})
-			if rng.IntN(100) == 0 {
-				continue // a tie
+		for tm := at - rng.Int64N(40); tm < end+rng.Int64N(100); {
+			b.Readings = append(b.Readings, store.Reading{Endpoint: k.Endpoint, Kind: k.Kind, TimeMs: tm, DaemonMs: tm - 3,
+				MilliWatts: 60_000 + rng.Int64N(240_000), Seed: tm < at})
+			if rng.IntN(200) != 0 { // else a tie
+				tm += 50 * (1 + int64(rng.IntN(3)/2))
 			}
-			tm += 50 * (1 + int64(rng.IntN(3)/2))
 		}
 		at = end
 	}
 	if err := db.Write(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
-	return db, k, sessions, b.Readings
-}
-
-// TestSteps: the steps of any window sum to its integral, lie in it in
-// order without overlap, and say truly whether they begin inside it.
-func TestSteps(t *testing.T) {
-	ctx := context.Background()
-	db, k, sessions, _ := stepsFixture(t)
-	rng := rand.New(rand.NewPCG(1, 2))
-	span := Interval{sessions[0].From - 1000, sessions[len(sessions)-1].To + 1000}
-	windows := []Interval{span, sessions[3], {sessions[3].From + 1, sessions[3].To - 1}}
-	for range 80 {
+	span := Interval{t0 - 1000, at + 1000}
+	windows := []Interval{span, sessions[2]}
+	for range 30 {
 		a := span.From + rng.Int64N(span.Len())
 		windows = append(windows, Interval{a, a + 1 + rng.Int64N(span.To-a)})
 	}
@@ -65,96 +82,34 @@ func TestSteps(t *testing.T) {
 			{Rule: Rule{Kind: RuleBackward, PeriodMs: 100}, Sessions: sessions},
 			{Rule: Rule{Kind: RuleBackward, PeriodMs: 1 + rng.Int64N(3000)}, Sessions: sessions},
 		} {
-			want, err := integrateSeriesRef(ctx, db, k, spec, w)
+			want, err := stepsRef(ctx, db, k, spec, w)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var sum, valued int64
+			var got []step
+			if err := Steps(ctx, db, k, spec, w, func(iv Interval, mw int64) { got = append(got, step{iv, mw}) }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s period %d window %v: %d steps, want %d", spec.Rule.Kind, spec.Rule.PeriodMs, w, len(got), len(want))
+			}
+			res, err := integrateSeries(ctx, db, k, spec, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uj, ms int64
 			last := w.From
-			first := true
-			err = Steps(ctx, db, k, spec, w, func(s Step) error {
-				if s.From < last || s.To <= s.From || s.To > w.To {
-					t.Fatalf("window %v: step %+v after %d", w, s, last)
+			for _, s := range got {
+				if s.iv.From < last || s.iv.To <= s.iv.From || s.iv.To > w.To {
+					t.Fatalf("step %v after %d in window %v", s.iv, last, w)
 				}
-				if !s.Begins && !(first && s.From == w.From) {
-					t.Fatalf("window %v: step %+v continues from before the window but is not the first", w, s)
-				}
-				first = false
-				sum += s.MW * (s.To - s.From)
-				valued += s.To - s.From
-				last = s.To
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+				last = s.iv.To
+				uj += s.iv.Len() * s.mw
+				ms += s.iv.Len()
 			}
-			if sum != want.EnergyUJ || valued != want.ValuedMs {
-				t.Fatalf("%s period %d window %v: steps sum to %d µJ over %d ms, want %d µJ over %d ms",
-					spec.Rule.Kind, spec.Rule.PeriodMs, w, sum, valued, want.EnergyUJ, want.ValuedMs)
+			if uj != res.EnergyUJ || ms != res.ValuedMs {
+				t.Fatalf("steps add up to %d µJ over %d ms, integrateSeries %d µJ over %d ms", uj, ms, res.EnergyUJ, res.ValuedMs)
 			}
 		}
 	}
-}
-
-// TestRunning: fed the sessions and readings in arrival order, with
-// Through calls that never claim more than the next reading shows, the
-// running energy is the integral; a late reading never makes it go back.
-func TestRunning(t *testing.T) {
-	ctx := context.Background()
-	db, k, sessions, readings := stepsFixture(t)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, rule := range []Rule{{Kind: RuleHold}, {Kind: RuleBackward, PeriodMs: 100}} {
-		spec := Spec{Rule: rule, Sessions: sessions}
-		span := Interval{sessions[0].From - 1000, sessions[len(sessions)-1].To + 1000}
-		want, err := integrateSeriesRef(ctx, db, k, spec, span)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := Running{Rule: rule}
-		it := Integrator{s: spec}
-		sess := -1
-		for i, rd := range readings {
-			s := it.sessionOf(rd.TimeMs)
-			if s < 0 {
-				continue
-			}
-			for sess < s {
-				if sess >= 0 {
-					r.End(sessions[sess].To)
-				}
-				sess++
-				r.Start(sessions[sess].From)
-			}
-			r.Add(rd.TimeMs, rd.MilliWatts)
-			if i+1 < len(readings) && rng.IntN(10) == 0 {
-				next := readings[i+1].TimeMs
-				if next > rd.TimeMs {
-					r.Through(min(next, sessions[sess].To))
-				}
-			}
-		}
-		r.End(sessions[sess].To)
-		if got := r.EnergyUJ(); got != want.EnergyUJ {
-			t.Errorf("%s: running %d µJ, want %d", rule.Kind, got, want.EnergyUJ)
-		}
-	}
-
-	t.Run("Late", func(t *testing.T) {
-		r := Running{Rule: Rule{Kind: RuleHold}}
-		r.Start(0)
-		r.Add(0, 100)
-		r.Through(1000) // 100 mW × 1 s
-		before := r.EnergyUJ()
-		r.Add(500, 10) // stamped inside the time already counted
-		if got := r.EnergyUJ(); got != before || before != 100_000 {
-			t.Fatalf("after a late reading %d µJ, want %d = 100000", got, before)
-		}
-		r.End(2000)
-		if got, want := r.EnergyUJ(), int64(100_000+10*1000); got != want {
-			t.Fatalf("energy %d µJ, want %d", got, want)
-		}
-		if _, ok := r.Power(); ok {
-			t.Fatal("a value after the session's end")
-		}
-	})
 }

@@ -15,7 +15,8 @@ import (
 	"strings"
 )
 
-// DefaultPort is zeusd's default TCP port.
+// DefaultPort is zeusd's default TCP port, taken when a spec names a
+// host alone.
 const DefaultPort = 4938
 
 // maxDeviceIndex bounds device indices users can type.
@@ -93,19 +94,25 @@ func (s Server) String() string {
 	return b.String()
 }
 
-// ParseServer parses a server spec: "host:port", "tcp://host:port",
-// "unix:///path/to.sock" or a bare absolute socket path, each optionally
+// ParseServer parses a server spec: "host:port", "host" (port 4938),
+// "tcp://host[:port]", "unix:///path/to.sock", "unix://rel/to.sock", or a
+// bare socket path ("/abs/to.sock", "./rel/to.sock"), each optionally
 // followed by "?gpus=LIST&cpus=LIST" where LIST is "all", "none" or
-// comma-separated indices.
-func ParseServer(spec string) (Server, error) {
-	s, err := parseServer(strings.TrimSpace(spec))
+// comma-separated indices. A relative socket path is taken from the
+// working directory.
+func ParseServer(spec string) (Server, error) { return parseServerIn(spec, "") }
+
+// parseServerIn is ParseServer with relative socket paths taken from dir
+// ("" = the working directory).
+func parseServerIn(spec, dir string) (Server, error) {
+	s, err := parseServer(strings.TrimSpace(spec), dir)
 	if err != nil {
 		return Server{}, fmt.Errorf("server %q: %w", spec, err)
 	}
 	return s, nil
 }
 
-func parseServer(spec string) (Server, error) {
+func parseServer(spec, dir string) (Server, error) {
 	if spec == "" {
 		return Server{}, errors.New("empty spec")
 	}
@@ -116,7 +123,7 @@ func parseServer(spec string) (Server, error) {
 		srv.Network, srv.Address = "unix", strings.TrimPrefix(rest, "unix://")
 	case strings.HasPrefix(rest, "tcp://"):
 		srv.Network, srv.Address = "tcp", strings.TrimPrefix(rest, "tcp://")
-	case strings.HasPrefix(rest, "/"):
+	case strings.HasPrefix(rest, "/"), strings.HasPrefix(rest, "./"), strings.HasPrefix(rest, "../"):
 		srv.Network, srv.Address = "unix", rest
 	case strings.Contains(rest, "://"):
 		scheme, _, _ := strings.Cut(rest, "://")
@@ -129,14 +136,25 @@ func parseServer(spec string) (Server, error) {
 	}
 	switch srv.Network {
 	case "unix":
+		if srv.Address == "" {
+			return Server{}, errors.New("empty socket path (write unix:///path/to.sock)")
+		}
 		if !filepath.IsAbs(srv.Address) {
-			return Server{}, fmt.Errorf("socket path %q is not absolute (write unix:///abs/path.sock)", srv.Address)
+			abs, err := filepath.Abs(filepath.Join(dir, srv.Address))
+			if err != nil {
+				return Server{}, fmt.Errorf("socket path %q: %w", srv.Address, err)
+			}
+			srv.Address = abs
 		}
 		srv.Address = filepath.Clean(srv.Address)
 		if strings.TrimSpace(srv.Address) != srv.Address || srv.Address == "/" {
 			return Server{}, fmt.Errorf("socket path %q is not a file path", srv.Address)
 		}
 	case "tcp":
+		if _, _, err := net.SplitHostPort(srv.Address); err != nil && strings.Contains(err.Error(), "missing port") &&
+			srv.Address != "" && !strings.HasSuffix(srv.Address, ":") {
+			srv.Address = net.JoinHostPort(strings.Trim(srv.Address, "[]"), strconv.Itoa(DefaultPort))
+		}
 		if err := checkHostPort(srv.Address); err != nil {
 			return Server{}, err
 		}
@@ -180,7 +198,10 @@ func checkHostPort(addr string) error {
 	if host == "" {
 		return fmt.Errorf("address %q: empty host", addr)
 	}
-	if strings.ContainsAny(host, "/ ") {
+	if strings.Contains(host, "/") {
+		return fmt.Errorf("address %q: invalid host %q (a socket path? write ./%s or unix://%s)", addr, host, host, host)
+	}
+	if strings.Contains(host, " ") {
 		return fmt.Errorf("address %q: invalid host %q", addr, host)
 	}
 	n, err := strconv.Atoi(port)
@@ -232,7 +253,8 @@ func isCanonical(s string) bool {
 }
 
 // ParseServersFile reads one spec a line; blank lines and text after '#'
-// are ignored. name is used in error messages.
+// are ignored. name, the file's path, is used in error messages, and its
+// directory is where relative socket paths start.
 func ParseServersFile(r io.Reader, name string) ([]Server, error) {
 	var out []Server
 	sc := bufio.NewScanner(r)
@@ -242,7 +264,7 @@ func ParseServersFile(r io.Reader, name string) ([]Server, error) {
 		if text = strings.TrimSpace(text); text == "" {
 			continue
 		}
-		s, err := ParseServer(text)
+		s, err := parseServerIn(text, filepath.Dir(name))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}

@@ -48,6 +48,9 @@ var specValid = []struct {
 	{"HostPort", "host:4938", tcpServer("host:4938", recorder.All(), recorder.All()), "tcp://host:4938"},
 	{"HostPortSpaces", "  host:4938\t\n", tcpServer("host:4938", recorder.All(), recorder.All()), "tcp://host:4938"},
 	{"TCP", "tcp://host:4938", tcpServer("host:4938", recorder.All(), recorder.All()), "tcp://host:4938"},
+	{"HostAlone", "host", tcpServer("host:4938", recorder.All(), recorder.All()), "tcp://host:4938"},
+	{"TCPHostAlone", "tcp://host?gpus=0", tcpServer("host:4938", recorder.Only(0), recorder.All()), "tcp://host:4938?gpus=0"},
+	{"IPv6Alone", "[::1]", tcpServer("[::1]:4938", recorder.All(), recorder.All()), "tcp://[::1]:4938"},
 	{"IPv4", "127.0.0.1:4938", tcpServer("127.0.0.1:4938", recorder.All(), recorder.All()), "tcp://127.0.0.1:4938"},
 	{"IPv6", "[::1]:4938", tcpServer("[::1]:4938", recorder.All(), recorder.All()), "tcp://[::1]:4938"},
 	{"TCPIPv6", "tcp://[fe80::1]:80?gpus=0", tcpServer("[fe80::1]:80", recorder.Only(0), recorder.All()), "tcp://[fe80::1]:80?gpus=0"},
@@ -87,13 +90,10 @@ var specInvalid = []struct {
 	{"SchemeHTTPS", "https://host:4938", []string{`unknown scheme "https"`}},
 	{"SchemeUnixUpper", "UNIX:///run/zeusd.sock", []string{`unknown scheme "UNIX"`}},
 	{"SchemeEmpty", "://host:4938", []string{`unknown scheme ""`}},
-	{"UnixRelative", "unix://run/zeusd.sock", []string{`socket path "run/zeusd.sock" is not absolute`}},
-	{"UnixEmpty", "unix://", []string{"socket path", "not absolute"}},
-	{"UnixEmptyWithQuery", "unix://?gpus=0", []string{"socket path", "not absolute"}},
-	{"BareRelativeSocket", "run/zeusd.sock", []string{"host:port"}},
+	{"UnixEmpty", "unix://", []string{"empty socket path"}},
+	{"UnixEmptyWithQuery", "unix://?gpus=0", []string{"empty socket path"}},
+	{"BareRelativeSocket", "run/zeusd.sock", []string{`invalid host "run/zeusd.sock"`, "./run/zeusd.sock"}},
 	{"TCPEmpty", "tcp://", []string{"host:port"}},
-	{"MissingPort", "host", []string{`address "host"`, "host:port"}},
-	{"TCPMissingPort", "tcp://host", []string{`address "host"`, "host:port"}},
 	{"EmptyPort", "host:", []string{`port ""`, "1-65535"}},
 	{"EmptyHost", ":4938", []string{"empty host"}},
 	{"PortZero", "host:0", []string{`port "0"`, "1-65535"}},
@@ -145,6 +145,25 @@ func TestParseServer(t *testing.T) {
 				t.Errorf("Endpoint()=%q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestParseServer_Relative: a relative socket path is taken from the
+// working directory, or in a servers file from the file's directory.
+func TestParseServer_Relative(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []string{"unix://run/zeusd.sock", "./run/zeusd.sock", "unix://./run/../run/zeusd.sock"} {
+		got, err := recorder.ParseServer(spec)
+		if want := filepath.Join(wd, "run", "zeusd.sock"); err != nil || got.Network != "unix" || got.Address != want {
+			t.Errorf("ParseServer(%q) = %s, %v; want unix://%s", spec, fmtServer(got), err, want)
+		}
+	}
+	got, err := recorder.ParseServersFile(strings.NewReader("unix://zeusd.sock\n../other.sock\n"), "/etc/wattrec/servers.txt")
+	if err != nil || len(got) != 2 || got[0].Address != "/etc/wattrec/zeusd.sock" || got[1].Address != "/etc/other.sock" {
+		t.Errorf("servers file: %v, %v; want the sockets beside the file", got, err)
 	}
 }
 
@@ -345,7 +364,7 @@ func TestParseServersFile(t *testing.T) {
 	}{
 		{"BadPort", "node1:4938\n\n# c\nnode2:70000\nnode3:4938\n", []string{"servers.txt:4:", `server "node2:70000"`, `port "70000"`}},
 		{"FirstLine", "http://node1:4938\n", []string{"servers.txt:1:", `unknown scheme "http"`}},
-		{"AfterCRLF", "node1:4938\r\n# x\r\nunix://rel.sock\r\n", []string{"servers.txt:3:", "not absolute"}},
+		{"AfterCRLF", "node1:4938\r\n# x\r\nunix://\r\n", []string{"servers.txt:3:", "empty socket path"}},
 		{"BadSelection", "node1:4938 # fine\n  node2:4938?gpus=1,1  # dup\n", []string{"servers.txt:2:", "index 1 listed twice"}},
 	}
 	for _, tt := range errs {

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/metrics"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/remotewrite"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -157,6 +159,22 @@ func (d *Daemon) Export(ctx context.Context, w io.Writer, req export.Request) er
 		return err
 	}
 	return d.file().Export(ctx, w, req)
+}
+
+// Plot commits what was received and draws the timeline req.
+func (d *Daemon) Plot(ctx context.Context, w io.Writer, req chart.Request) error {
+	if err := d.flush(ctx); err != nil {
+		return err
+	}
+	return d.file().Plot(ctx, w, req)
+}
+
+// Report commits what was received and writes the report req.
+func (d *Daemon) Report(ctx context.Context, w io.Writer, req report.Request) error {
+	if err := d.flush(ctx); err != nil {
+		return err
+	}
+	return d.file().Report(ctx, w, req)
 }
 
 // Info commits what was received and writes the file's summary.

@@ -11,9 +11,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
+	"github.com/wattrec/wattrec/report"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -67,6 +69,16 @@ func (f *File) Query(ctx context.Context, w io.Writer, opt query.Options) error 
 // Export writes the export req.
 func (f *File) Export(ctx context.Context, w io.Writer, req export.Request) error {
 	return export.Write(ctx, w, f.DB, req)
+}
+
+// Plot draws the power timeline req.
+func (f *File) Plot(ctx context.Context, w io.Writer, req chart.Request) error {
+	return chart.Write(ctx, w, f.DB, req)
+}
+
+// Report writes the HTML report req.
+func (f *File) Report(ctx context.Context, w io.Writer, req report.Request) error {
+	return report.Write(ctx, w, f.DB, req)
 }
 
 // Info writes the file's summary.

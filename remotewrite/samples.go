@@ -12,10 +12,11 @@ import (
 // staleNaN is Prometheus's staleness marker: the series ends here.
 var staleNaN = math.Float64frombits(value.StaleNaN)
 
-// seriesSamples turns the steps of one series, window by window, into
-// the samples of its two metrics (see the package documentation):
+// seriesSamples turns the steps of one series (query.Steps), window by
+// window, into the samples of its two metrics (see the package
+// documentation):
 //
-//   - power: a sample at each step that begins (a reading's effective
+//   - power: a sample where each step begins (a reading's effective
 //     time, or its session's start), the held value again at each
 //     multiple of every inside a step (so that a flat GPU, which sends
 //     nothing for minutes, never goes stale), and a staleness marker
@@ -38,23 +39,31 @@ type seriesSamples struct {
 	// that starts there continues it.
 	live bool
 	end  int64
+	from int64 // the window's start
+	// lastMW is the value of the last power sample sent, if known.
+	lastMW   int64
+	lastKnow bool
 }
 
 // begin starts the window that begins at from, after the state at from
 // (energy counter, whether the series had a value just before it).
 func (s *seriesSamples) begin(from, energyUJ int64, live bool) {
 	s.power, s.energy = s.power[:0], s.energy[:0]
-	s.energyUJ, s.live, s.end = energyUJ, live, from
+	s.energyUJ, s.live, s.end, s.from = energyUJ, live, from, from
 }
 
-// add takes the next step of the window.
-func (s *seriesSamples) add(st query.Step) {
+// add takes the next step of the window: [st.From, st.To) at mw.
+func (s *seriesSamples) add(st query.Interval, mw int64) {
 	if s.live && st.From != s.end {
 		s.gap()
 	}
 	starting := !s.live
-	if st.Begins || starting {
-		s.power = append(s.power, prompb.Sample{Timestamp: st.From, Value: watts(st.MW)})
+	// Every step begins at a reading (or a session's start), except
+	// perhaps the window's first, which may go on from the last window:
+	// that one needs a sample only if its value is not the last sent.
+	sample := starting || st.From != s.from || !s.lastKnow || mw != s.lastMW
+	if sample {
+		s.power = append(s.power, prompb.Sample{Timestamp: st.From, Value: watts(mw)})
 	}
 	if starting {
 		s.energy = append(s.energy, prompb.Sample{Timestamp: st.From, Value: joules(s.energyUJ)})
@@ -62,15 +71,16 @@ func (s *seriesSamples) add(st query.Step) {
 	// The held value again on the grid, and the counter, where the
 	// samples just added at st.From do not stand already.
 	for t := ceilTo(st.From, s.every); t < st.To; t += s.every {
-		if t != st.From || !(st.Begins || starting) {
-			s.power = append(s.power, prompb.Sample{Timestamp: t, Value: watts(st.MW)})
+		if t != st.From || !sample {
+			s.power = append(s.power, prompb.Sample{Timestamp: t, Value: watts(mw)})
 		}
 		if t != st.From || !starting {
-			s.energy = append(s.energy, prompb.Sample{Timestamp: t, Value: joules(s.energyUJ + st.MW*(t-st.From))})
+			s.energy = append(s.energy, prompb.Sample{Timestamp: t, Value: joules(s.energyUJ + mw*(t-st.From))})
 		}
 	}
-	s.energyUJ += st.MW * (st.To - st.From)
+	s.energyUJ += mw * (st.To - st.From)
 	s.live, s.end = true, st.To
+	s.lastMW, s.lastKnow = mw, true
 }
 
 // finish ends the window at to: a series whose last step ended before
@@ -87,7 +97,7 @@ func (s *seriesSamples) finish(to int64) {
 func (s *seriesSamples) gap() {
 	s.power = append(s.power, prompb.Sample{Timestamp: s.end, Value: staleNaN})
 	s.energy = append(s.energy, prompb.Sample{Timestamp: s.end, Value: joules(s.energyUJ)})
-	s.live = false
+	s.live, s.lastKnow = false, false
 }
 
 func watts(mw int64) float64 { return float64(mw) / 1e3 }

@@ -339,6 +339,10 @@ func (s *Sender) pushTo(ctx context.Context, to int64) error {
 	if err := <-buildErr; sendErr == nil {
 		sendErr = err
 	}
+	if sendErr != nil {
+		// The samples' state may be that of windows never delivered.
+		clear(s.series)
+	}
 	return sendErr
 }
 
@@ -429,10 +433,7 @@ func (b *builder) build(ctx context.Context, plan *query.Plan, iv query.Interval
 			b.series[k] = ss
 		}
 		ss.begin(iv.From, ps.EnergyUJ, ps.Live)
-		err := query.Steps(ctx, s.DB, k, plan.Specs[i], iv, func(step query.Step) error {
-			ss.add(step)
-			return nil
-		})
+		err := query.Steps(ctx, s.DB, k, plan.Specs[i], iv, ss.add)
 		if err != nil {
 			return nil, 0, err
 		}
