@@ -37,19 +37,19 @@ type seriesSamples struct {
 	energyUJ int64 // the counter at the end of what was added
 	// live says the series had a value just before end: the next step
 	// that starts there continues it.
-	live bool
-	end  int64
-	from int64 // the window's start
-	// lastMW is the value of the last power sample sent, if known.
-	lastMW   int64
-	lastKnow bool
+	live   bool
+	end    int64
+	from   int64 // the window's start
+	lastMW int64 // the value of the last power sample, while live
 }
 
 // begin starts the window that begins at from, after the state at from
-// (energy counter, whether the series had a value just before it).
-func (s *seriesSamples) begin(from, energyUJ int64, live bool) {
+// (energy counter, whether the series had a value just before it, and
+// then the value of its last power sample).
+func (s *seriesSamples) begin(from, energyUJ int64, live bool, lastMW int64) {
 	s.power, s.energy = s.power[:0], s.energy[:0]
 	s.energyUJ, s.live, s.end, s.from = energyUJ, live, from, from
+	s.lastMW = lastMW
 }
 
 // add takes the next step of the window: [st.From, st.To) at mw.
@@ -61,7 +61,7 @@ func (s *seriesSamples) add(st query.Interval, mw int64) {
 	// Every step begins at a reading (or a session's start), except
 	// perhaps the window's first, which may go on from the last window:
 	// that one needs a sample only if its value is not the last sent.
-	sample := starting || st.From != s.from || !s.lastKnow || mw != s.lastMW
+	sample := starting || st.From != s.from || mw != s.lastMW
 	if sample {
 		s.power = append(s.power, prompb.Sample{Timestamp: st.From, Value: watts(mw)})
 	}
@@ -79,8 +79,7 @@ func (s *seriesSamples) add(st query.Interval, mw int64) {
 		}
 	}
 	s.energyUJ += mw * (st.To - st.From)
-	s.live, s.end = true, st.To
-	s.lastMW, s.lastKnow = mw, true
+	s.live, s.end, s.lastMW = true, st.To, mw
 }
 
 // finish ends the window at to: a series whose last step ended before
@@ -97,7 +96,7 @@ func (s *seriesSamples) finish(to int64) {
 func (s *seriesSamples) gap() {
 	s.power = append(s.power, prompb.Sample{Timestamp: s.end, Value: staleNaN})
 	s.energy = append(s.energy, prompb.Sample{Timestamp: s.end, Value: joules(s.energyUJ)})
-	s.live, s.lastKnow = false, false
+	s.live, s.lastMW = false, 0
 }
 
 func watts(mw int64) float64 { return float64(mw) / 1e3 }

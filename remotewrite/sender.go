@@ -339,10 +339,6 @@ func (s *Sender) pushTo(ctx context.Context, to int64) error {
 	if err := <-buildErr; sendErr == nil {
 		sendErr = err
 	}
-	if sendErr != nil {
-		// The samples' state may be that of windows never delivered.
-		clear(s.series)
-	}
 	return sendErr
 }
 
@@ -432,13 +428,13 @@ func (b *builder) build(ctx context.Context, plan *query.Plan, iv query.Interval
 			ss = &seriesSamples{every: every, powerLabels: s.labels(PowerMetric, k), energyLabels: s.labels(EnergyMetric, k)}
 			b.series[k] = ss
 		}
-		ss.begin(iv.From, ps.EnergyUJ, ps.Live)
+		ss.begin(iv.From, ps.EnergyUJ, ps.Live, ps.MW)
 		err := query.Steps(ctx, s.DB, k, plan.Specs[i], iv, ss.add)
 		if err != nil {
 			return nil, 0, err
 		}
 		ss.finish(iv.To)
-		ps.EnergyUJ, ps.Live = ss.energyUJ, ss.live
+		ps.EnergyUJ, ps.Live, ps.MW = ss.energyUJ, ss.live, ss.lastMW
 		next = append(next, ps)
 		b.pos.series[k] = ps
 		if len(ss.power) > 0 {

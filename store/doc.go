@@ -229,11 +229,12 @@
 //
 //	0x01 | through ms (8, sign-flipped BE) | n (uvarint) | n × series
 //	series = endpoint length (uvarint) | endpoint | kind (1) | device (4 BE)
-//	         | flags (1) | energy µJ (uvarint)
+//	         | flags (1) | energy µJ (uvarint) | mW (uvarint)
 //
 // Series are sorted by endpoint, kind, device. Energy is the value of
 // the series' energy counter as pushed, at through; flags bit 0 (live)
-// says the series had a value just before through. The bucket was added
+// says the series had a value just before through, and mW is then the
+// value of its last power sample pushed (zero otherwise). The bucket was added
 // without a change of layout version: a file without it has pushed
 // nothing; builds that predate it read the file as before, and only
 // their check reports the bucket as not part of the layout. [CheckFile]

@@ -32,6 +32,8 @@ type PushedSeries struct {
 	// Live says the series had a value just before ThroughMs: a gap
 	// that begins there is still to be marked.
 	Live bool
+	// MW is the value of the last power sample pushed, while Live.
+	MW int64
 }
 
 // PushPosition returns the push position of receiver, and whether the
@@ -92,8 +94,8 @@ func encodePushPosition(p PushPosition) ([]byte, error) {
 			return nil, fmt.Errorf("series %s out of order", s.SeriesKey)
 		case s.Endpoint == "" || !s.Kind.Valid() || s.Device < 0:
 			return nil, fmt.Errorf("invalid series %s", s.SeriesKey)
-		case s.EnergyUJ < 0:
-			return nil, fmt.Errorf("series %s: negative energy %d µJ", s.SeriesKey, s.EnergyUJ)
+		case s.EnergyUJ < 0 || s.MW < 0:
+			return nil, fmt.Errorf("series %s: negative energy %d µJ or power %d mW", s.SeriesKey, s.EnergyUJ, s.MW)
 		}
 		b = binary.AppendUvarint(b, uint64(len(s.Endpoint)))
 		b = append(b, s.Endpoint...)
@@ -104,6 +106,7 @@ func encodePushPosition(p PushPosition) ([]byte, error) {
 		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(s.EnergyUJ))
+		b = binary.AppendUvarint(b, uint64(s.MW))
 	}
 	return b, nil
 }
@@ -138,7 +141,12 @@ func decodePushPosition(p *PushPosition, key, v []byte) error {
 			return ErrCorrupt
 		}
 		rest = rest[k:]
-		s.EnergyUJ = int64(e)
+		mw, k := binary.Uvarint(rest)
+		if k <= 0 || mw > 1<<63-1 {
+			return ErrCorrupt
+		}
+		rest = rest[k:]
+		s.EnergyUJ, s.MW = int64(e), int64(mw)
 		if len(p.Series) > 0 && compareSeries(p.Series[len(p.Series)-1].SeriesKey, s.SeriesKey) >= 0 {
 			return ErrCorrupt
 		}

@@ -24,9 +24,9 @@ func TestDB_PushPosition(t *testing.T) {
 		t.Fatalf("a file that pushed nothing: found %v, err %v", ok, err)
 	}
 	want := store.PushPosition{Receiver: "http://vm:8428/api/v1/write", ThroughMs: simtest.RecordingStartMs + 60_000, Series: []store.PushedSeries{
-		{SeriesKey: store.SeriesKey{Endpoint: "/run/zeusd/zeusd.sock", Kind: store.KindGPU, Device: 1}, EnergyUJ: 1 << 40, Live: true},
+		{SeriesKey: store.SeriesKey{Endpoint: "/run/zeusd/zeusd.sock", Kind: store.KindGPU, Device: 1}, EnergyUJ: 1 << 40, Live: true, MW: 300_000},
 		{SeriesKey: store.SeriesKey{Endpoint: "node1:4938", Kind: store.KindGPU, Device: 0}, EnergyUJ: 0},
-		{SeriesKey: store.SeriesKey{Endpoint: "node1:4938", Kind: store.KindDRAM, Device: 0}, EnergyUJ: 12, Live: true},
+		{SeriesKey: store.SeriesKey{Endpoint: "node1:4938", Kind: store.KindDRAM, Device: 0}, EnergyUJ: 12, Live: true, MW: 1},
 	}}
 	for range 2 { // the second replaces the first
 		if err := db.SetPushPosition(ctx, want); err != nil {
