@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,9 @@ const (
 	DefaultPoll = time.Second
 	// DefaultMaxSamples bounds the samples of one request.
 	DefaultMaxSamples = 50_000
+	// DefaultConcurrency is how many requests of a window may be in
+	// flight at once.
+	DefaultConcurrency = 4
 	// DefaultMaxBackoff caps the wait between attempts at a request.
 	DefaultMaxBackoff = 30 * time.Second
 	// DefaultRequestTimeout bounds one request.
@@ -123,6 +127,10 @@ type Sender struct {
 	LiveSince time.Time
 	// MaxSamples bounds the samples of one request.
 	MaxSamples int
+	// Concurrency is how many requests of one window may be in flight
+	// at once, when each series is in one of them (the samples of a
+	// series always arrive in order).
+	Concurrency int
 	// MaxBackoff caps the wait between attempts at a request.
 	MaxBackoff time.Duration
 	// Client sends the requests; it bounds each with its Timeout.
@@ -141,7 +149,7 @@ type Sender struct {
 // New returns a Sender for db and r with default settings.
 func New(db *store.DB, r Receiver) *Sender {
 	return &Sender{DB: db, Receiver: r, Every: DefaultEvery, Lag: DefaultLag, Poll: DefaultPoll,
-		MaxSamples: DefaultMaxSamples, MaxBackoff: DefaultMaxBackoff,
+		MaxSamples: DefaultMaxSamples, Concurrency: DefaultConcurrency, MaxBackoff: DefaultMaxBackoff,
 		Client: &http.Client{Timeout: DefaultRequestTimeout, Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
@@ -349,6 +357,7 @@ type window struct {
 	bodies  [][]byte // encoded requests, in order
 	samples []int    // samples per request
 	series  []int    // series (pieces) per request
+	split   bool     // a series is in more than one request
 	next    store.PushPosition
 }
 
@@ -454,8 +463,9 @@ func (b *builder) build(ctx context.Context, plan *query.Plan, iv query.Interval
 	return w, n, nil
 }
 
-// encode splits ts into requests of at most MaxSamples samples, in
-// order (a series with more goes in pieces), and encodes them into w.
+// encode packs ts into requests of at most MaxSamples samples, in
+// order, each series whole in one where it fits (one with more goes in
+// pieces), and encodes them into w.
 func (b *builder) encode(w *window, ts []prompb.TimeSeries) error {
 	var req prompb.WriteRequest
 	size := 0
@@ -473,6 +483,12 @@ func (b *builder) encode(w *window, ts []prompb.TimeSeries) error {
 	}
 	limit := b.s.MaxSamples
 	for _, t := range ts {
+		// A series that fits in a request goes whole into one.
+		if size > 0 && size+len(t.Samples) > limit && len(t.Samples) <= limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		for len(t.Samples) > 0 {
 			if size >= limit {
 				if err := flush(); err != nil {
@@ -484,6 +500,9 @@ func (b *builder) encode(w *window, ts []prompb.TimeSeries) error {
 			t.Samples = t.Samples[len(part.Samples):]
 			req.Timeseries = append(req.Timeseries, part)
 			size += len(part.Samples)
+			if len(t.Samples) > 0 {
+				w.split = true // the rest goes in the next request
+			}
 		}
 	}
 	return flush()
@@ -493,8 +512,28 @@ func (b *builder) encode(w *window, ts []prompb.TimeSeries) error {
 // or refuses it, and then moves the position, in the file too. It
 // returns only ctx's error or the store's.
 func (s *Sender) deliver(ctx context.Context, w *window) error {
-	for i, body := range w.bodies {
-		if err := s.sendOne(ctx, body, w.samples[i], w.series[i], w.iv); err != nil {
+	if w.split || s.Concurrency <= 1 || len(w.bodies) == 1 {
+		for i, body := range w.bodies {
+			if err := s.sendOne(ctx, body, w.samples[i], w.series[i], w.iv); err != nil {
+				return err
+			}
+		}
+	} else {
+		// Each series is in one request of the window: they may go at
+		// once, the samples of each series still in order.
+		sem := make(chan struct{}, s.Concurrency)
+		errs := make([]error, len(w.bodies))
+		var sends sync.WaitGroup
+		for i, body := range w.bodies {
+			sem <- struct{}{}
+			sends.Add(1)
+			go func() {
+				defer func() { <-sem; sends.Done() }()
+				errs[i] = s.sendOne(ctx, body, w.samples[i], w.series[i], w.iv)
+			}()
+		}
+		sends.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
 	}
@@ -591,12 +630,15 @@ const repeatLogEvery = 5 * time.Minute
 // refusalLog logs refused requests: a new refusal at once, the same one
 // again only every repeatLogEvery, with how many were skipped meanwhile.
 type refusalLog struct {
+	mu      sync.Mutex
 	key     string
 	logged  time.Time
 	skipped int
 }
 
 func (l *refusalLog) log(log *slog.Logger, receiver string, err error, samples, series int, w query.Interval) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.skipped++
 	if key := err.Error(); key == l.key && time.Since(l.logged) < repeatLogEvery {
 		return

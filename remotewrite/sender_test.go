@@ -277,7 +277,8 @@ func TestSender_Push(t *testing.T) {
 }
 
 // TestSender_Resume: a push stopped halfway and one that fails and
-// retries deliver the same samples as one push in one go.
+// retries, in small requests one at a time, deliver the same samples as
+// one push in one go, in big requests several at a time.
 func TestSender_Resume(t *testing.T) {
 	path, end := fixture(t)
 	db, err := store.Open(path, store.Options{NoSync: true})
@@ -286,7 +287,9 @@ func TestSender_Resume(t *testing.T) {
 	}
 	defer db.Close()
 	whole, srv := newReceiver(t)
-	if err := newSender(db, srv.URL, io.Discard).Push(context.Background(), query.TimeRange{}); err != nil {
+	one := newSender(db, srv.URL, io.Discard)
+	one.MaxSamples = remotewrite.DefaultMaxSamples // whole series per request, sent at once
+	if err := one.Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
 	}
 
