@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -23,14 +25,24 @@ record and chunk (each decoded; chunk sums and series stats recomputed), then, i
 the pages are sound, bbolt's own check. Prints what it checked and every problem;
 exits 1 when the file is damaged. It never writes. For a damaged file,
 wattrec repair --db FILE -o NEW copies what is readable.`,
-		Flags: []cli.Flag{dbFlag()},
+		Flags: []cli.Flag{dbFlag(), formatFlag("table or json")},
 		Action: func(c *cli.Context) error {
+			format := c.String("format")
+			if format != query.FormatTable && format != query.FormatJSON {
+				return fmt.Errorf("--format %q: want table or json", format)
+			}
 			path, err := dbPath(c)
 			if err != nil {
 				return err
 			}
 			rep, err := store.CheckFile(c.Context, path)
-			writeCheckReport(c.App.Writer, rep)
+			if format == query.FormatJSON {
+				if jerr := writeCheckJSON(c.App.Writer, rep); jerr != nil {
+					return jerr
+				}
+			} else {
+				writeCheckReport(c.App.Writer, rep)
+			}
 			if errors.Is(err, store.ErrCorrupt) {
 				return checkFailed{err}
 			}
@@ -44,6 +56,35 @@ wattrec repair --db FILE -o NEW copies what is readable.`,
 type checkFailed struct{ error }
 
 func (e checkFailed) Unwrap() error { return e.error }
+
+// writeCheckJSON writes r as one JSON object: what was checked, sound or
+// not, and each problem's message.
+func writeCheckJSON(w io.Writer, r *store.CheckReport) error {
+	problems := []string{}
+	for _, p := range r.Problems {
+		problems = append(problems, p.Error())
+	}
+	b, err := json.MarshalIndent(struct {
+		File          string       `json:"file"`
+		SizeBytes     int64        `json:"size_bytes"`
+		PageSize      int          `json:"page_size"`
+		Pages         uint64       `json:"pages"`
+		BranchPages   int          `json:"branch_pages"`
+		LeafPages     int          `json:"leaf_pages"`
+		OverflowPages int          `json:"overflow_pages"`
+		FreePages     int          `json:"free_pages"`
+		Records       store.Counts `json:"records"`
+		BoltChecked   bool         `json:"bolt_checked"`
+		Sound         bool         `json:"sound"`
+		Problems      []string     `json:"problems"`
+	}{r.Path, r.Size, r.PageSize, r.Pages, r.BranchPages, r.LeafPages, r.OverflowPages, r.FreePages, r.Records, r.BoltChecked,
+		len(r.Problems) == 0, problems}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
 
 func writeCheckReport(w io.Writer, r *store.CheckReport) {
 	fmt.Fprintf(w, "file     %s (%d bytes)\n", r.Path, r.Size)

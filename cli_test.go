@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -56,13 +56,7 @@ func TestCLI_DefaultsOnce(t *testing.T) {
 // argument of a command that takes no other; flags may follow arguments;
 // a file given twice is refused.
 func TestCLI_DBForms(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "w.db")
-	d, err := store.Open(db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WriteWorkedExample(t, d)
-	d.Close()
+	db := workedFile(t)
 	want, err := run(t, "query", "--db", db, "--by", "total", "--format", "csv")
 	if err != nil {
 		t.Fatal(err)
@@ -232,5 +226,47 @@ func TestCLI_Version(t *testing.T) {
 	// Go stamps a pseudo-version with the revision (v0.0.0-TIME-REV[+dirty]).
 	if got := string(out); !strings.Contains(got, strings.TrimSpace(string(rev))) {
 		t.Errorf("--version = %q, want the revision %s", got, rev)
+	}
+}
+
+// TestCLI_JSONEverywhere: every command that prints a report has a JSON
+// form a script can read: info, query, mark list, check (and run's
+// --summary-json, in TestRun).
+func TestCLI_JSONEverywhere(t *testing.T) {
+	db := workedFile(t)
+	for _, tc := range []struct {
+		args []string
+		keys []string // of the top-level object, or of the first element of a list
+	}{
+		{[]string{"info", db, "--format", "json"}, []string{"file", "size_bytes", "runs", "from_ms", "to_ms", "readings", "marks", "endpoints"}},
+		{[]string{"query", db, "--format", "json"}, []string{"from_ms", "to_ms", "by", "window", "periods", "rows", "warnings"}},
+		{[]string{"mark", "list", "--db", db, "--format", "json"}, []string{"id", "name", "begin", "begin_ms", "end", "end_ms", "open", "source"}},
+		{[]string{"check", db, "--format", "json"}, []string{"file", "sound", "problems", "records"}},
+	} {
+		stdout, _, err := runBoth(t, tc.args...)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(stdout), &v); err != nil {
+			t.Fatalf("%q: %v\n%s", tc.args, err, stdout)
+		}
+		obj, ok := v.(map[string]any)
+		if list, isList := v.([]any); isList && len(list) > 0 {
+			obj, ok = list[0].(map[string]any)
+		}
+		if !ok {
+			t.Fatalf("%q: %T", tc.args, v)
+		}
+		for _, k := range tc.keys {
+			if _, ok := obj[k]; !ok {
+				t.Errorf("%q: no key %q in %v", tc.args, k, obj)
+			}
+		}
+	}
+	for _, args := range [][]string{{"info", db, "--format", "csv"}, {"mark", "list", "--db", db, "--format", "xml"}, {"check", db, "--format", "yaml"}} {
+		if _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "want table or json") {
+			t.Errorf("%q: %v", args, err)
+		}
 	}
 }

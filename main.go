@@ -270,6 +270,8 @@ func hint(err error) string {
 		return "for a finished recording use: wattrec mark add --db FILE --from T0 --to T1 NAME"
 	case errors.Is(err, query.ErrTooLarge):
 		return "use a wider --every or a shorter --from/--to; `wattrec export --grid WIDTH` streams any number of bins"
+	case errors.Is(err, control.ErrSocketPath):
+		return "give --db a shorter path, or set XDG_RUNTIME_DIR to a short directory only you can use (mode 0700)"
 	case errors.Is(err, control.ErrBusy):
 		return "the recorder answers a few reads at a time: try again when the others are done"
 	case errors.Is(err, remotewrite.ErrReceiver):

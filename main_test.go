@@ -464,13 +464,7 @@ func TestExport_JSONL(t *testing.T) {
 // TestQuery_Golden: the DESIGN.md worked examples as a store, queried in
 // every output format.
 func TestQuery_Golden(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "w.db")
-	d, err := store.Open(db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WriteWorkedExample(t, d)
-	d.Close()
+	db := workedFile(t)
 	before := hashFile(t, db)
 	window := []string{"--from", "2026-11-28T16:00:01Z", "--to", "1795881610000"}
 	for _, tc := range []struct {
@@ -644,8 +638,21 @@ func TestRun(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := run(t, "run", "--db", db, "--server", srv.Address, "--", "true"); err != nil {
+	summary := filepath.Join(t.TempDir(), "run.json")
+	if _, err := run(t, "run", "--db", db, "--server", srv.Address, "--summary-json", summary, "--", "true"); err != nil {
 		t.Fatalf("run -- true: %v", err)
+	}
+	// The summary as `query --format json` of the command's window.
+	b, err := os.ReadFile(summary)
+	var rep struct {
+		FromMs int64 `json:"from_ms"`
+		ToMs   int64 `json:"to_ms"`
+		Rows   []struct {
+			Level string `json:"level"`
+		} `json:"rows"`
+	}
+	if err != nil || json.Unmarshal(b, &rep) != nil || rep.ToMs <= rep.FromMs || len(rep.Rows) < 2 || rep.Rows[len(rep.Rows)-1].Level != "total" {
+		t.Errorf("--summary-json: %v\n%s", err, b)
 	}
 	marks, err := run(t, "mark", "list", "--db", db)
 	if err != nil || !strings.Contains(marks, "sh -c exit 3") || !strings.Contains(marks, "true") {

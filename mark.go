@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,12 +34,19 @@ one HTTP call on the control socket FILE.sock does the same:
 			{Name: "add", Usage: "add a window NAME from T0 to T1", UsageText: "wattrec mark add --db run.db --from 2026-11-27T16:00:00Z --to 2026-11-27T16:10:00Z NAME",
 				Flags:  []cli.Flag{dbFlag(), &cli.StringFlag{Name: "from", Usage: "begin `TIME`"}, &cli.StringFlag{Name: "to", Usage: "end `TIME`"}},
 				Action: markAction(control.MarkAdd)},
-			{Name: "list", Usage: "list the marks", UsageText: "wattrec mark list --db run.db [NAME]", Flags: []cli.Flag{dbFlag()},
+			{Name: "list", Usage: "list the marks", UsageText: "wattrec mark list --db run.db [NAME]", Flags: []cli.Flag{dbFlag(), formatFlag("table or json")},
 				Action: func(c *cli.Context) error {
+					format := c.String("format")
+					if format != query.FormatTable && format != query.FormatJSON {
+						return fmt.Errorf("--format %q: want table or json", format)
+					}
 					return withReader(c, false, func(rd recording.Reader) error {
 						marks, err := rd.Marks(c.Context, c.Args().First())
 						if err != nil {
 							return err
+						}
+						if format == query.FormatJSON {
+							return writeMarksJSON(c.App.Writer, marks)
 						}
 						return writeMarks(c.App.Writer, marks)
 					})
@@ -81,6 +89,36 @@ func markAction(action string) cli.ActionFunc {
 			return nil
 		})
 	}
+}
+
+// writeMarksJSON writes marks as a JSON list, times as RFC 3339 and Unix
+// ms; an open mark's end is null.
+func writeMarksJSON(w io.Writer, marks []store.Mark) error {
+	type jsonMark struct {
+		ID      uint64  `json:"id"`
+		Name    string  `json:"name"`
+		Begin   string  `json:"begin"`
+		BeginMs int64   `json:"begin_ms"`
+		End     *string `json:"end"`
+		EndMs   *int64  `json:"end_ms"`
+		Open    bool    `json:"open"`
+		Source  string  `json:"source"`
+	}
+	out := []jsonMark{}
+	for _, m := range marks {
+		j := jsonMark{ID: m.ID, Name: m.Name, Begin: query.FormatTime(m.BeginMs), BeginMs: m.BeginMs, Open: m.Open, Source: m.Source}
+		if !m.Open {
+			end, endMs := query.FormatTime(m.EndMs), m.EndMs
+			j.End, j.EndMs = &end, &endMs
+		}
+		out = append(out, j)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 func writeMarks(w io.Writer, marks []store.Mark) error {

@@ -47,6 +47,12 @@ func dbPath(c *cli.Context) (string, error) {
 	return p, nil
 }
 
+// formatFlag is --format of a command that writes a report for people
+// (table, the default) or programs.
+func formatFlag(choices string) cli.Flag {
+	return &cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: choices}
+}
+
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		dbFlag(),
@@ -104,9 +110,13 @@ func infoCommand() *cli.Command {
 		Usage:     "summarise a recording: endpoints, devices, span, counts, sessions and gaps, clock offsets",
 		UsageText: "wattrec info --db run.db",
 		ArgsUsage: dbArg,
-		Flags:     []cli.Flag{dbFlag()},
+		Flags:     []cli.Flag{dbFlag(), formatFlag("table or json")},
 		Action: func(c *cli.Context) error {
-			return withReader(c, false, func(rd recording.Reader) error { return rd.Info(c.Context, c.App.Writer) })
+			format := c.String("format")
+			if format != query.FormatTable && format != query.FormatJSON {
+				return fmt.Errorf("--format %q: want table or json", format)
+			}
+			return withReader(c, false, func(rd recording.Reader) error { return rd.Info(c.Context, c.App.Writer, format) })
 		},
 	}
 }
@@ -153,7 +163,7 @@ func queryCommand() *cli.Command {
 			&cli.StringFlag{Name: "method", Value: query.MethodHold, Usage: "hold (the rules above), trapezoid (linear interpolation, for comparison) or compare (both, with their relative difference)"},
 			&cli.DurationFlag{Name: "cpu-period", Usage: "CPU/DRAM poll period, at least 1ms (default: inferred per series)"},
 			&cli.DurationFlag{Name: "gpu-period", Usage: "GPU poll period (zeusd --gpu-power-poll-hz), at least 1ms, for the error bound (default: inferred per series)"},
-			&cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: "table, json or csv"},
+			formatFlag("table, json or csv"),
 		),
 		Action: func(c *cli.Context) error {
 			opt, err := queryOptions(c)

@@ -23,7 +23,7 @@ func recordFlags() []cli.Flag {
 		&cli.PathFlag{Name: "db", Usage: "bbolt `FILE` to append to (created if missing)", Required: true},
 		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host:port, tcp://host:port, unix:///path.sock or /path.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
 		&cli.PathFlag{Name: "servers-file", Usage: "`FILE` with one SPEC a line (# comments)"},
-		&cli.PathFlag{Name: "token-file", Usage: "`FILE` holding the zeusd JWT, readable by its owner only (default: $ZEUSD_TOKEN); never pass a token on the command line"},
+		&cli.PathFlag{Name: "token-file", EnvVars: []string{"WATTREC_TOKEN_FILE"}, Usage: "`FILE` holding the zeusd JWT, readable by its owner only (default: $ZEUSD_TOKEN); never pass a token on the command line"},
 		&cli.DurationFlag{Name: "flush-interval", Value: recorder.DefaultFlushInterval, Usage: "commit at least this often (at least " + recorder.MinInterval.String() + "); a crash loses at most this much"},
 		&cli.DurationFlag{Name: "clock-interval", Value: recorder.DefaultClockInterval, Usage: "re-estimate each daemon's clock offset this often (0: only at start; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: fmt.Sprintf("GET /time round trips per clock estimate (%d to %d)", recorder.MinClockSamples, recorder.MaxClockSamples)},

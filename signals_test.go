@@ -187,7 +187,7 @@ func TestLogLevel_Global(t *testing.T) {
 			}
 			defer c.Close()
 			var info strings.Builder
-			return c.Info(ctx, &info) == nil && strings.Contains(info.String(), "gpu stream")
+			return c.Info(ctx, &info, "") == nil && strings.Contains(info.String(), "gpu stream")
 		})
 		cancel()
 		if err := <-done; err != nil {

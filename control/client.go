@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -37,8 +36,8 @@ type Client struct {
 // accepts but does not answer within 2 s is store.ErrLocked: the file is
 // in use by a recorder that cannot serve it.
 func Dial(ctx context.Context, db string) (*Client, error) {
-	path := SocketPath(db)
-	if _, err := os.Lstat(path); err != nil {
+	path, err := dialPath(db)
+	if err != nil {
 		return nil, ErrNoRecorder
 	}
 	c := &Client{path: path, http: &http.Client{Transport: &http.Transport{
@@ -114,8 +113,8 @@ func (c *Client) Report(ctx context.Context, w io.Writer, req report.Request) er
 }
 
 // Info copies the recorder's info summary to w.
-func (c *Client) Info(ctx context.Context, w io.Writer) error {
-	return c.post(ctx, w, "/v1/info", struct{}{})
+func (c *Client) Info(ctx context.Context, w io.Writer, format string) error {
+	return c.post(ctx, w, "/v1/info", InfoRequest{Format: format})
 }
 
 // Mark asks the recorder to perform req.

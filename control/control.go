@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,9 +40,6 @@ var (
 	ErrBusy = errors.New("the recorder is busy answering other reads")
 )
 
-// SocketPath is the control socket of the database file db.
-func SocketPath(db string) string { return db + ".sock" }
-
 // Backend is what a Server serves: the running recorder's view of its
 // file. Client has the same methods, so a caller can use either.
 type Backend interface {
@@ -51,7 +47,7 @@ type Backend interface {
 	Export(ctx context.Context, w io.Writer, req export.Request) error
 	Plot(ctx context.Context, w io.Writer, req chart.Request) error
 	Report(ctx context.Context, w io.Writer, req report.Request) error
-	Info(ctx context.Context, w io.Writer) error
+	Info(ctx context.Context, w io.Writer, format string) error
 	Marks(ctx context.Context, name string) ([]store.Mark, error)
 	Mark(ctx context.Context, req MarkRequest) (store.Mark, error)
 }
@@ -82,14 +78,10 @@ const (
 	DefaultQueueTimeout = 10 * time.Second
 )
 
-// Serve listens on the Unix socket path (mode 0600, replacing a stale
-// socket file) until ctx is done, then stops, waits for running requests
-// and removes the socket file.
-func (s *Server) Serve(ctx context.Context, path string) error {
-	ln, err := listenUnix(path)
-	if err != nil {
-		return err
-	}
+// Serve answers on ln (see Listen) until ctx is done, then stops, waits
+// for running requests and closes ln, which removes the socket.
+func (s *Server) Serve(ctx context.Context, ln *Listener) error {
+	var err error
 	s.reads = make(chan struct{}, cmp.Or(s.MaxReads, DefaultMaxReads))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
@@ -134,8 +126,14 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 		}
 		return s.Backend.Report(ctx, w, req.request())
 	}))
-	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, _ []byte, _ http.Header) error {
-		return s.Backend.Info(ctx, w)
+	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
+		var req InfoRequest
+		if len(body) > 0 {
+			if err := decode(body, &req); err != nil {
+				return err
+			}
+		}
+		return s.Backend.Info(ctx, w, req.Format)
 	}))
 	mux.HandleFunc("POST /v1/marks", func(w http.ResponseWriter, r *http.Request) {
 		var req MarkRequest
@@ -178,11 +176,10 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 	if err == nil {
 		err = <-done
 	}
-	os.Remove(path)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	return errors.Join(err, serr)
+	return errors.Join(err, serr, ln.remove())
 }
 
 // maxBody bounds a request body.
@@ -195,52 +192,6 @@ func decode(body []byte, v any) error {
 		return query.Invalid("request body: %v", err)
 	}
 	return nil
-}
-
-// listenUnix listens on path with mode 0600. A socket file nobody answers
-// on (left by a killed recorder) is replaced; a live one is an error.
-func listenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("control socket %s: a file that is not a socket is in the way", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control socket %s: another recorder is answering on it", path)
-		}
-		os.Remove(path)
-	}
-	ln, err := listenPrivate(path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
-	}
-	return ln, nil
-}
-
-// listenPrivate binds the socket inside a fresh 0700 directory, sets it to
-// 0600 and only then moves it into place: the API has no token, so no
-// other user may ever reach it, not even between bind and chmod.
-func listenPrivate(path string) (net.Listener, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".wattrec-sock-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, "s")
-	ln, err := net.Listen("unix", tmp)
-	if err != nil {
-		return nil, err
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false) // Serve removes path itself
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
 }
 
 // stream adapts a writer function to a handler: errors before the first

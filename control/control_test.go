@@ -65,7 +65,8 @@ func serve(t *testing.T) (*backend, string) {
 	done := make(chan error, 1)
 	be := &backend{File: &recording.File{DB: db, Now: time.Now}, nowMs: 5_000}
 	srv := &control.Server{Backend: be, DB: path}
-	go func() { done <- srv.Serve(ctx, control.SocketPath(path)) }()
+	ln := mustListen(t, path)
+	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -288,8 +289,9 @@ func serveOn(t *testing.T, path string) (*store.DB, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	ln := mustListen(t, path)
 	go func() {
-		done <- (&control.Server{Backend: &recording.File{DB: db, Now: time.Now}, DB: path}).Serve(ctx, control.SocketPath(path))
+		done <- (&control.Server{Backend: &recording.File{DB: db, Now: time.Now}, DB: path}).Serve(ctx, ln)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -307,4 +309,92 @@ func serveOn(t *testing.T, path string) (*store.DB, error) {
 		t.Fatal(err)
 	}
 	return db, db.Close()
+}
+
+// mustListen binds the control socket of the file at path.
+func mustListen(t *testing.T, path string) *control.Listener {
+	t.Helper()
+	ln, err := control.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestListen_LongPath: a file whose socket path is too long for a Unix
+// socket gets its socket in a short private directory, with a link
+// beside the file that clients follow; both go when the server stops,
+// and a stale pair (a recorder killed with -9) is replaced.
+func TestListen_LongPath(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	dir := filepath.Join(t.TempDir(), strings.Repeat("a-long-directory-name-", 5))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "run.db")
+	if len(control.SocketPath(path)) <= 108 {
+		t.Fatalf("%s is short", path)
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for round := range 2 {
+		ln := mustListen(t, path)
+		link, err := os.Readlink(control.SocketPath(path))
+		if err != nil || len(link) > 103 {
+			t.Fatalf("round %d: %s links to %q (%v), want a short socket path", round, control.SocketPath(path), link, err)
+		}
+		if fi, err := os.Stat(filepath.Dir(link)); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("round %d: the socket's directory %s: %v, %v; want mode 700", round, filepath.Dir(link), fi, err)
+		}
+		if round == 0 { // killed with -9: the socket and its link stay behind
+			ln.Close()
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- (&control.Server{Backend: &recording.File{DB: db, Now: time.Now}, DB: path}).Serve(ctx, ln)
+		}()
+		c, err := control.Dial(context.Background(), path)
+		if err != nil {
+			t.Fatalf("Dial through the link: %v", err)
+		}
+		var out bytes.Buffer
+		if err := c.Info(context.Background(), &out, ""); err != nil || !strings.Contains(out.String(), "run.db") {
+			t.Errorf("info through the link: %v\n%s", err, out.String())
+		}
+		c.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{control.SocketPath(path), link} {
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s left behind: %v", p, err)
+			}
+		}
+	}
+}
+
+// TestListen_NoPlace: when even the private directory cannot be used,
+// Listen fails, naming the problem, rather than leave the recorder
+// without a socket.
+func TestListen_NoPlace(t *testing.T) {
+	runtime := t.TempDir()
+	if err := os.Mkdir(filepath.Join(runtime, "wattrec"), 0o755); err != nil { // not private
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", runtime)
+	t.Setenv("TMPDIR", runtime)
+	path := filepath.Join(t.TempDir(), strings.Repeat("x", 120), "run.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := control.Listen(path)
+	if !errors.Is(err, control.ErrSocketPath) || !strings.Contains(err.Error(), "not a private directory") {
+		t.Fatalf("Listen: %v, want ErrSocketPath naming the directory", err)
+	}
 }

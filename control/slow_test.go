@@ -50,7 +50,7 @@ func (e *endless) Plot(context.Context, io.Writer, chart.Request) error { return
 
 func (e *endless) Report(context.Context, io.Writer, report.Request) error { return nil }
 
-func (e *endless) Info(ctx context.Context, w io.Writer) error {
+func (e *endless) Info(ctx context.Context, w io.Writer, _ string) error {
 	<-ctx.Done() // a read that takes as long as its client waits
 	return ctx.Err()
 }
@@ -66,7 +66,8 @@ func serveEndless(t *testing.T, srv *control.Server) string {
 	path := filepath.Join(t.TempDir(), "w.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, control.SocketPath(path)) }()
+	ln := mustListen(t, path)
+	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -136,7 +137,7 @@ func TestServer_Busy(t *testing.T) {
 	// The one slot: an info that lasts as long as its client waits.
 	infoCtx, stopInfo := context.WithCancel(context.Background())
 	infoDone := make(chan error, 1)
-	go func() { infoDone <- c.Info(infoCtx, io.Discard) }()
+	go func() { infoDone <- c.Info(infoCtx, io.Discard, "") }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := c.Query(context.Background(), io.Discard, query.Options{})

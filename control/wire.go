@@ -66,6 +66,12 @@ func (r QueryRequest) options() query.Options {
 		Window: r.Window, Method: r.Method, Format: r.Format}
 }
 
+// InfoRequest is the body of POST /v1/info: the file's summary in Format
+// (query.FormatTable, the default, or query.FormatJSON).
+type InfoRequest struct {
+	Format string `json:"format,omitempty"`
+}
+
 // ExportRequest is the body of POST /v1/export: an export (see
 // export.Request), answered as the file's bytes.
 type ExportRequest struct {

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -122,7 +123,7 @@ type unit struct {
 }
 
 // anchorSeries computes series k's counter-anchored energy over window
-// from its counter readings there (see anchorsIn); res is the stream's
+// from its anchors there (see selectAnchors); res is the stream's
 // integral of the window. An anchor just outside the window while the
 // stream was live counts from its own time: the stream's integral of the
 // stretch outside is taken off its interval's delta. warn takes one
@@ -135,10 +136,9 @@ type unit struct {
 // intervals must still count forwards and no more than the device's peak
 // power can give (from the chunks' headers). A run that fails is judged
 // interval by interval, and so is every interval that spans a gap.
-func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, res Result, warn func(string)) (anchored, error) {
-	as, err := anchorsIn(ctx, db, k, spec, window)
-	if err != nil || len(as) < 2 {
-		return streamOnly(res), err
+func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, res Result, as []anchorReading, warn func(string)) (anchored, error) {
+	if len(as) < 2 {
+		return streamOnly(res), nil
 	}
 	whole := Interval{min(window.From, as[0].TakenMs), max(window.To, as[len(as)-1].TakenMs)}
 	units, edges, err := integrateUnits(ctx, db, k, spec, window, whole, as, runUnits(spec.Sessions, as))
@@ -399,52 +399,67 @@ func integrateUnits(ctx context.Context, db *store.DB, k store.SeriesKey, spec S
 	return units, edges, err
 }
 
-// anchorsIn returns the counter readings of k that can anchor window,
-// with a round trip short enough, one per millisecond (the least
-// uncertain): those taken inside it or at its edges, and the last one
-// up to counterEdgeMs before it and the first up to counterEdgeMs after
-// it, when no reading inside lies that near the edge. Such a reading
-// outside keeps its time where the stream was live in
-// between; where it was not (the recorder's start and stop readings,
+// counterAt is one stored counter reading, as anchoring needs it.
+type counterAt struct{ takenMs, energyUJ, rttUs int64 }
+
+// readCounters reads the counter readings of k that can anchor a window
+// inside span: those taken within counterEdgeMs of it.
+func readCounters(ctx context.Context, db *store.DB, k store.SeriesKey, span Interval) ([]counterAt, error) {
+	var out []counterAt
+	err := db.EachCounter(ctx, k, span.From-counterEdgeMs, sat(span.To, counterEdgeMs+1), func(c *store.CounterReading) error {
+		out = append(out, counterAt{c.TakenMs, c.EnergyUJ, c.RTTUs})
+		return nil
+	})
+	return out, err
+}
+
+// selectAnchors returns the counter readings among cs (in time order)
+// that can anchor window, with a round trip short enough, one per
+// millisecond (the least uncertain): those taken inside it or at its
+// edges, and the last one up to counterEdgeMs before it and the first up
+// to counterEdgeMs after it, when no reading inside lies that near the
+// edge. Such a reading outside keeps its time where the stream was live
+// in between; where it was not (the recorder's start and stop readings,
 // just outside its stream sessions), it anchors the edge, its time
 // uncertain by the distance more.
-func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval) ([]anchorReading, error) {
+func selectAnchors(cs []counterAt, spec Spec, window Interval) []anchorReading {
+	i, _ := slices.BinarySearchFunc(cs, window.From-counterEdgeMs, func(c counterAt, t int64) int { return cmp.Compare(c.takenMs, t) })
 	var out []anchorReading
-	err := db.EachCounter(ctx, k, window.From-counterEdgeMs, sat(window.To, counterEdgeMs+1), func(c *store.CounterReading) error {
-		if c.RTTUs > counterMaxRTTUs {
-			return nil
+	for _, c := range cs[i:] {
+		if c.takenMs > sat(window.To, counterEdgeMs) {
+			break
+		}
+		if c.rttUs > counterMaxRTTUs {
+			continue
 		}
 		// Half the round trip, and the millisecond TakenMs is rounded to.
-		a := anchorReading{TakenMs: c.TakenMs, EnergyUJ: c.EnergyUJ, uMs: (c.RTTUs+999)/2000 + 1}
+		a := anchorReading{TakenMs: c.takenMs, EnergyUJ: c.energyUJ, uMs: (c.rttUs+999)/2000 + 1}
 		switch n := len(out); {
-		case c.TakenMs < window.From:
-			if n > 0 {
-				out = out[:0] // a later one before the window is closer
-			}
-		case c.TakenMs > window.To:
+		case c.takenMs < window.From:
+			out = out[:0] // a later one before the window is closer
+		case c.takenMs > window.To:
 			if n > 0 && out[n-1].TakenMs > window.To {
-				return nil // an earlier one after the window is closer
+				continue // an earlier one after the window is closer
 			}
 		}
-		if c.TakenMs < window.From || c.TakenMs > window.To {
-			edge := Interval{c.TakenMs, window.From}
-			if c.TakenMs > window.To {
-				edge = Interval{window.To + 1, c.TakenMs + 1}
+		if c.takenMs < window.From || c.takenMs > window.To {
+			edge := Interval{c.takenMs, window.From}
+			if c.takenMs > window.To {
+				edge = Interval{window.To + 1, c.takenMs + 1}
 			}
 			if !live(spec.Sessions, edge) {
 				a.uMs += edge.Len()
-				a.TakenMs, a.clamped = min(max(c.TakenMs, window.From), window.To), true
+				a.TakenMs, a.clamped = min(max(c.takenMs, window.From), window.To), true
 			}
 		}
 		if n := len(out); n > 0 && out[n-1].TakenMs == a.TakenMs {
 			if a.uMs < out[n-1].uMs {
 				out[n-1] = a
 			}
-			return nil
+			continue
 		}
 		out = append(out, a)
-		return nil
-	})
+	}
 	// A reading outside is only for an edge without one inside near it:
 	// a mark's own readings stand at its edges, and one taken later just
 	// past the window must not change its answer.
@@ -455,7 +470,7 @@ func anchorsIn(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, 
 	if n := len(out); n >= 2 && outside(out[n-1]) && !outside(out[n-2]) && window.To-out[n-2].TakenMs <= counterEdgeMs {
 		out = out[:n-1]
 	}
-	return out, err
+	return out
 }
 
 // live reports whether a session overlaps iv.

@@ -206,7 +206,7 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	if len(plan.Series) == 0 {
 		return nil, Invalid("no series in %s match the filters", db.Path())
 	}
-	series, specs := plan.Series, plan.Specs
+	series := plan.Series
 	rep := &Report{By: opt.By, FromMs: plan.Window.From, ToMs: plan.Window.To, Rules: plan.Rules(), Compare: opt.Method == MethodCompare}
 	for _, s := range series {
 		rep.keys = append(rep.keys, s.SeriesKey)
@@ -228,21 +228,12 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	sums := map[string]*Row{}
 	var sumOrder []string
 	parts := sumParts{} // for the sum rows' averages
-	for bucket, label := range windows {
+	row := func(bucket Interval, label string, cells []cell) error {
 		groups := map[string]*Row{}
 		var order []string
 		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: ByTotal, Level: ByTotal}
 		for i, s := range series {
-			res, err := integrateSeries(ctx, db, s.SeriesKey, specs[i], bucket)
-			if err != nil {
-				return nil, err
-			}
-			cnt, err := anchorSeries(ctx, db, s.SeriesKey, specs[i], bucket, res, func(msg string) {
-				rep.warn(strings.TrimSpace(label + " " + msg))
-			})
-			if err != nil {
-				return nil, err
-			}
+			res, cnt := cells[i].res, cells[i].anc
 			key, gk := groupKey(s.SeriesKey, opt.By)
 			g := groups[key]
 			if g == nil {
@@ -266,7 +257,7 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 		}
 		for _, key := range order {
 			if err := emit(*groups[key]); err != nil {
-				return nil, err
+				return err
 			}
 			if opt.Window == "" {
 				continue
@@ -279,12 +270,50 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 			sum.merge(groups[key])
 			sum.ToMs = max(sum.ToMs, bucket.To)
 		}
+		return nil
+	}
+	// The windows in blocks: each series is read once per block (its
+	// chunks in one scan when the windows are a report's buckets, its
+	// counter readings once), and a block holds at most maxBlockCells
+	// series' figures.
+	block := max(1, maxBlockCells/len(series))
+	var ws []Interval
+	var labels []string
+	flush := func() error {
+		if len(ws) == 0 {
+			return nil
+		}
+		cells, err := measure(ctx, db, plan, ws, opt.EveryMs, opt.Window == "", func(w int, msg string) {
+			rep.warn(strings.TrimSpace(labels[w] + " " + msg))
+		})
+		if err != nil {
+			return err
+		}
+		for w := range ws {
+			if err := row(ws[w], labels[w], cells[w]); err != nil {
+				return err
+			}
+		}
+		ws, labels = ws[:0], labels[:0]
+		return nil
+	}
+	for bucket, label := range windows {
+		ws, labels = append(ws, bucket), append(labels, label)
+		if len(ws) == block {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	for _, key := range sumOrder {
 		sum := sums[key]
 		sum.avgW, sum.observed = 0, 0
-		for _, p := range parts[key] {
-			if p[1] > 0 {
+		for _, k := range rep.keys { // in plan order: the same float sum every time
+			p, ok := parts[key][k]
+			if ok && p[1] > 0 {
 				sum.avgW += float64(p[0]) / float64(p[1]) / 1000
 				sum.observed++
 			}
@@ -297,6 +326,68 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("… and %d more warnings like these", rep.dropped))
 	}
 	return rep, sink.end(rep)
+}
+
+// maxBlockCells bounds the series × windows whose figures a report holds
+// at once (a few hundred bytes each).
+const maxBlockCells = 1 << 15
+
+// cell is one series' figures over one window of a report.
+type cell struct {
+	res Result
+	anc anchored
+}
+
+// measure integrates every series of plan over each of ws, in order, and
+// anchors it to its counter readings: cells[w][i] is series i over ws[w].
+// With buckets set, ws are consecutive buckets of width every, which one
+// scan of a series' chunks integrates all at once (IntegrateBins); else
+// (window instances, which may overlap) each is integrated apart. warn
+// takes window w's warnings.
+func measure(ctx context.Context, db *store.DB, plan *Plan, ws []Interval, every int64, buckets bool, warn func(w int, msg string)) ([][]cell, error) {
+	cells := make([][]cell, len(ws))
+	for w := range cells {
+		cells[w] = make([]cell, len(plan.Series))
+	}
+	span := Interval{ws[0].From, ws[0].To}
+	for _, w := range ws {
+		span = Interval{min(span.From, w.From), max(span.To, w.To)}
+	}
+	for i, s := range plan.Series {
+		k, spec := s.SeriesKey, plan.Specs[i]
+		if buckets {
+			w := 0
+			err := integrateBins(ctx, db, k, spec, binner{at: span.From, to: span.To, every: every}, func(_ Interval, r Result) error {
+				cells[w][i].res = r
+				w++
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			for w, win := range ws {
+				r, err := integrateSeries(ctx, db, k, spec, win)
+				if err != nil {
+					return nil, err
+				}
+				cells[w][i].res = r
+			}
+		}
+		cs, err := readCounters(ctx, db, k, span)
+		if err != nil {
+			return nil, err
+		}
+		for w, win := range ws {
+			res := cells[w][i].res
+			a, err := anchorSeries(ctx, db, k, spec, win, res, selectAnchors(cs, spec, win), func(msg string) { warn(w, msg) })
+			if err != nil {
+				return nil, err
+			}
+			cells[w][i].anc = a
+		}
+	}
+	return cells, nil
 }
 
 // maxWarnings bounds the warnings of one report; the rest are counted.

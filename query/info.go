@@ -2,9 +2,11 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,102 +41,315 @@ func Gaps(sessions []store.Session) []Gap {
 	return out
 }
 
-// Info writes a human summary of the file: runs, endpoints, devices,
-// time span, reading counts, sessions and gaps, clock offsets.
-func Info(ctx context.Context, w io.Writer, db *store.DB) error {
+// Summary is what a file holds, as `wattrec info` shows it (and, with
+// its JSON tags, `wattrec info --format json`).
+type Summary struct {
+	File      string       `json:"file"`
+	SizeBytes int64        `json:"size_bytes"`
+	Runs      []SummaryRun `json:"runs"`
+	// The span of the readings; null without readings.
+	From         *string             `json:"from"`
+	FromMs       *int64              `json:"from_ms"`
+	To           *string             `json:"to"`
+	ToMs         *int64              `json:"to_ms"`
+	Readings     int                 `json:"readings"`
+	SeedReadings int                 `json:"seed_readings"`
+	Marks        []SummaryMarks      `json:"marks"`
+	Endpoints    []SummaryEndpoint   `json:"endpoints"`
+	series       []store.SeriesStats // for the text
+}
+
+// SummaryRun is one start of a recorder on the file.
+type SummaryRun struct {
+	Started   string   `json:"started"`
+	StartedMs int64    `json:"started_ms"`
+	Version   string   `json:"version"`
+	Host      *string  `json:"host"`
+	Servers   []string `json:"servers"`
+}
+
+// SummaryMarks counts the marks of one name.
+type SummaryMarks struct {
+	Name      string `json:"name"`
+	Instances int    `json:"instances"`
+}
+
+// SummaryEndpoint is one endpoint of a Summary.
+type SummaryEndpoint struct {
+	Endpoint     string           `json:"endpoint"`
+	Network      *string          `json:"network"`
+	GPUs         []int            `json:"gpus"` // streamed
+	GPUSelection *string          `json:"gpu_selection"`
+	CPUs         []int            `json:"cpus"`
+	CPUSelection *string          `json:"cpu_selection"`
+	Clock        *SummaryClock    `json:"clock"`
+	Streams      []SummaryStream  `json:"streams"`
+	Gaps         []SummaryGap     `json:"gaps"`
+	Counters     []SummaryCounter `json:"counters"`
+	Series       []SummarySeries  `json:"series"`
+	discovered   bool
+}
+
+// SummaryClock is an endpoint's clock estimates: offset = corrected −
+// daemon time.
+type SummaryClock struct {
+	Estimates      int     `json:"estimates"`
+	LatestOffsetMs float64 `json:"latest_offset_ms"`
+	LatestRTTMs    float64 `json:"latest_rtt_ms"`
+	LatestSamples  int     `json:"latest_samples"`
+	MinOffsetMs    float64 `json:"min_offset_ms"`
+	MaxOffsetMs    float64 `json:"max_offset_ms"`
+}
+
+// SummaryStream is one stream's sessions.
+type SummaryStream struct {
+	Stream       string `json:"stream"`
+	Sessions     int    `json:"sessions"`
+	Open         int    `json:"open"`
+	LiveMs       int64  `json:"live_ms"`
+	Events       int64  `json:"events"`
+	Malformed    int64  `json:"malformed"`
+	Gaps         int    `json:"gaps"`
+	GapMs        int64  `json:"gap_ms"`
+	LongestGapMs int64  `json:"longest_gap_ms"`
+}
+
+// SummaryGap is one gap between sessions.
+type SummaryGap struct {
+	Stream string `json:"stream"`
+	From   string `json:"from"`
+	FromMs int64  `json:"from_ms"`
+	To     string `json:"to"`
+	ToMs   int64  `json:"to_ms"`
+	Cause  string `json:"cause"`
+}
+
+// SummaryCounter is one series' hardware counter readings.
+type SummaryCounter struct {
+	Kind     string `json:"kind"`
+	Device   int32  `json:"device"`
+	Readings int    `json:"readings"`
+	FirstMs  int64  `json:"first_ms"`
+	LastMs   int64  `json:"last_ms"`
+}
+
+// SummarySeries is one series' readings.
+type SummarySeries struct {
+	Kind         string  `json:"kind"`
+	Device       int32   `json:"device"`
+	Readings     int     `json:"readings"`
+	SeedReadings int     `json:"seed_readings"`
+	FirstMs      int64   `json:"first_ms"`
+	LastMs       int64   `json:"last_ms"`
+	MinW         float64 `json:"min_w"`
+	MaxW         float64 `json:"max_w"`
+}
+
+// Summarize reads the summary of db.
+func Summarize(ctx context.Context, db *store.DB) (*Summary, error) {
 	size, err := db.Size()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	runs, err := db.Runs(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	eps, err := db.Endpoints(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	series, err := db.Series(ctx, "", true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(w, "file       %s (%s)\n", db.Path(), bytesHuman(size))
-	if len(runs) > 0 {
-		r := runs[len(runs)-1]
-		fmt.Fprintf(w, "runs       %d (last started %s by wattrec %s", len(runs), FormatTime(r.StartedMs), r.Version)
-		if r.Host != "" {
-			fmt.Fprintf(w, " on %s", r.Host)
-		}
-		fmt.Fprintln(w, ")")
+	marks, err := db.Marks(ctx, "")
+	if err != nil {
+		return nil, err
 	}
-	first, last, total, seeds := int64(math.MaxInt64), int64(math.MinInt64), 0, 0
+	sum := &Summary{File: db.Path(), SizeBytes: size, series: series, Runs: []SummaryRun{}, Marks: []SummaryMarks{}, Endpoints: []SummaryEndpoint{}}
+	for _, r := range runs {
+		sum.Runs = append(sum.Runs, SummaryRun{FormatTime(r.StartedMs), r.StartedMs, r.Version, optionalString(r.Host), r.Servers})
+	}
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, s := range series {
 		first, last = min(first, s.FirstMs), max(last, s.LastMs)
-		total += s.Readings
-		seeds += s.SeedReadings
+		sum.Readings += s.Readings
+		sum.SeedReadings += s.SeedReadings
 	}
-	if total == 0 {
-		fmt.Fprintln(w, "readings   none")
-	} else {
-		fmt.Fprintf(w, "span       %s → %s (%s)\n", FormatTime(first), FormatTime(last), durationHuman(last-first))
-		fmt.Fprintf(w, "readings   %d (%d seed) in %d series\n", total, seeds, len(series))
+	if sum.Readings > 0 {
+		from, to := FormatTime(first), FormatTime(last)
+		sum.From, sum.FromMs, sum.To, sum.ToMs = &from, &first, &to, &last
 	}
+	for _, m := range marks {
+		if i := slices.IndexFunc(sum.Marks, func(s SummaryMarks) bool { return s.Name == m.Name }); i >= 0 {
+			sum.Marks[i].Instances++
+		} else {
+			sum.Marks = append(sum.Marks, SummaryMarks{m.Name, 1})
+		}
+	}
+	for _, ep := range eps {
+		e := SummaryEndpoint{Endpoint: ep.Endpoint, Network: optionalString(ep.Network), GPUs: ep.GPUs, CPUs: ep.CPUs,
+			GPUSelection: optionalString(ep.GPUSelection), CPUSelection: optionalString(ep.CPUSelection), discovered: ep.Discover != nil,
+			Streams: []SummaryStream{}, Gaps: []SummaryGap{}, Counters: []SummaryCounter{}, Series: []SummarySeries{}}
+		if err := e.read(ctx, db, series); err != nil {
+			return nil, err
+		}
+		sum.Endpoints = append(sum.Endpoints, e)
+	}
+	return sum, nil
+}
 
-	marks, err := db.Marks(ctx, "")
+// read fills e's clock, streams, gaps, counters and series.
+func (e *SummaryEndpoint) read(ctx context.Context, db *store.DB, series []store.SeriesStats) error {
+	clocks, err := db.ClockEstimates(ctx, e.Endpoint)
 	if err != nil {
 		return err
 	}
-	if len(marks) > 0 {
-		count := map[string]int{}
-		var names []string
-		for _, m := range marks {
-			if count[m.Name] == 0 {
-				names = append(names, m.Name)
-			}
-			count[m.Name]++
+	if len(clocks) > 0 {
+		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, c := range clocks {
+			lo, hi = min(lo, c.OffsetUs), max(hi, c.OffsetUs)
 		}
-		parts := make([]string, len(names))
-		for i, n := range names {
-			parts[i] = fmt.Sprintf("%q ×%d", n, count[n])
-		}
-		fmt.Fprintf(w, "marks      %d: %s (wattrec mark list)\n", len(marks), strings.Join(parts, ", "))
+		c := clocks[len(clocks)-1]
+		e.Clock = &SummaryClock{len(clocks), float64(c.OffsetUs) / 1000, float64(c.RTTUs) / 1000, c.Samples, float64(lo) / 1000, float64(hi) / 1000}
 	}
+	sessions, err := db.Sessions(ctx, e.Endpoint)
+	if err != nil {
+		return err
+	}
+	gaps := Gaps(sessions)
+	for _, stream := range []store.Stream{store.StreamGPU, store.StreamCPU} {
+		st := SummaryStream{Stream: stream.String()}
+		for _, s := range sessions {
+			if s.Stream == stream {
+				st.Sessions++
+				st.LiveMs += s.End - s.Start
+				st.Events += int64(s.Events)
+				st.Malformed += int64(s.Malformed)
+				if s.Open {
+					st.Open++
+				}
+			}
+		}
+		for _, g := range gaps {
+			if g.Stream == stream {
+				st.Gaps++
+				st.GapMs += g.ToMs - g.FromMs
+				st.LongestGapMs = max(st.LongestGapMs, g.ToMs-g.FromMs)
+			}
+		}
+		if st.Sessions > 0 {
+			e.Streams = append(e.Streams, st)
+		}
+	}
+	for _, g := range gaps {
+		cause := g.Reason
+		if g.Recorder {
+			cause = "recorder not running"
+		}
+		e.Gaps = append(e.Gaps, SummaryGap{g.Stream.String(), FormatTime(g.FromMs), g.FromMs, FormatTime(g.ToMs), g.ToMs, cause})
+	}
+	counters, err := db.CounterSeries(ctx, e.Endpoint)
+	if err != nil {
+		return err
+	}
+	for _, c := range counters {
+		e.Counters = append(e.Counters, SummaryCounter{c.Kind.String(), c.Device, c.Readings, c.FirstMs, c.LastMs})
+	}
+	for _, s := range series {
+		if s.Endpoint == e.Endpoint {
+			e.Series = append(e.Series, SummarySeries{s.Kind.String(), s.Device, s.Readings, s.SeedReadings, s.FirstMs, s.LastMs,
+				float64(s.MinMW) / 1000, float64(s.MaxMW) / 1000})
+		}
+	}
+	return nil
+}
 
-	for _, ep := range eps {
-		fmt.Fprintf(w, "\nendpoint %s", ep.Endpoint)
-		if ep.Network != "" {
-			fmt.Fprintf(w, " (%s)", ep.Network)
-		}
-		fmt.Fprintln(w)
-		if ep.Discover != nil {
-			fmt.Fprintf(w, "  devices  GPUs %v (selected: %s), CPUs %v (selected: %s)\n", orNone(ep.GPUs), ep.GPUSelection, orNone(ep.CPUs), ep.CPUSelection)
-		}
-		if err := clockInfo(ctx, w, db, ep.Endpoint); err != nil {
-			return err
-		}
-		if err := sessionInfo(ctx, w, db, ep.Endpoint); err != nil {
-			return err
-		}
-		counters, err := db.CounterSeries(ctx, ep.Endpoint)
+// Info writes the summary of db in format: FormatTable (for people) or
+// FormatJSON.
+func Info(ctx context.Context, w io.Writer, db *store.DB, format string) error {
+	if format != "" && format != FormatTable && format != FormatJSON {
+		return Invalid("format %q: want table or json", format)
+	}
+	sum, err := Summarize(ctx, db)
+	if err != nil {
+		return err
+	}
+	if format == FormatJSON {
+		b, err := json.MarshalIndent(sum, "", "  ")
 		if err != nil {
 			return err
 		}
-		if len(counters) > 0 {
+		_, err = w.Write(append(b, '\n'))
+		return err
+	}
+	return sum.writeText(w)
+}
+
+// writeText writes the summary for people.
+func (sum *Summary) writeText(w io.Writer) error {
+	fmt.Fprintf(w, "file       %s (%s)\n", sum.File, bytesHuman(sum.SizeBytes))
+	if n := len(sum.Runs); n > 0 {
+		r := sum.Runs[n-1]
+		fmt.Fprintf(w, "runs       %d (last started %s by wattrec %s", n, r.Started, r.Version)
+		if r.Host != nil {
+			fmt.Fprintf(w, " on %s", *r.Host)
+		}
+		fmt.Fprintln(w, ")")
+	}
+	if sum.Readings == 0 {
+		fmt.Fprintln(w, "readings   none")
+	} else {
+		fmt.Fprintf(w, "span       %s → %s (%s)\n", *sum.From, *sum.To, durationHuman(*sum.ToMs-*sum.FromMs))
+		fmt.Fprintf(w, "readings   %d (%d seed) in %d series\n", sum.Readings, sum.SeedReadings, len(sum.series))
+	}
+	if len(sum.Marks) > 0 {
+		parts := make([]string, len(sum.Marks))
+		total := 0
+		for i, m := range sum.Marks {
+			parts[i] = fmt.Sprintf("%q ×%d", m.Name, m.Instances)
+			total += m.Instances
+		}
+		fmt.Fprintf(w, "marks      %d: %s (wattrec mark list)\n", total, strings.Join(parts, ", "))
+	}
+	for _, e := range sum.Endpoints {
+		fmt.Fprintf(w, "\nendpoint %s", e.Endpoint)
+		if e.Network != nil {
+			fmt.Fprintf(w, " (%s)", *e.Network)
+		}
+		fmt.Fprintln(w)
+		if e.discovered {
+			fmt.Fprintf(w, "  devices  GPUs %v (selected: %s), CPUs %v (selected: %s)\n", orNone(e.GPUs), deref(e.GPUSelection), orNone(e.CPUs), deref(e.CPUSelection))
+		}
+		if c := e.Clock; c != nil {
+			fmt.Fprintf(w, "  clock    %d estimates; latest offset %+.3f ms (RTT %.3f ms, %d samples); range %+.3f … %+.3f ms\n",
+				c.Estimates, c.LatestOffsetMs, c.LatestRTTMs, c.LatestSamples, c.MinOffsetMs, c.MaxOffsetMs)
+		}
+		for _, st := range e.Streams {
+			fmt.Fprintf(w, "  %-8s %d sessions, live %s, %d events, %d malformed; %d gaps (total %s, longest %s)",
+				st.Stream+" stream", st.Sessions, durationHuman(st.LiveMs), st.Events, st.Malformed, st.Gaps, durationHuman(st.GapMs), durationHuman(st.LongestGapMs))
+			if st.Open > 0 {
+				fmt.Fprintf(w, "; %d still open (recorder running, or killed: it ends at its last commit)", st.Open)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, g := range e.Gaps {
+			fmt.Fprintf(w, "    gap    %s %s → %s (%s): %s\n", g.Stream, g.From, g.To, durationHuman(g.ToMs-g.FromMs), g.Cause)
+		}
+		if len(e.Counters) > 0 {
 			n, first, last := 0, int64(math.MaxInt64), int64(math.MinInt64)
-			for _, c := range counters {
+			for _, c := range e.Counters {
 				n += c.Readings
 				first, last = min(first, c.FirstMs), max(last, c.LastMs)
 			}
-			fmt.Fprintf(w, "  counters %d readings of %d hardware energy counters, %s → %s\n", n, len(counters), FormatTime(first), FormatTime(last))
+			fmt.Fprintf(w, "  counters %d readings of %d hardware energy counters, %s → %s\n", n, len(e.Counters), FormatTime(first), FormatTime(last))
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "  series\treadings\tseed\tfirst\tlast\tmin W\tmax W\t")
-		for _, s := range series {
-			if s.Endpoint != ep.Endpoint {
-				continue
-			}
+		for _, s := range e.Series {
 			fmt.Fprintf(tw, "  %s:%d\t%d\t%d\t%s\t%s\t%.3f\t%.3f\t\n", s.Kind, s.Device, s.Readings, s.SeedReadings,
-				FormatTime(s.FirstMs), FormatTime(s.LastMs), float64(s.MinMW)/1000, float64(s.MaxMW)/1000)
+				FormatTime(s.FirstMs), FormatTime(s.LastMs), s.MinW, s.MaxW)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -143,67 +358,11 @@ func Info(ctx context.Context, w io.Writer, db *store.DB) error {
 	return nil
 }
 
-func clockInfo(ctx context.Context, w io.Writer, db *store.DB, endpoint string) error {
-	clocks, err := db.ClockEstimates(ctx, endpoint)
-	if err != nil || len(clocks) == 0 {
-		return err
+func deref(s *string) string {
+	if s == nil {
+		return ""
 	}
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	for _, c := range clocks {
-		lo, hi = min(lo, c.OffsetUs), max(hi, c.OffsetUs)
-	}
-	c := clocks[len(clocks)-1]
-	fmt.Fprintf(w, "  clock    %d estimates; latest offset %+.3f ms (RTT %.3f ms, %d samples); range %+.3f … %+.3f ms\n",
-		len(clocks), float64(c.OffsetUs)/1000, float64(c.RTTUs)/1000, c.Samples, float64(lo)/1000, float64(hi)/1000)
-	return nil
-}
-
-func sessionInfo(ctx context.Context, w io.Writer, db *store.DB, endpoint string) error {
-	sessions, err := db.Sessions(ctx, endpoint)
-	if err != nil || len(sessions) == 0 {
-		return err
-	}
-	for _, stream := range []store.Stream{store.StreamGPU, store.StreamCPU} {
-		var n, open int
-		var live, events, malformed int64
-		for _, s := range sessions {
-			if s.Stream != stream {
-				continue
-			}
-			n++
-			live += s.End - s.Start
-			events += int64(s.Events)
-			malformed += int64(s.Malformed)
-			if s.Open {
-				open++
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		var gaps, longest, gapTotal int64
-		for _, g := range Gaps(sessions) {
-			if g.Stream == stream {
-				gaps++
-				gapTotal += g.ToMs - g.FromMs
-				longest = max(longest, g.ToMs-g.FromMs)
-			}
-		}
-		fmt.Fprintf(w, "  %-8s %d sessions, live %s, %d events, %d malformed; %d gaps (total %s, longest %s)",
-			stream.String()+" stream", n, durationHuman(live), events, malformed, gaps, durationHuman(gapTotal), durationHuman(longest))
-		if open > 0 {
-			fmt.Fprintf(w, "; %d still open (recorder running, or killed: it ends at its last commit)", open)
-		}
-		fmt.Fprintln(w)
-	}
-	for _, g := range Gaps(sessions) {
-		why := g.Reason
-		if g.Recorder {
-			why = "recorder not running"
-		}
-		fmt.Fprintf(w, "    gap    %s %s → %s (%s): %s\n", g.Stream, FormatTime(g.FromMs), FormatTime(g.ToMs), durationHuman(g.ToMs-g.FromMs), why)
-	}
-	return nil
+	return *s
 }
 
 func orNone(ids []int) string {

@@ -287,7 +287,7 @@ func TestStream_GPUGoneAndBack(t *testing.T) {
 	f.nextStream("gpu")
 	var first, last time.Time
 	for i := range 20 {
-		if t := f.sendGPU(i%2, 100_000+int64(i)*500); i == 0 {
+		if t := f.sendGPU(i%2, 100_000+int64(i)*500); i == 1 { // GPU 1's first value: the query starts after it
 			first = t
 		}
 		tick()

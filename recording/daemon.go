@@ -55,14 +55,22 @@ var _ control.Backend = (*Daemon)(nil)
 // Run records until ctx is done, serving the control socket (and the
 // metrics, and pushing to the receivers) meanwhile, and returns once all
 // have stopped: nil after a clean stop with everything received stored.
+// Without a control socket it does not start (see control.Listen).
 func (d *Daemon) Run(ctx context.Context) error {
+	ln, err := control.Listen(d.DB.Path())
+	if err != nil {
+		if d.MetricsListener != nil {
+			d.MetricsListener.Close()
+		}
+		return err
+	}
 	// The socket, the metrics and the pushes outlive ctx by the final
 	// flush: they stop after the recorder.
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBg()
 	srv := &control.Server{Backend: d, DB: d.DB.Path(), Logger: d.Logger}
 	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- srv.Serve(bgCtx, control.SocketPath(d.DB.Path())) }()
+	go func() { ctlDone <- srv.Serve(bgCtx, ln) }()
 	metricsDone := make(chan error, 1)
 	if d.Metrics != nil {
 		d.Recorder.Observer = d.Metrics
@@ -178,11 +186,11 @@ func (d *Daemon) Report(ctx context.Context, w io.Writer, req report.Request) er
 }
 
 // Info commits what was received and writes the file's summary.
-func (d *Daemon) Info(ctx context.Context, w io.Writer) error {
+func (d *Daemon) Info(ctx context.Context, w io.Writer, format string) error {
 	if err := d.flush(ctx); err != nil {
 		return err
 	}
-	return d.file().Info(ctx, w)
+	return d.file().Info(ctx, w, format)
 }
 
 // Marks lists the marks named name ("" = all).

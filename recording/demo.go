@@ -69,7 +69,7 @@ func Demo(ctx context.Context, w io.Writer, opt DemoOptions) (err error) {
 	}
 
 	fmt.Fprintln(w)
-	if err := query.Info(ctx, w, db); err != nil {
+	if err := query.Info(ctx, w, db, query.FormatTable); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nenergy by kind (wattrec query --by kind):")

@@ -82,7 +82,9 @@ func (f *File) Report(ctx context.Context, w io.Writer, req report.Request) erro
 }
 
 // Info writes the file's summary.
-func (f *File) Info(ctx context.Context, w io.Writer) error { return query.Info(ctx, w, f.DB) }
+func (f *File) Info(ctx context.Context, w io.Writer, format string) error {
+	return query.Info(ctx, w, f.DB, format)
+}
 
 // Marks lists the marks named name ("" = all), ordered by begin time.
 func (f *File) Marks(ctx context.Context, name string) ([]store.Mark, error) {

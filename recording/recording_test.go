@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,12 +258,13 @@ func TestDaemon_TwoEndpoints(t *testing.T) {
 		if r.CounterSeries != 1 || math.IsNaN(r.CounterRatio()) {
 			t.Errorf("%s: %d series with counter intervals, integral/counter %.4f; want the check", r.Group, r.CounterSeries, r.CounterRatio())
 		}
-		// A loaded machine can make the simulator skip values of a slow
-		// reader (as zeusd does): the counter then disagrees with the
-		// stream, and the report says so instead of anchoring.
-		warned := slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, r.Group) })
-		if strings.Contains(r.Group, "gpu") && !warned && (r.AnchoredSeries != 1 || r.CounterMs < r.WindowMs/2) {
-			t.Errorf("%s: anchored over %d of %d ms (%d series) and no warning, want most of the window", r.Group, r.CounterMs, r.WindowMs, r.AnchoredSeries)
+		// Anchoring itself is the query's choice (a 200 Hz stream's
+		// bound can be tighter than the counter's timing on a loaded
+		// machine; a simulator skipping values of a slow reader makes the
+		// counter disagree, with a warning): what must hold is that every
+		// device's counter readings were found in the window (above).
+		if r.AnchoredSeries > 0 && r.CounterMs < r.WindowMs/2 {
+			t.Errorf("%s: anchored over %d of %d ms, want most of the window", r.Group, r.CounterMs, r.WindowMs)
 		}
 	}
 	if devices != 8 { // 2 GPUs, a CPU and its DRAM, twice
@@ -272,5 +272,55 @@ func TestDaemon_TwoEndpoints(t *testing.T) {
 	}
 	for _, w := range rep.Warnings {
 		t.Logf("warning: %s", w)
+	}
+}
+
+// TestDaemon_LongPath: a recording whose file path is longer than a Unix
+// socket path can be still answers live queries (through the link to its
+// socket in a private directory).
+func TestDaemon_LongPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sent := simtest.NewLedger()
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.OnEvent = sent.OnEvent(t)
+	_, srv, _ := simtest.Start(t, cfg, "unix")
+	dir := filepath.Join(t.TempDir(), strings.Repeat("long-name-", 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "run.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := recorder.NewClient([]recorder.Server{srv})
+	client.Logger = log
+	rec := recorder.New(client, db)
+	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	t.Cleanup(stop)
+	<-rec.Started()
+	sent.WaitEvents(t, 100)
+
+	rd, err := recording.Open(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rd.(*control.Client); !ok {
+		t.Errorf("Open of a live file with a %d-byte path gave %T, want the control client", len(path), rd)
+	}
+	var out bytes.Buffer
+	if err := rd.Query(ctx, &out, query.Options{Format: query.FormatCSV, By: query.ByTotal}); err != nil || !strings.Contains(out.String(), ",total,") {
+		t.Errorf("live query: %v\n%s", err, out.String())
+	}
+	rd.Close()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

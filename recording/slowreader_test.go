@@ -79,7 +79,7 @@ func TestDaemon_PausedExport(t *testing.T) {
 	}
 	infoCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	var info strings.Builder
-	if err := c.Info(infoCtx, &info); err != nil {
+	if err := c.Info(infoCtx, &info, ""); err != nil {
 		t.Fatalf("info beside the paused export: %v", err)
 	}
 	cancel()

@@ -16,15 +16,15 @@ import (
 
 // Counts counts the records of a file by kind.
 type Counts struct {
-	Endpoints int // endpoints with their info record
-	Runs      int
-	Marks     int
-	Sessions  int
-	Clocks    int // clock estimates
-	Counters  int // hardware energy counter readings
-	Series    int // series with at least one chunk
-	Chunks    int
-	Readings  int
+	Endpoints int `json:"endpoints"` // endpoints with their info record
+	Runs      int `json:"runs"`
+	Marks     int `json:"marks"`
+	Sessions  int `json:"sessions"`
+	Clocks    int `json:"clock_estimates"`
+	Counters  int `json:"counter_readings"` // hardware energy counter readings
+	Series    int `json:"series"`           // series with at least one chunk
+	Chunks    int `json:"chunks"`
+	Readings  int `json:"readings"`
 }
 
 func (c Counts) String() string {
