@@ -191,7 +191,11 @@ func TestTSDB_Record(t *testing.T) {
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("runs %v, %v", runs, err)
 	}
-	since := energy(query.Interval{From: runs[0].StartedMs, To: covered.To + 1}, query.ByDevice)
+	last := covered.To
+	for _, s := range sessions {
+		last = max(last, s.End)
+	}
+	since := energy(query.Interval{From: runs[0].StartedMs, To: last + 1}, query.ByDevice)
 	if len(scraped) != 4 {
 		t.Errorf("scraped counters %v, want 4", scraped)
 	}
