@@ -3,7 +3,8 @@
 // the environment, signals and the hints beside error messages; the work
 // is in the packages. One file per command group: record.go (record,
 // run), read.go (info, query, export), plot.go (plot, report),
-// mark.go, check.go (check, repair), simulate.go (simulate, demo).
+// mark.go, push.go (push and the remote-write flags), check.go (check,
+// repair), simulate.go (simulate, demo).
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
+	"github.com/wattrec/wattrec/remotewrite"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -76,7 +78,7 @@ func newApp() *cli.App {
 		Version:   wattrecVersion(),
 		Flags:     []cli.Flag{logLevelFlag("info")},
 		Commands: []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(),
-			plotCommand(), reportCommand(), checkCommand(), repairCommand(), simulateCommand(), demoCommand(), completionCommand()},
+			plotCommand(), reportCommand(), pushCommand(), checkCommand(), repairCommand(), simulateCommand(), demoCommand(), completionCommand()},
 		Action:                    func(c *cli.Context) error { return withHint(unknownCommand(c)) },
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
@@ -272,6 +274,8 @@ func hint(err error) string {
 		return "give --db a shorter path, or set XDG_RUNTIME_DIR to a short directory only you can use (mode 0700)"
 	case errors.Is(err, control.ErrBusy):
 		return "the recorder answers a few reads at a time: try again when the others are done"
+	case errors.Is(err, remotewrite.ErrReceiver):
+		return "give --remote-write an http(s) URL such as http://vm:8428/api/v1/write; a token goes in --remote-write-bearer-token-file"
 	case errors.Is(err, control.ErrAPIVersion):
 		return "the recorder runs another wattrec version: use that version's CLI, or restart the recorder"
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -13,6 +14,9 @@ import (
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/query"
 )
+
+// dashboardFile is the Grafana dashboard.
+const dashboardFile = "grafana/wattrec-dashboard.json"
 
 // readmeBlocks are the parts of README.md generated from the one home of
 // what they describe: between <!-- NAME --> and <!-- /NAME -->.
@@ -38,6 +42,33 @@ var readmeBlocks = map[string]func() string{
 			fmt.Fprintf(&b, "| `%s` | %s |\n", c[0], strings.ReplaceAll(c[1], "|", "\\|"))
 		}
 		return b.String()
+	},
+	// The PromQL cheat sheet is the Grafana dashboard's queries: the
+	// dashboard is built only from them.
+	"promql": func() string {
+		var dash struct {
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		b, err := os.ReadFile(dashboardFile)
+		if err == nil {
+			err = json.Unmarshal(b, &dash)
+		}
+		if err != nil {
+			return fmt.Sprintf("%s: %v\n", dashboardFile, err)
+		}
+		var out strings.Builder
+		out.WriteString("| what | PromQL |\n|---|---|\n")
+		for _, p := range dash.Panels {
+			for _, t := range p.Targets {
+				fmt.Fprintf(&out, "| %s | `%s` |\n", p.Title, strings.ReplaceAll(t.Expr, "|", `\|`))
+			}
+		}
+		return out.String()
 	},
 	"raw-columns": func() string {
 		var b strings.Builder

@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wattrec/wattrec/metrics"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
 	"github.com/wattrec/wattrec/store"
@@ -16,7 +18,7 @@ import (
 
 // recordFlags are shared by record and run.
 func recordFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.PathFlag{Name: "db", EnvVars: []string{"WATTREC_DB"}, Usage: "bbolt `FILE` to append to (created if missing)"},
 		configFlag(),
 		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Usage: "zeusd `SPEC`: host[:port], tcp://host[:port], unix:///path.sock, /path.sock or ./rel.sock, with optional ?gpus=0,1&cpus=none (repeatable)"},
@@ -27,9 +29,10 @@ func recordFlags() []cli.Flag {
 		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: fmt.Sprintf("GET /time round trips per clock estimate (%d to %d)", recorder.MinClockSamples, recorder.MaxClockSamples)},
 		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
-		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts (at least " + recorder.MinMaxBackoff.String() + ")"},
-		logLevelFlag(""), // the global --log-level unless given here
+		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts, to zeusd and to remote-write receivers (at least " + recorder.MinMaxBackoff.String() + ")"},
+		metricsListenFlag(),
 	}
+	return append(append(flags, remoteWriteFlags()...), logLevelFlag("")) // the global --log-level unless given here
 }
 
 func recordCommand() *cli.Command {
@@ -195,16 +198,36 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	if err := rec.Check(); err != nil {
 		return nil, 0, asFlagError(err)
 	}
+	pushes, err := senders(c, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	ln, err := metricsListener(c)
+	if err != nil {
+		return nil, 0, err
+	}
 	priorSize = -1
 	if fi, err := os.Stat(path); err == nil {
 		priorSize = fi.Size()
 	}
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, 0, err
 	}
 	rec.DB = db
-	return &recording.Daemon{Recorder: rec, DB: db, Logger: log}, priorSize, nil
+	d = &recording.Daemon{Recorder: rec, DB: db, Logger: log, Senders: pushes}
+	now := time.Now()
+	for _, s := range pushes {
+		s.DB, s.LiveSince, s.MaxBackoff = db, now, client.MaxBackoff
+	}
+	if ln != nil {
+		d.Metrics, d.MetricsListener = metrics.New(now), ln
+		d.Metrics.Size = db.Size
+	}
+	return d, priorSize, nil
 }
 
 // serversFromFlags collects the servers of the config file (configured),
@@ -252,11 +275,17 @@ func serversFromFlags(c *cli.Context, configured []recorder.Server) ([]recorder.
 // without their own. The value never reaches a log.
 func token(c *cli.Context) (string, error) {
 	if path := c.Path("token-file"); path != "" {
-		tok, err := recorder.ReadTokenFile(path)
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		return tok, nil
+		return readSecret("--token-file", path)
 	}
 	return strings.TrimSpace(os.Getenv("ZEUSD_TOKEN")), nil
+}
+
+// readSecret reads the token in the file at path, which flag named (see
+// recorder.ReadTokenFile: the file must be private).
+func readSecret(flag, path string) (string, error) {
+	tok, err := recorder.ReadTokenFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	return tok, nil
 }

@@ -147,11 +147,13 @@ func TestRecord_FailedStart(t *testing.T) {
 		db := filepath.Join(dir, "existing.db")
 		simtest.WriteRecording(t, db)
 		before := hashFile(t, db)
-		if _, err := run(t, args(db)...); err == nil {
+		// A receiver waiting too: nothing is pushed, no position stored.
+		s, url := newSink(t)
+		if _, err := run(t, append(args(db), "--remote-write", url, "--metrics-listen", "127.0.0.1:0")...); err == nil {
 			t.Fatal("started")
 		}
-		if hashFile(t, db) != before {
-			t.Error("the failed start changed the existing file")
+		if hashFile(t, db) != before || s.requests() != 0 {
+			t.Errorf("the failed start changed the existing file, or pushed (%d requests)", s.requests())
 		}
 	})
 }

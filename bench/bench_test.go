@@ -23,8 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wattrec/wattrec/metrics"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/remotewrite"
 	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
 )
@@ -72,7 +74,11 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-func ingest(b *testing.B, span time.Duration) {
+func ingest(b *testing.B, span time.Duration) { ingestWith(b, span, childSpec{}) }
+
+// ingestWith is one ingest run with spec's extras, reported as
+// BenchmarkIngest reports it.
+func ingestWith(b *testing.B, span time.Duration, spec childSpec) childResult {
 	r, err := Replay(span)
 	if err != nil {
 		b.Fatal(err)
@@ -95,7 +101,8 @@ func ingest(b *testing.B, span time.Duration) {
 	path := filepath.Join(tmpDir, fmt.Sprintf("ingest-%s.db", span))
 	os.Remove(path)
 	defer os.Remove(path)
-	res := runChild(b, childSpec{Mode: "ingest", DB: path, Servers: []string{ln.Addr().String()}, Expect: size.Samples})
+	spec.Mode, spec.DB, spec.Servers, spec.Expect = "ingest", path, []string{ln.Addr().String()}, size.Samples
+	res := runChild(b, spec)
 	secs := res.DurableSeconds
 	b.ReportMetric(float64(size.Events), "events")
 	b.ReportMetric(float64(size.Samples), "samples")
@@ -103,6 +110,7 @@ func ingest(b *testing.B, span time.Duration) {
 	b.ReportMetric(float64(size.Samples)/secs, "samples/s")
 	b.ReportMetric(secs, "s")
 	b.ReportMetric(float64(res.PeakRSSKB)/1024, "peak-RSS-MB")
+	b.ReportMetric(res.CPUSeconds*1e9/float64(size.Events), "cpu-ns/event")
 
 	// What the file costs, per sample.
 	var st syscall.Stat_t
@@ -125,6 +133,7 @@ func ingest(b *testing.B, span time.Duration) {
 	b.ReportMetric(float64(st.Blocks*512)/float64(size.Samples), "disk-B/sample")
 	b.ReportMetric(float64(st.Size)/float64(size.Samples), "file-B/sample")
 	b.ReportMetric(float64(used)/float64(size.Samples), "used-B/sample")
+	return res
 }
 
 // stored is the number of readings in db.
@@ -372,6 +381,14 @@ type childSpec struct {
 	Servers []string
 	Expect  int64
 	Seconds int
+	// Metrics observes the recorder's commits with a metrics.Collector
+	// (what --metrics-listen adds to ingest).
+	Metrics bool
+	// PushURL, if set, is a remote-write receiver: a live sender follows
+	// the file (what --remote-write adds), and another pushes the file
+	// PushDB from its start at the same time, as fast as it can (a
+	// sender catching up after an outage).
+	PushURL, PushDB string
 }
 
 // childResult is what the child prints.
@@ -380,6 +397,8 @@ type childResult struct {
 	DurableSeconds float64 // from the recorder's start to the commit holding the Expect-th reading
 	PeakRSSKB      int64   // VmHWM
 	RSSKB          int64   // VmRSS at the end
+	PushedSamples  int64   // by the catching-up sender, during the ingest
+	CPUSeconds     float64 // user + system time of the child until then
 	Err            string
 }
 
@@ -515,8 +534,35 @@ func runRecorder(spec childSpec, res *childResult) error {
 		// judge, and a reconnect would replay the span again.
 		client.StallPolls, client.ProbeAfter = 0, 0
 	}
+	if spec.Metrics {
+		rec.Observer = metrics.New(time.Now())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var pushes sync.WaitGroup
+	defer pushes.Wait()
+	var catchUp *remotewrite.Sender
+	if spec.PushURL != "" {
+		pdb, err := store.Open(spec.PushDB, store.Options{NoSync: true})
+		if err != nil {
+			return err
+		}
+		defer pdb.Close()
+		live := remotewrite.New(db, remotewrite.Receiver{URL: spec.PushURL})
+		catchUp = remotewrite.New(pdb, remotewrite.Receiver{URL: spec.PushURL})
+		for _, s := range []*remotewrite.Sender{live, catchUp} {
+			s.Logger, s.LiveSince = client.Logger, time.Now()
+		}
+		pushes.Add(2)
+		go func() {
+			defer pushes.Done()
+			live.Run(ctx)
+		}()
+		go func() {
+			defer pushes.Done()
+			catchUp.Push(ctx, query.TimeRange{From: query.At(Start.UnixMilli())})
+		}()
+	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- rec.Run(ctx) }()
 	select {
@@ -532,6 +578,13 @@ func runRecorder(spec childSpec, res *childResult) error {
 	select {
 	case <-sink.done:
 		res.DurableSeconds = sink.at.Sub(start).Seconds()
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			res.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
+		if catchUp != nil {
+			res.PushedSamples = catchUp.Stats().Samples
+		}
 	case <-wait:
 	case err := <-runErr:
 		return fmt.Errorf("recorder stopped: %w", err)

@@ -31,6 +31,7 @@ go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
   go test -run '^$' -bench "$ingest" -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report)$' -benchtime "${rounds}x" -timeout 60m ./bench
+  go test -run '^$' -bench '^Benchmark(Push|IngestWith)$' -benchtime 1x -timeout 60m ./bench
 } | tee "$raw"
 
 echo
@@ -86,6 +87,15 @@ END {
       cs == "yes" ? "anchored to counters read every 10 s" : "stream only (no counter readings)"), k, "ms/query", "ms")
   }
   row("scan every reading of the 24 h file, readings/s", "Scan/span=24h", "readings/s", "rate")
+  row("push the 24 h file into a discarding receiver, samples/s", "Push/span=24h/receiver=discard", "samples/s", "rate")
+  row("push the 24 h file into a local VictoriaMetrics, samples/s", "Push/span=24h/receiver=victoria-metrics", "samples/s", "rate")
+  row("push the 24 h file into a local VictoriaMetrics, seconds", "Push/span=24h/receiver=victoria-metrics", "s", "")
+  row("ingest 24 h, events/s, plain (same run as the next two)", "IngestWith/span=24h/with=none", "events/s", "rate")
+  row("ingest 24 h, events/s, with the metrics observer", "IngestWith/span=24h/with=metrics", "events/s", "rate")
+  row("ingest 24 h, events/s, with remote-write catching up", "IngestWith/span=24h/with=remote-write", "events/s", "rate")
+  row("ingest 24 h, CPU ns/event, plain", "IngestWith/span=24h/with=none", "cpu-ns/event", "")
+  row("ingest 24 h, CPU ns/event, with the metrics observer", "IngestWith/span=24h/with=metrics", "cpu-ns/event", "")
+  row("ingest 24 h, CPU ns/event, with remote-write catching up", "IngestWith/span=24h/with=remote-write", "cpu-ns/event", "")
   for (f = 1; f <= 2; f++) {
     fmt = (f == 1) ? "svg" : "png"
     k = "Plot/gpus=8/window=24h/format=" fmt

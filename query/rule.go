@@ -169,7 +169,7 @@ func inferPeriod(ctx context.Context, db *store.DB, k store.SeriesKey, from int6
 				if r.Seed || r.TimeMs < start {
 					return nil
 				}
-				if d := r.DaemonMs - prev; prev != math.MinInt64 && d > 0 && d <= 10_000 {
+				if d := r.DaemonMs - prev; prev != math.MinInt64 && d > 0 && d <= maxSpacingMs {
 					counts[d]++
 					n++
 				}
@@ -198,13 +198,7 @@ func inferPeriod(ctx context.Context, db *store.DB, k store.SeriesKey, from int6
 	if n < 3 {
 		return 0, nil
 	}
-	best, bestN := int64(0), 0
-	for d, c := range counts {
-		if c > bestN || (c == bestN && d < best) {
-			best, bestN = d, c
-		}
-	}
-	return best, nil
+	return mostCommon(counts), nil
 }
 
 // periodsLine describes the poll periods of rules (series name → rule),

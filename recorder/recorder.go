@@ -33,6 +33,28 @@ type Appender interface {
 	Write(ctx context.Context, b *store.Batch) error
 }
 
+// Observer sees what the Recorder stores, commit by commit, for its
+// metrics. Committed runs in the writer's goroutine after each commit:
+// it must be quick (the streams wait meanwhile) and must not retain c's
+// batch.
+type Observer interface {
+	Committed(c Commit)
+}
+
+// Commit is one commit attempt of the Recorder's writer.
+type Commit struct {
+	// Batch is what the commit wrote, as stored: sessions cut where
+	// readings were dropped, and every live session stretched to the
+	// commit. Valid only during the call.
+	Batch *store.Batch
+	Took  time.Duration
+	// Err is why the commit failed (then nothing of Batch is stored;
+	// it is retried later while the disk is full).
+	Err error
+	// Pending is the readings waiting for a later commit.
+	Pending int
+}
+
 // Recorder stores everything a Client observes: one writer, one
 // transaction per batch, committed at least every FlushInterval, so a
 // crash loses at most that much.
@@ -52,6 +74,8 @@ type Recorder struct {
 	Version       string   // stored with each run
 	Servers       []string // specs as configured, stored with each run
 	Logger        *slog.Logger
+	// Observer, if set, sees every commit (metrics).
+	Observer Observer
 
 	// MaxBacklog is how many bytes of readings and counter readings the
 	// Recorder keeps in memory while the disk is full, estimated from the
@@ -384,8 +408,13 @@ func (w *writer) commitFirst(parent context.Context) error {
 	// These observations were already received: write them even after
 	// cancellation, but do not wait forever.
 	ctx, cancel := context.WithTimeout(parent, w.r.finalFlushTimeout())
+	began := time.Now()
 	err := w.r.DB.Write(ctx, &w.view)
+	took := time.Since(began)
 	cancel()
+	if obs := w.r.Observer; obs != nil {
+		obs.Committed(Commit{Batch: &w.view, Took: took, Err: err, Pending: w.backlogReadings() - len(seg.Readings)*btoi(err == nil)})
+	}
 	w.view = store.Batch{} // keep no reference to the segment
 	if err != nil {
 		return err

@@ -66,6 +66,7 @@
 //	                              value: v1 | ClockEstimate (below)
 //	    counters/                 key: kind (1) | device (4 BE) | taken ms (8, sign-flipped BE) | dup (2 BE)
 //	                              value: v1 | CounterReading (below)
+//	push/                         <receiver> -> v1 | PushPosition (below)
 //
 // Kind bytes: 1 gpu, 2 cpu, 3 dram. Stream bytes: 1 gpu, 2 cpu.
 // "Sign-flipped BE" is the int64 as big-endian bytes with bit 63 flipped,
@@ -219,6 +220,26 @@
 // Duplicate policy: as for readings, per series and millisecond. An
 // identical value under the same 13-byte prefix is a replay and is
 // skipped; a different one gets the next dup index, in arrival order.
+//
+// # Push positions
+//
+// Push positions, one per remote-write receiver (its URL without
+// credentials or query), say how far the file's samples were pushed
+// there and acknowledged ([DB.SetPushPosition]):
+//
+//	0x01 | through ms (8, sign-flipped BE) | n (uvarint) | n × series
+//	series = endpoint length (uvarint) | endpoint | kind (1) | device (4 BE)
+//	         | flags (1) | energy µJ (uvarint) | mW (uvarint)
+//
+// Series are sorted by endpoint, kind, device. Energy is the value of
+// the series' energy counter as pushed, at through; flags bit 0 (live)
+// says the series had a value just before through, and mW is then the
+// value of its last power sample pushed (zero otherwise). The bucket was added
+// without a change of layout version: a file without it has pushed
+// nothing; builds that predate it read the file as before, and only
+// their check reports the bucket as not part of the layout. [CheckFile]
+// checks the values; [Repair] leaves them behind, so a repaired file
+// pushes from its start again.
 //
 // # Clock estimate values
 //

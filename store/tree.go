@@ -306,6 +306,13 @@ func (t *treeWalk) run() error {
 			})
 		case string(endpointsBucket):
 			t.sub("endpoints", keyName, e, t.endpoint)
+		case string(pushBucket):
+			// Checked, not copied: a push position is where a push
+			// stopped, and a repaired file pushes from its start again.
+			t.values("push positions", keyName, e, func(k, v []byte) error {
+				var p PushPosition
+				return decodePushPosition(&p, k, v)
+			})
 		default:
 			t.unknown("the root bucket", e)
 		}
