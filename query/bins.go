@@ -28,7 +28,7 @@ func integrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Sp
 	if to <= from {
 		return nil
 	}
-	reach := spec.Rule.Reach()
+	reach := spec.reach()
 	end := sat(to, reach)
 
 	// active holds the integrators of the bins that have started and can

@@ -184,3 +184,58 @@ func TestBound_Sessions(t *testing.T) {
 		})
 	}
 }
+
+// TestBound_TimeUncertainty: readings whose corrected times are off by up
+// to TimeErrMs (the daemon's ms resolution, the clock correction) stay
+// inside the bound, also where a window edge falls between a reading's
+// true and recorded time: the GPU's change and the CPU's period may lie
+// on either side of it.
+func TestBound_TimeUncertainty(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		period, dt := int64(10+rng.IntN(90)), int64(1+rng.IntN(5))
+		n := int64(150)
+		// Steps exactly at the polls (no lag), recorded up to dt off.
+		var tp truePower
+		var hold, back []query.Point
+		last := int64(-1)
+		for k := range n {
+			mw := int64(50_000 + rng.IntN(250_000))
+			if rng.IntN(3) == 0 && last >= 0 {
+				mw = last
+			}
+			at := k * period
+			tp.t, tp.mw = append(tp.t, float64(at)), append(tp.mw, float64(mw))
+			off := rng.Int64N(2*dt+1) - dt
+			if mw != last {
+				hold = append(hold, query.Point{T: at + off, MW: mw})
+			}
+			// The CPU value of the period (at, at+period], recorded at its end.
+			back = append(back, query.Point{T: at + period + off, MW: mw})
+			last = mw
+		}
+		ses := []query.Interval{{From: -1000, To: n*period + 1000}}
+		for _, tc := range []struct {
+			name string
+			spec query.Spec
+			pts  []query.Point
+		}{
+			{"hold", query.Spec{Rule: query.Rule{Kind: query.RuleHold, PeriodMs: period}, Sessions: ses, TimeErrMs: dt}, hold},
+			{"backward", query.Spec{Rule: query.Rule{Kind: query.RuleBackward, PeriodMs: period}, Sessions: ses, TimeErrMs: dt}, back},
+		} {
+			for range 40 {
+				a := period + rng.Int64N((n-3)*period)
+				w := query.Interval{From: a, To: a + 1 + rng.Int64N((n-1)*period-a)}
+				res := integrate(tc.spec, w, tc.pts)
+				err := float64(res.EnergyUJ) - tp.energy(float64(w.From), float64(w.To))
+				if err < 0 {
+					err = -err
+				}
+				if err > float64(res.BoundUJ)+1e-3 {
+					t.Fatalf("seed %d %s period %d δ %d window %v: |error| %.0f µJ over the bound %d µJ", seed, tc.name, period, dt, w, err, res.BoundUJ)
+				}
+			}
+		}
+	}
+}

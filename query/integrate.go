@@ -19,7 +19,17 @@ type Point struct {
 type Spec struct {
 	Rule     Rule
 	Sessions []Interval // sorted by From
+	// TimeErrMs bounds how far a reading's corrected time may lie from
+	// the true time of its poll: the daemon's millisecond timestamps and
+	// the clock correction (half the round trip of the clock estimates).
+	// It widens the error bound where a change or a period boundary lies
+	// that near a window's edge, and each change's lag (see boundOf).
+	TimeErrMs int64
 }
+
+// reach is how far past a window's end a reading may bear on it: the
+// rule's reach, and the time uncertainty.
+func (s Spec) reach() int64 { return s.Rule.Reach() + s.TimeErrMs }
 
 // Result is the integral of one series over a window. Energy is exact:
 // integer mW × ms (= µJ).
@@ -123,23 +133,24 @@ func (it *Integrator) Add(p Point) {
 }
 
 // boundOf adds what reading p, of session sess, can make the integral
-// differ from the true energy inside the window and session: with the
-// hold rule, the change from the value before it, which happened at most
-// one period before p: |Δ| × the part of [p − period, p) inside; with
-// the backward rule, where the window or session cuts p's period (t −
+// differ from the true energy inside the window and session. With the
+// hold rule: the change from the value before it happened at most one
+// period before the poll that saw it, and that poll's time is known to
+// ±TimeErrMs (δ): |Δ| × the part of [p − period − δ, p + δ) inside. With
+// the backward rule: where the window or session cuts p's period (t −
 // period, t] so that x of it is inside, the true energy of that part is
 // anywhere between none and all of the period's (v × period), so the
-// rule's v × x is off by at most v × max(x, period − x). Points must come
-// in time order, each after the value it changes (Add).
+// rule's v × x is off by at most v × max(x, period − x); the boundary
+// with the value before may lie δ off: |Δ| × δ; and where a window edge
+// lies within δ of the period's ends, the period may reach δ further or
+// less far: v × δ more. Points must come in time order, each
+// after the value it changes (Add).
 func (it *Integrator) boundOf(p Point, sess int) {
-	period := it.s.Rule.PeriodMs
+	period, dt := it.s.Rule.PeriodMs, it.s.TimeErrMs
 	if period <= 0 {
 		return
 	}
-	in := clip(clip(Interval{p.T - period, p.T}, it.s.Sessions[sess]), it.window).Len()
-	if in == 0 {
-		return
-	}
+	ses := it.s.Sessions[sess]
 	switch it.s.Rule.Kind {
 	case RuleHold:
 		if it.have && it.sess == sess {
@@ -147,11 +158,24 @@ func (it *Integrator) boundOf(p Point, sess int) {
 			if d < 0 {
 				d = -d
 			}
-			it.res.BoundUJ += d * in
+			it.res.BoundUJ += d * clip(clip(Interval{p.T - period - dt, p.T + dt}, ses), it.window).Len()
 		}
 	case RuleBackward:
-		if in < period {
+		lo, hi := p.T-period, p.T
+		if in := clip(clip(Interval{lo, hi}, ses), it.window).Len(); in > 0 && in < period {
 			it.res.BoundUJ += p.MW * max(in, period-in)
+		}
+		// The boundary with the value before, misplaced by up to δ.
+		if it.have && it.sess == sess && it.window.From <= lo && lo <= it.window.To {
+			d := p.MW - it.cur.MW
+			if d < 0 {
+				d = -d
+			}
+			it.res.BoundUJ += d * dt
+		}
+		near := func(e int64) bool { return (lo-dt <= e && e <= lo+dt) || (hi-dt <= e && e <= hi+dt) }
+		if dt > 0 && (near(it.window.From) || near(it.window.To)) && clip(Interval{lo - dt, hi + dt}, ses).Len() > 0 {
+			it.res.BoundUJ += p.MW * dt
 		}
 	}
 }
@@ -235,10 +259,16 @@ func (it *Integrator) runFits(c *store.Chunk) bool {
 	}
 	ses := it.s.Sessions[s]
 	first, last := c.FirstMs-it.shift, c.LastMs-it.shift
-	if it.s.Rule.Kind == RuleHold && it.s.Rule.PeriodMs > 0 {
-		// The bound of each reading after the first is |Δ| × period:
-		// the swing, when their periods lie inside.
-		if early := c.FirstMs - it.s.Rule.PeriodMs; !c.HasSwing || early < ses.From || early < it.window.From {
+	if it.s.Rule.PeriodMs > 0 {
+		// No reading's bound reaches past the window or the session: the
+		// hold rule's is then |Δ| × (period + 2δ) each, the backward
+		// rule's |Δ| × δ, from the swing.
+		dt := it.s.TimeErrMs
+		early := c.FirstMs - it.s.Rule.PeriodMs - dt
+		if early < ses.From || early < it.window.From || c.LastMs+dt >= it.window.To || c.LastMs+dt >= ses.To {
+			return false
+		}
+		if (it.s.Rule.Kind == RuleHold || dt > 0) && !c.HasSwing {
 			return false
 		}
 	}
@@ -255,8 +285,11 @@ func (it *Integrator) addRun(c *store.Chunk) {
 	it.res.TrapezoidUJ += float64(c.Trapezoid2UJ) / 2
 	it.res.PeakMW = max(it.res.PeakMW, c.PeakMW)
 	it.res.Samples += c.Len - 1
-	if it.s.Rule.Kind == RuleHold {
-		it.res.BoundUJ += c.SwingMW * it.s.Rule.PeriodMs
+	switch it.s.Rule.Kind {
+	case RuleHold:
+		it.res.BoundUJ += c.SwingMW * (it.s.Rule.PeriodMs + 2*it.s.TimeErrMs)
+	case RuleBackward:
+		it.res.BoundUJ += c.SwingMW * it.s.TimeErrMs
 	}
 	if span := c.LastMs - c.FirstMs; span > 0 {
 		it.res.ValuedMs += span

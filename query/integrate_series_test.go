@@ -21,7 +21,7 @@ func integrateSeriesRef(ctx context.Context, db *store.DB, k store.SeriesKey, sp
 	if ok {
 		it.Add(Point{carry.TimeMs, carry.MilliWatts})
 	}
-	err = db.Scan(ctx, k, window.From, window.To+spec.Rule.Reach(), func(r *store.Reading) error {
+	err = db.Scan(ctx, k, window.From, window.To+spec.reach(), func(r *store.Reading) error {
 		it.Add(Point{r.TimeMs, r.MilliWatts})
 		return nil
 	})
@@ -81,6 +81,8 @@ func TestIntegrateSeries(t *testing.T) {
 				{Rule: Rule{Kind: RuleHold}, Sessions: sessions},
 				{Rule: Rule{Kind: RuleHold, PeriodMs: 50}, Sessions: sessions},
 				{Rule: Rule{Kind: RuleHold, PeriodMs: 1 + rng.Int64N(500)}, Sessions: sessions},
+				{Rule: Rule{Kind: RuleHold, PeriodMs: 50}, Sessions: sessions, TimeErrMs: 1 + rng.Int64N(20)},
+				{Rule: Rule{Kind: RuleBackward, PeriodMs: 100}, Sessions: sessions, TimeErrMs: 1 + rng.Int64N(20)},
 				{Rule: Rule{Kind: RuleBackward, PeriodMs: 100}, Sessions: sessions},
 				{Rule: Rule{Kind: RuleBackward, PeriodMs: 1 + rng.Int64N(5000)}, Sessions: sessions},
 			} {

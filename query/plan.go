@@ -91,15 +91,38 @@ func NewPlan(ctx context.Context, db *store.DB, f Filter, periods Periods) (*Pla
 		p.Window = recordingSpan(p.Series, sessions)
 	}
 
+	timeErr := map[string]int64{}
 	p.Specs = make([]Spec, len(p.Series))
 	for i, s := range p.Series {
 		rule, err := ruleFor(ctx, db, s.SeriesKey, periods, p.Window.From)
 		if err != nil {
 			return nil, err
 		}
-		p.Specs[i] = Spec{Rule: rule, Sessions: sessions[s.Endpoint][store.StreamOf(s.Kind)]}
+		dt, ok := timeErr[s.Endpoint]
+		if !ok {
+			if dt, err = timeErrMs(ctx, db, s.Endpoint); err != nil {
+				return nil, err
+			}
+			timeErr[s.Endpoint] = dt
+		}
+		p.Specs[i] = Spec{Rule: rule, Sessions: sessions[s.Endpoint][store.StreamOf(s.Kind)], TimeErrMs: dt}
 	}
 	return p, nil
+}
+
+// timeErrMs bounds the error of endpoint's corrected times: the daemon's
+// millisecond timestamps (1 ms), and half the longest round trip of the
+// clock estimates the correction rests on.
+func timeErrMs(ctx context.Context, db *store.DB, endpoint string) (int64, error) {
+	clocks, err := db.ClockEstimates(ctx, endpoint)
+	if err != nil {
+		return 0, err
+	}
+	var rtt int64
+	for _, c := range clocks {
+		rtt = max(rtt, c.RTTUs)
+	}
+	return 1 + (rtt+1999)/2000, nil
 }
 
 // Rules is the rule of each series by name ("n1:4938 cpu:0"): the poll

@@ -26,7 +26,7 @@ func Steps(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, wind
 	if ok {
 		it.Add(Point{carry.TimeMs, carry.MilliWatts})
 	}
-	end := sat(window.To, spec.Rule.Reach())
+	end := sat(window.To, spec.reach())
 	shift := spec.Rule.Shift()
 	err = db.ScanChunks(ctx, k, window.From, end, func(c *store.Chunk) error {
 		if it.runFits(c) {

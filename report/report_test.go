@@ -94,7 +94,7 @@ func TestWrite(t *testing.T) {
 	if got, want := dev[0], []string{"group", "joules", "± J", "anchored J", "± J", "bridged", "avg W", "peak W", "samples", "coverage", "gaps", "longest gap", "integral/counter"}; !slices.Equal(got, want) {
 		t.Errorf("energy-device header %q, want %q", got, want)
 	}
-	if got, want := row(t, dev, "n1:4938 gpu:0"), []string{"n1:4938 gpu:0", "1750.000", "12.500", "2310.000", "10.601", "2s", "250.000", "300.000", "3", "0.7778", "1", "2s", "0.9524"}; !slices.Equal(got, want) {
+	if got, want := row(t, dev, "n1:4938 gpu:0"), []string{"n1:4938 gpu:0", "1750.000", "13.000", "2310.000", "11.001", "2s", "250.000", "300.000", "3", "0.7778", "1", "2s", "0.9524"}; !slices.Equal(got, want) {
 		t.Errorf("gpu:0 %q, want %q", got, want)
 	}
 	if got := row(t, dev, "total"); got[1] != "2340.000" {
