@@ -952,7 +952,13 @@ func enCheckWindow(t *testing.T, tr *enTruth, rd *enRecording, rep enReport, w e
 		first, last, ok := rd.anchors(dev, w)
 		switch {
 		case r.AnchoredJ == nil && ok && kind == "gpu":
-			t.Errorf("%s: no anchored joules, though the counter was read in the window at %s and %s", dev, query.FormatTime(first), query.FormatTime(last))
+			// The query keeps the stream's figure where anchoring would not
+			// tighten its bound (slow counter reads on a loaded machine):
+			// then that figure must meet the anchored one's tolerance.
+			t.Logf("  %-6s not anchored though the counter was read at %s and %s: the stream's %.3f ± %.3f J stands", dev, query.FormatTime(first), query.FormatTime(last), r.Joules, r.BoundJ)
+			if e := math.Abs(float64(r.EnergyUJ) - lagUJ - want); gapMs == 0 && e > max(enAnchoredTol*want, 1e6) {
+				t.Errorf("%s: not anchored, and the stream's %.6f J is %.4f %% off the exact %.6f J", dev, r.Joules, e/want*100, want/1e6)
+			}
 			continue
 		case r.AnchoredJ == nil:
 			continue
@@ -1195,6 +1201,10 @@ func enCheckRun(t *testing.T, tr *enTruth, p *process, name string, wantCode int
 		}
 		// The run reads the counters at the instants it marks: its GPU
 		// window is anchored end to end.
+		if math.IsNaN(r.anchored) { // not anchored: the stream's figure stands (see enCheckWindow)
+			t.Logf("run -- %s: %s not anchored; the stream's %.3f J stands", name, dev, r.joules)
+			r.anchored = r.joules
+		}
 		if kind, _, _ := strings.Cut(dev, ":"); kind == "gpu" && !(math.Abs(r.anchored-exact) <= max(enAnchoredTol*exact, 1)) {
 			t.Errorf("run -- %s: %s anchored %.3f J, exact %.3f J: error %+.4f %%, over %.2f %% and 1 J", name, dev, r.anchored, exact, relA*100, enAnchoredTol*100)
 		}
