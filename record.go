@@ -227,19 +227,11 @@ func serversFromFlags(c *cli.Context) ([]recorder.Server, error) {
 		servers = append(servers, more...)
 	}
 	if len(servers) == 0 {
-		for _, env := range []string{"ZEUSD_SOCK_PATH", "ZEUSD_HOST_PORT"} {
-			if v := os.Getenv(env); v != "" {
-				if env == "ZEUSD_SOCK_PATH" && !strings.Contains(v, "://") {
-					v = "unix://" + v // a path, relative or not
-				}
-				s, err := recorder.ParseServer(v)
-				if err != nil {
-					return nil, fmt.Errorf("$%s: %w", env, err)
-				}
-				servers = append(servers, s)
-				break
-			}
+		env, err := recorder.FromEnv()
+		if err != nil {
+			return nil, err
 		}
+		servers = env.Servers
 	}
 	return servers, recorder.CheckServers(servers)
 }
@@ -271,5 +263,6 @@ func token(c *cli.Context) (string, error) {
 		}
 		return tok, nil
 	}
-	return strings.TrimSpace(os.Getenv("ZEUSD_TOKEN")), nil
+	env, _ := recorder.FromEnv() // its error is about the servers; the token is read regardless
+	return env.Token, nil
 }
