@@ -264,6 +264,12 @@ func hint(err error) string {
 		return "renew the token ($ZEUSD_TOKEN or --token-file) and start recording again"
 	case errors.Is(err, recorder.ErrTokenRequired):
 		return "set ZEUSD_TOKEN or --token-file"
+	case errors.Is(err, recorder.ErrMissingDevice):
+		return "list only devices the daemon has in ?gpus= and ?cpus=, or leave a list out to record every device"
+	case errors.Is(err, recorder.ErrMissingScope):
+		return "enable the API group on the daemon (zeusd --enable) or use a token with its scope; without ?gpus= or ?cpus= a kind that cannot be read is skipped"
+	case errors.Is(err, recorder.ErrUnreachable):
+		return "is zeusd running there? --keep-trying records endpoints that come up later"
 	case errors.Is(err, store.ErrNoOpenMark):
 		return "begin one with: wattrec mark begin --db FILE NAME"
 	case errors.Is(err, recording.ErrNeedsRecorder):

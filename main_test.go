@@ -23,6 +23,7 @@ import (
 
 	"github.com/wattrec/wattrec/export"
 	"github.com/wattrec/wattrec/internal/simtest"
+	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
 	"github.com/wattrec/wattrec/simulator"
 	"github.com/wattrec/wattrec/store"
@@ -179,6 +180,85 @@ func TestCLI_RecordRefuses(t *testing.T) {
 			t.Fatalf("err = %v, want it to name %s:4", err, f)
 		}
 	})
+}
+
+// TestRecord_Env: without --server, record and run take the zeusd of
+// ZEUSD_SOCK_PATH (a relative path too) or ZEUSD_HOST_PORT and the token
+// of ZEUSD_TOKEN, as recorder.FromEnv reads them; a bad value names its
+// variable and does not matter when --server is given. The refusals get
+// the hint of their sentinel.
+func TestRecord_Env(t *testing.T) {
+	cfg := simtest.FastConfig(simulator.FormatSample)
+	cfg.AuthSecret = []byte("s3cret")
+	_, srv, _ := simtest.Start(t, cfg, "unix")
+	tok, err := simulator.MintToken(cfg.AuthSecret, "alice", []string{"gpu-read", "cpu-read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(wd, srv.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	setenv := func(t *testing.T, sock, hostPort, token string) {
+		t.Setenv("ZEUSD_SOCK_PATH", sock)
+		t.Setenv("ZEUSD_HOST_PORT", hostPort)
+		t.Setenv("ZEUSD_TOKEN", token)
+	}
+
+	t.Run("RelativeSockPathAndToken", func(t *testing.T) {
+		setenv(t, rel, "node1:99999", tok) // the socket path comes first
+		db := filepath.Join(dir, "env.db")
+		if _, err := run(t, "run", "--db", db, "--log-level", "warn", "--", "true"); err != nil {
+			t.Fatal(err)
+		}
+		d, err := store.Open(db, store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		sessions, err := d.Sessions(context.Background(), srv.Address) // recorded under its absolute path
+		if err != nil || len(sessions) == 0 {
+			t.Fatalf("sessions of %s: %v, %v", srv.Address, sessions, err)
+		}
+	})
+	t.Run("BadHostPort", func(t *testing.T) {
+		setenv(t, "", "node1:99999", "")
+		_, err := run(t, "record", "--db", filepath.Join(dir, "bad.db"))
+		if err == nil || !strings.Contains(err.Error(), "$ZEUSD_HOST_PORT") || !strings.Contains(err.Error(), "99999") {
+			t.Fatalf("err = %v, want it to name $ZEUSD_HOST_PORT and its value", err)
+		}
+	})
+	t.Run("BadEnvIgnoredWithServer", func(t *testing.T) {
+		setenv(t, "", "node1:99999", tok) // the token still counts
+		if _, err := run(t, "run", "--db", filepath.Join(dir, "flag.db"), "--server", "unix://"+srv.Address, "--log-level", "warn", "--", "true"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, tc := range []struct {
+		name, server string
+		want         error
+		hint         string
+	}{
+		{"NoTokenHint", "unix://" + srv.Address + "?gpus=0", recorder.ErrTokenRequired, "set ZEUSD_TOKEN or --token-file"},
+		{"MissingDeviceHint", "unix://" + srv.Address + "?gpus=7", recorder.ErrMissingDevice, "?gpus="},
+		{"UnreachableHint", "unix://" + filepath.Join(dir, "none.sock"), recorder.ErrUnreachable, "is zeusd running there?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setenv(t, "", "", "")
+			_, err := run(t, "record", "--db", filepath.Join(dir, tc.name+".db"), "--log-level", "error", "--server", tc.server)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if _, hint, _ := strings.Cut(withHint(err).Error(), "\n"); !strings.Contains(hint, tc.hint) {
+				t.Errorf("hint %q, want %q", hint, tc.hint)
+			}
+		})
+	}
 }
 
 // TestRecord_SIGTERM records from a simulator in a child process, stops

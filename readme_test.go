@@ -70,6 +70,9 @@ var readmeBlocks = map[string]func() string{
 		}
 		return out.String()
 	},
+	"library-example": func() string {
+		return "```go\n" + exampleBody("recorder/example_test.go", "Example", "\tctx :=") + "```\n"
+	},
 	"raw-columns": func() string {
 		var b strings.Builder
 		b.WriteString("| column | meaning |\n|---|---|\n")
@@ -78,6 +81,31 @@ var readmeBlocks = map[string]func() string{
 		}
 		return b.String()
 	},
+}
+
+// exampleBody is the body of the function name in the Go file path, from
+// its line that starts with from to its end, one tab less indented: the
+// README shows a tested example as it is written.
+func exampleBody(path, name, from string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	src := string(b)
+	_, body, ok := strings.Cut(src, "\nfunc "+name+"() {\n")
+	if !ok {
+		return fmt.Sprintf("%s has no func %s", path, name)
+	}
+	body, _, _ = strings.Cut(body, "\n}\n")
+	i := strings.Index(body, "\n"+from)
+	if i < 0 {
+		return fmt.Sprintf("func %s in %s has no line %q", name, path, from)
+	}
+	var out strings.Builder
+	for _, line := range strings.Split(body[i+1:], "\n") {
+		out.WriteString(strings.TrimPrefix(line, "\t") + "\n")
+	}
+	return out.String()
 }
 
 // TestREADME_Generated: README.md's generated blocks match their source;

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -254,19 +253,11 @@ func serversFromFlags(c *cli.Context, configured []recorder.Server) ([]recorder.
 		servers = append(servers, more...)
 	}
 	if len(servers) == 0 {
-		for _, env := range []string{"ZEUSD_SOCK_PATH", "ZEUSD_HOST_PORT"} {
-			if v := os.Getenv(env); v != "" {
-				if env == "ZEUSD_SOCK_PATH" && !strings.Contains(v, "://") {
-					v = "unix://" + v // a path, relative or not
-				}
-				s, err := recorder.ParseServer(v)
-				if err != nil {
-					return nil, fmt.Errorf("$%s: %w", env, err)
-				}
-				servers = append(servers, s)
-				break
-			}
+		env, err := recorder.FromEnv()
+		if err != nil {
+			return nil, err
 		}
+		servers = env.Servers
 	}
 	return servers, recorder.CheckServers(servers)
 }
@@ -277,7 +268,8 @@ func token(c *cli.Context) (string, error) {
 	if path := c.Path("token-file"); path != "" {
 		return readSecret("--token-file", path)
 	}
-	return strings.TrimSpace(os.Getenv("ZEUSD_TOKEN")), nil
+	env, _ := recorder.FromEnv() // its error is about the servers; the token is read regardless
+	return env.Token, nil
 }
 
 // readSecret reads the token in the file at path, which flag named (see

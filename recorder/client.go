@@ -166,24 +166,20 @@ type Snapshot map[string]PowerReadings
 type endpoint struct {
 	srv     Server
 	conn    *conn
-	disc    Discovery
-	gpus    []int // resolved devices; nil: the kind is not streamed
-	cpus    []int
+	info    Info       // set by check; read by others once ready
 	clockMu sync.Mutex // guards clock
 	clock   ClockModel
 	line    atomic.Pointer[ClockLine] // clock's line, for the streams
 	ctr     counters
-	ready   atomic.Bool // prepared and running: ReadCounters may read it
-	// tokenExp is when the token expires (whoami's exp); zero when it
-	// never does or the daemon has auth off.
-	tokenExp time.Time
+	ready   atomic.Bool // prepared and running: ReadCounters and Info may read it
 }
 
 // Start checks every endpoint (GET /discover, /auth/whoami when the daemon
 // requires auth, the device selections, a first clock estimate) and then
 // starts streaming. A failed check stops everything and returns the
-// reasons; with KeepTrying, an unreachable endpoint is retried in the
-// background instead. The client runs until Stop or until ctx is done.
+// reasons, which wrap ErrUnreachable, ErrMissingDevice or ErrMissingScope
+// where they are those; with KeepTrying, an unreachable endpoint is
+// retried in the background instead. The client runs until Stop or until ctx is done.
 func (c *Client) Start(ctx context.Context) error {
 	if err := c.Check(); err != nil {
 		return err
@@ -215,7 +211,7 @@ func (c *Client) Start(ctx context.Context) error {
 
 	var fatal []error
 	for _, err := range errs {
-		if err != nil && !(c.KeepTrying && errors.Is(err, errUnreachable)) {
+		if err != nil && !(c.KeepTrying && errors.Is(err, ErrUnreachable)) {
 			fatal = append(fatal, err)
 		}
 	}
@@ -232,7 +228,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.eps, c.runCtx = eps, ctx
 	for i, ep := range eps {
 		if errs[i] == nil {
-			c.awaitingFirst += btoi(ep.gpus != nil) + btoi(ep.cpus != nil)
+			c.awaitingFirst += btoi(ep.info.GPUs != nil) + btoi(ep.info.CPUs != nil)
 		}
 	}
 	if c.awaitingFirst == 0 {
@@ -434,44 +430,21 @@ func (c *Client) endpointDone(err error) {
 	}
 }
 
-// prepare runs the startup checks of one endpoint.
+// prepare runs the startup checks of one endpoint: check, then a first
+// clock estimate.
 func (c *Client) prepare(ctx context.Context, ep *endpoint) error {
 	name := ep.srv.Endpoint()
-	raw, err := ep.conn.getJSON(ctx, "/discover", false, &ep.disc)
+	raw, err := ep.check(ctx)
 	if err != nil {
-		var se *StatusError
-		if errors.As(err, &se) && se.Terminal() {
-			return fmt.Errorf("endpoint %s: %w (is it a zeusd?)", name, err)
-		}
-		return fmt.Errorf("cannot reach zeusd at %s: %w: %w", name, errUnreachable, err)
-	}
-	acc := Access{Groups: ep.disc.EnabledAPIGroups, AuthRequired: ep.disc.AuthRequired, HasToken: ep.conn.token != ""}
-	if acc.AuthRequired && acc.HasToken {
-		var who whoami
-		if _, err := ep.conn.getJSON(ctx, "/auth/whoami", true, &who); err != nil {
-			return fmt.Errorf("endpoint %s: checking the token: %w", name, err)
-		}
-		acc.Scopes = who.Scopes
-		if who.Exp != nil {
-			ep.tokenExp = time.Unix(*who.Exp, 0)
-		}
-		c.Logger.Info("token accepted", "endpoint", name, "sub", who.Sub, "scopes", who.Scopes)
-	}
-	var skipGPU, skipCPU error
-	if ep.gpus, skipGPU, err = resolve(name, "GPU", groupGPURead, ep.srv.GPUs, ep.disc.gpuIDs(), acc); err != nil {
 		return err
 	}
-	if ep.cpus, skipCPU, err = resolve(name, "CPU", groupCPURead, ep.srv.CPUs, ep.disc.cpuIDs(), acc); err != nil {
-		return err
+	in := &ep.info
+	if in.Access.AuthRequired && in.Access.HasToken { // whoami answered
+		c.Logger.Info("token accepted", "endpoint", name, "sub", in.Subject, "scopes", in.Access.Scopes)
 	}
-	if ep.gpus == nil && ep.cpus == nil {
-		// Both kinds are skipped, so both have a reason; wrapping them
-		// keeps a missing token testable with errors.Is.
-		return fmt.Errorf("endpoint %s: nothing to record: %w; %w", name, skipGPU, skipCPU)
-	}
-	for _, skip := range []error{skipGPU, skipCPU} {
-		if skip != nil {
-			c.Logger.Info("skipping", "endpoint", name, "reason", skip.Error())
+	for _, skip := range []string{in.GPUSkip, in.CPUSkip} {
+		if skip != "" {
+			c.Logger.Info("skipping", "endpoint", name, "reason", skip)
 		}
 	}
 	est, err := c.estimateClock(ctx, ep)
@@ -482,13 +455,29 @@ func (c *Client) prepare(ctx context.Context, ep *endpoint) error {
 		Endpoints: []store.EndpointInfo{{
 			Endpoint: name, Network: ep.srv.Network, Discover: json.RawMessage(raw),
 			GPUSelection: ep.srv.GPUs.String(), CPUSelection: ep.srv.CPUs.String(),
-			GPUs: ep.gpus, CPUs: ep.cpus, UpdatedMs: c.Now().UnixMilli(),
+			GPUs: in.GPUs, CPUs: in.CPUs, UpdatedMs: c.Now().UnixMilli(),
 		}},
 		Clocks: []store.ClockEstimate{est},
 	})
-	c.Logger.Info("endpoint ready", "endpoint", name, "gpus", ep.gpus, "cpus", ep.cpus,
+	c.Logger.Info("endpoint ready", "endpoint", name, "gpus", in.GPUs, "cpus", in.CPUs,
 		"clock_offset_ms", float64(est.OffsetUs)/1000, "rtt_ms", float64(est.RTTUs)/1000)
 	return nil
+}
+
+// Info returns what the checks of endpoint (a Server's Endpoint) found:
+// its /discover answer and the devices streamed, as a deep copy. It
+// reports false for an endpoint that is not one of the client's, before
+// Start and while an endpoint is still being retried (KeepTrying).
+func (c *Client) Info(endpoint string) (Info, bool) {
+	c.mu.Lock()
+	eps := c.eps
+	c.mu.Unlock()
+	for _, ep := range eps {
+		if ep.srv.Endpoint() == endpoint && ep.ready.Load() {
+			return ep.info.clone(), true
+		}
+	}
+	return Info{}, false
 }
 
 // retryPrepare repeats prepare with backoff until it succeeds (true), a
@@ -505,7 +494,7 @@ func (c *Client) retryPrepare(ctx context.Context, ep *endpoint) bool {
 			return true
 		case ctx.Err() != nil:
 			return false
-		case !errors.Is(err, errUnreachable):
+		case !errors.Is(err, ErrUnreachable):
 			c.Logger.Error("endpoint check failed; not recording it", "endpoint", ep.srv.Endpoint(), "err", err)
 			c.mu.Lock()
 			c.failures = append(c.failures, err)
@@ -559,10 +548,10 @@ func (c *Client) run(ctx context.Context, ep *endpoint) {
 	hasCounters := ep.ctr.any()
 	var wg sync.WaitGroup
 	var streams []*stream
-	if ep.gpus != nil {
+	if ep.info.GPUs != nil {
 		streams = append(streams, c.newStream(ep, store.StreamGPU))
 	}
-	if ep.cpus != nil {
+	if ep.info.CPUs != nil {
 		streams = append(streams, c.newStream(ep, store.StreamCPU))
 	}
 	// The endpoint counts as one runner until its streams take over.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -32,24 +33,33 @@ type counters struct {
 // before the endpoint's counter goroutine starts.
 func (ct *counters) any() bool { return len(ct.gpus) > 0 || len(ct.cpus) > 0 }
 
-// initCounters picks the devices whose counters are read: the streamed
-// GPUs that /discover does not say lack one (zeusd 0.5.0 does not say
-// either way: those are tried, and dropped if the daemon refuses), and
-// the streamed CPU packages.
+// initCounters picks the devices whose counters are read (pickCounters)
+// and logs the GPUs left out.
 func (c *Client) initCounters(ep *endpoint) {
+	for _, id := range ep.pickCounters() {
+		c.Logger.Info("GPU has no energy counter; not reading it", "endpoint", ep.srv.Endpoint(), "gpu", id)
+	}
+}
+
+// pickCounters picks the devices whose counters are read: the GPUs read
+// that /discover does not say lack one (zeusd 0.5.0 does not say either
+// way: those are tried, and dropped if the daemon refuses), and the CPU
+// packages read. It returns the GPUs left out.
+func (ep *endpoint) pickCounters() (without []int) {
 	has := map[int]bool{}
-	for _, g := range ep.disc.GPUs {
+	for _, g := range ep.info.Discovery.GPUs {
 		has[g.ID] = g.CumulativeEnergyAvailable == nil || *g.CumulativeEnergyAvailable
 	}
 	ep.ctr.gpus = nil
-	for _, id := range ep.gpus {
+	for _, id := range ep.info.GPUs {
 		if has[id] {
 			ep.ctr.gpus = append(ep.ctr.gpus, id)
 		} else {
-			c.Logger.Info("GPU has no energy counter; not reading it", "endpoint", ep.srv.Endpoint(), "gpu", id)
+			without = append(without, id)
 		}
 	}
-	ep.ctr.cpus = slices.Clone(ep.cpus)
+	ep.ctr.cpus = slices.Clone(ep.info.CPUs)
+	return without
 }
 
 // ReadCounters reads the hardware energy counters of every running
@@ -143,27 +153,35 @@ func (c *Client) followCounters(ctx context.Context, ep *endpoint) {
 	}
 }
 
-// readCounters reads ep's GPU and CPU counters, emits what it got and
-// returns the failures.
+// readCounters reads ep's counters, emits what it got and returns the
+// failures.
 func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger) ([]store.CounterReading, error) {
-	ep.ctr.mu.Lock()
+	ep.ctr.mu.Lock() // the emits follow the reads' order
 	defer ep.ctr.mu.Unlock()
-	var out []store.CounterReading
-	var gerr, cerr error
-	if len(ep.ctr.gpus) > 0 {
-		out, gerr = c.readGPUCounters(ctx, ep, trigger, out)
-	}
-	if len(ep.ctr.cpus) > 0 {
-		path := "/cpu/get_cumulative_energy?cpu=true&dram=true&cpu_ids=" + joinIDs(ep.ctr.cpus)
-		out, cerr = c.sampleCounters(ctx, ep, path, trigger, out, func(body []byte) ([]counterValue, error) {
-			return decodeCPUEnergy(body, ep.ctr.cpus)
-		})
-	}
+	out, err := ep.readCounters(ctx, c.Now, c.Logger, trigger)
 	read := slices.Clone(out) // the Sink owns out
 	if len(out) > 0 {
 		c.emit(store.Batch{Counters: out})
 	}
-	return read, errors.Join(gerr, cerr)
+	return read, err
+}
+
+// readCounters reads ep's GPU and CPU counters, marked with trigger, and
+// returns the readings and the failures. now is the clock of the
+// readings' times; log hears of GPUs dropped for good. ep.ctr.mu is held.
+func (ep *endpoint) readCounters(ctx context.Context, now func() time.Time, log *slog.Logger, trigger store.CounterTrigger) ([]store.CounterReading, error) {
+	var out []store.CounterReading
+	var gerr, cerr error
+	if len(ep.ctr.gpus) > 0 {
+		out, gerr = ep.readGPUCounters(ctx, now, log, trigger, out)
+	}
+	if len(ep.ctr.cpus) > 0 {
+		path := "/cpu/get_cumulative_energy?cpu=true&dram=true&cpu_ids=" + joinIDs(ep.ctr.cpus)
+		out, cerr = ep.sampleCounters(ctx, now, path, trigger, out, func(body []byte) ([]counterValue, error) {
+			return decodeCPUEnergy(body, ep.ctr.cpus)
+		})
+	}
+	return out, errors.Join(gerr, cerr)
 }
 
 // readGPUCounters reads the GPU counters. zeusd answers 400 for a whole
@@ -172,9 +190,9 @@ func (c *Client) readCounters(ctx context.Context, ep *endpoint, trigger store.C
 // asked alone. Those refused for want of a counter are dropped for good;
 // a GPU the daemon does not have now is asked again at the next read, so
 // its counter resumes when it is back.
-func (c *Client) readGPUCounters(ctx context.Context, ep *endpoint, trigger store.CounterTrigger, out []store.CounterReading) ([]store.CounterReading, error) {
+func (ep *endpoint) readGPUCounters(ctx context.Context, now func() time.Time, log *slog.Logger, trigger store.CounterTrigger, out []store.CounterReading) ([]store.CounterReading, error) {
 	read := func(ids []int) ([]store.CounterReading, error) {
-		return c.sampleCounters(ctx, ep, "/gpu/get_cumulative_energy?gpu_ids="+joinIDs(ids), trigger, out, func(body []byte) ([]counterValue, error) {
+		return ep.sampleCounters(ctx, now, "/gpu/get_cumulative_energy?gpu_ids="+joinIDs(ids), trigger, out, func(body []byte) ([]counterValue, error) {
 			return decodeGPUEnergy(body, ids)
 		})
 	}
@@ -189,7 +207,7 @@ func (c *Client) readGPUCounters(ctx context.Context, ep *endpoint, trigger stor
 			got, err = read([]int{id})
 		}
 		if isBadRequest(err) && !isUnknownDevice(err) {
-			c.Logger.Info("GPU energy counter refused by the daemon; not asking for it again", "endpoint", ep.srv.Endpoint(), "gpu", id, "err", err)
+			log.Info("GPU energy counter refused by the daemon; not asking for it again", "endpoint", ep.srv.Endpoint(), "gpu", id, "err", err)
 			continue
 		}
 		keep, out, errs = append(keep, id), got, append(errs, err)
@@ -200,15 +218,15 @@ func (c *Client) readGPUCounters(ctx context.Context, ep *endpoint, trigger stor
 
 // sampleCounters does one get_cumulative_energy request, decodes the
 // answer with decode and appends the readings to out. A reading's time is
-// the midpoint of the request's send and receive on the recorder's clock.
-func (c *Client) sampleCounters(ctx context.Context, ep *endpoint, path string, trigger store.CounterTrigger,
+// the midpoint of the request's send and receive on the clock now.
+func (ep *endpoint) sampleCounters(ctx context.Context, now func() time.Time, path string, trigger store.CounterTrigger,
 	out []store.CounterReading, decode func([]byte) ([]counterValue, error)) ([]store.CounterReading, error) {
 	var body json.RawMessage
-	sent := c.Now()
+	sent := now()
 	if _, err := ep.conn.getJSON(ctx, path, true, &body); err != nil {
 		return out, err
 	}
-	rtt := c.Now().Sub(sent)
+	rtt := now().Sub(sent)
 	if rtt < 0 {
 		return out, fmt.Errorf("%s %s: negative round trip %v: the local clock stepped", ep.srv.Endpoint(), path, rtt)
 	}

@@ -36,8 +36,30 @@
 // start, at stop, every CounterInterval and on ReadCounters.
 //
 // Library users read the latest values with Snapshot and Updates
-// (Client.KeepLatest); a program that stores everything sets Sink
-// instead, which receives every observation as a store.Batch.
+// (Client.KeepLatest), after WaitFirstValues, and what each endpoint's
+// checks found with Info; a program that stores everything sets Sink
+// instead, which receives every observation as a store.Batch. Neither
+// needs a store: only a Recorder writes one.
+//
+// # One-shot reads
+//
+// A Zeusd (DialZeusd) is the counterpart of zeus's ZeusdClient: the same
+// checks as Start for one Server, then reads on request, without a
+// stream: Power (get_power, mW), Energy (the hardware counters, µJ) and
+// Time (the daemon's clock, ms).
+//
+// # Errors and the environment
+//
+// Start's and DialZeusd's refusals wrap sentinels to test with
+// errors.Is, as zeus's exceptions are caught: ErrUnreachable
+// (ZeusdConnectionError), ErrMissingDevice (the ValueError for missing
+// indices, which are checked first) and ErrMissingScope
+// (ZeusdCapabilityError), with ErrTokenRequired as its case that a token
+// fixes.
+//
+// FromEnv reads ZEUSD_SOCK_PATH, ZEUSD_HOST_PORT and ZEUSD_TOKEN as zeus
+// does. Nothing else in the package reads the environment or flags:
+// callers parse them and fill in the exported fields.
 //
 // # Recorder
 //
@@ -54,8 +76,6 @@
 // time is cut out of the stored stream sessions (DiskFullReason), so a
 // query reports it as a gap. Any other store error stops Run.
 //
-// The package does not read flags or the environment: callers parse
-// them and fill in the exported fields. Errors callers may want to
-// explain (ErrNoServers, ErrTokenRequired, ...) are sentinels to test
-// with errors.Is.
+// Other errors callers may want to explain (ErrNoServers,
+// ErrTokenExpired, ErrDiskFull, ...) are sentinels too.
 package recorder

@@ -11,10 +11,27 @@ var (
 	// ErrNoServers is returned by CheckServers, and so by Start, when no
 	// server is given.
 	ErrNoServers = errors.New("no zeusd server given")
-	// ErrTokenRequired says a daemon requires a token and the client has
-	// none (Client.Token is empty). Start's error wraps it when a
-	// selection names devices the token would have given, and when every
-	// kind of an endpoint was skipped, one of them for want of a token.
+	// ErrUnreachable says a daemon could not be reached: no connection,
+	// a timeout, an answer of 5xx or one that is not zeusd's JSON (zeus's
+	// ZeusdConnectionError). Start's error wraps it for such an endpoint
+	// (Client.KeepTrying retries those), and so do DialZeusd and a
+	// Zeusd's reads.
+	ErrUnreachable = errors.New("unreachable")
+	// ErrMissingDevice says an explicit selection (Only) names a device
+	// index the daemon does not have (the zeus client's ValueError).
+	// Start's and DialZeusd's errors wrap it; they report missing indices
+	// before a missing scope, as zeus does.
+	ErrMissingDevice = errors.New("no such device index")
+	// ErrMissingScope says a kind cannot be read: its API group is not
+	// enabled on the daemon, or the daemon requires auth and the token
+	// lacks the group's scope or there is no token at all (zeus's
+	// ZeusdCapabilityError). Start's and DialZeusd's errors wrap it for
+	// an explicit selection, and when every kind of an endpoint was
+	// skipped, one of them for this reason.
+	ErrMissingScope = errors.New("missing scope")
+	// ErrTokenRequired says a daemon requires a token and there is none
+	// (Client.Token is empty). It is the case of ErrMissingScope that a
+	// token fixes: every error that wraps it wraps ErrMissingScope too.
 	ErrTokenRequired = errors.New("the daemon requires a token")
 	// ErrTokenExpired says a stream stopped for good because the daemon
 	// refused the token (401) after the expiry its whoami answer gave:
@@ -28,9 +45,6 @@ var (
 	// setting outside its limits.
 	ErrSetting = errors.New("setting out of range")
 
-	// errUnreachable marks a startup failure that Client.KeepTrying
-	// retries.
-	errUnreachable = errors.New("unreachable")
 	// errMalformed wraps every decode failure.
 	errMalformed = errors.New("malformed event")
 	// errServerClosed is the reason of a stream the daemon ended cleanly.

@@ -133,9 +133,9 @@ func (c *conn) get(ctx context.Context, path string, auth bool) (*http.Response,
 	return resp, nil
 }
 
-// getJSON fetches path with the short-request timeout and decodes it into
-// v. It returns the raw body too.
-func (c *conn) getJSON(ctx context.Context, path string, auth bool, v any) ([]byte, error) {
+// getBody fetches path with the short-request timeout and returns its
+// body, of at most maxResponseBytes.
+func (c *conn) getBody(ctx context.Context, path string, auth bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	resp, err := c.get(ctx, path, auth)
@@ -150,10 +150,46 @@ func (c *conn) getJSON(ctx context.Context, path string, auth bool, v any) ([]by
 	if len(body) > maxResponseBytes {
 		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", c.endpoint, path, maxResponseBytes)
 	}
+	return body, nil
+}
+
+// getJSON fetches path with the short-request timeout and decodes it into
+// v. It returns the raw body too.
+func (c *conn) getJSON(ctx context.Context, path string, auth bool, v any) ([]byte, error) {
+	body, err := c.getBody(ctx, path, auth)
+	if err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return nil, fmt.Errorf("%s %s: decode answer: %w", c.endpoint, path, err)
 	}
 	return body, nil
+}
+
+// getPower reads a get_power answer at path and decodes it with decode,
+// the encoding/json decoder of its kind (get_power answers in the
+// snapshot format, which the fast path declines).
+func (c *conn) getPower(ctx context.Context, path string, decode func([]Value, []byte) ([]Value, error)) ([]Value, error) {
+	body, err := c.getBody(ctx, path, true)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := decodeSlow(nil, body, decode)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", c.endpoint, path, err)
+	}
+	return vals, nil
+}
+
+// unreachable marks err, a failed request, with ErrUnreachable unless
+// ctx ended or the daemon refused the request (StatusError.Terminal): no
+// connection, a timeout, a 5xx or an answer that is not zeusd's.
+func unreachable(ctx context.Context, err error) error {
+	var se *StatusError
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrUnreachable) || (errors.As(err, &se) && se.Terminal()) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
 }
 
 // unwrapURLError drops net/http's *url.Error wrapper, whose text repeats

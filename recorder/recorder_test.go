@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -328,13 +329,13 @@ func TestClient_StartChecks(t *testing.T) {
 		token   string
 		wantErr []string // substrings; empty: Start succeeds
 	}{
-		{"MissingGPUIndices", with(srv, recorder.Only(0, 7), recorder.All()), "", []string{srv.Endpoint(), "GPU indices [7]", "[0, 1]"}},
-		{"MissingCPUIndices", with(srv, recorder.All(), recorder.Only(3)), "", []string{"CPU indices [3]", "[0]"}},
-		{"NothingSelected", with(srv, recorder.None(), recorder.None()), "", []string{"nothing to record"}},
+		{"MissingGPUIndices", with(srv, recorder.Only(0, 7), recorder.All()), "", []string{srv.Endpoint(), "GPUs 0,7", "no such device index [7]", "[0, 1]"}},
+		{"MissingCPUIndices", with(srv, recorder.All(), recorder.Only(3)), "", []string{"CPUs 3", "no such device index [3]", "[0]"}},
+		{"NothingSelected", with(srv, recorder.None(), recorder.None()), "", []string{"nothing to read"}},
 		{"Unreachable", recorder.Server{Network: "tcp", Address: deadAddr}, "", []string{"cannot reach zeusd at " + deadAddr}},
 		{"NoTokenExplicit", with(authSrv, recorder.Only(0), recorder.All()), "", []string{"requires a token", "gpu-read"}},
-		{"NoTokenUnset", authSrv, "", []string{"nothing to record"}},
-		{"ScopeMissingExplicit", with(authSrv, recorder.All(), recorder.Only(0)), gpuOnly, []string{"lacks scope", "cpu-read"}},
+		{"NoTokenUnset", authSrv, "", []string{"nothing to read"}},
+		{"ScopeMissingExplicit", with(authSrv, recorder.All(), recorder.Only(0)), gpuOnly, []string{`missing scope "cpu-read"`, "[gpu-read]"}},
 		{"ScopeMissingUnsetSkips", authSrv, gpuOnly, nil},
 		{"BadToken", authSrv, "not-a-jwt", []string{"checking the token", "HTTP 401"}},
 	} {
@@ -362,30 +363,86 @@ func TestClient_StartChecks(t *testing.T) {
 	}
 }
 
-// TestClient_StartSentinels: the refusals main explains with a hint wrap
-// a sentinel and name no command-line flag.
+// TestClient_StartSentinels: the refusals callers explain (main with a
+// hint, a library user as zeus's exceptions) wrap a sentinel, and name no
+// command-line flag. Missing indices are reported before a missing scope
+// or token, as zeus does.
 func TestClient_StartSentinels(t *testing.T) {
+	t.Parallel()
+	_, open, _ := simtest.Start(t, simtest.FastConfig(simulator.FormatSample), "unix")
 	cfg := simtest.FastConfig(simulator.FormatSample)
 	cfg.AuthSecret = []byte("s3cret")
 	_, authSrv, _ := simtest.Start(t, cfg, "tcp")
-	explicit := authSrv
-	explicit.GPUs = recorder.Only(0)
+	gpuOnly, err := simulator.MintToken(cfg.AuthSecret, "alice", []string{"gpu-read"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	controlOnly, err := simulator.MintToken(cfg.AuthSecret, "bob", []string{"gpu-control"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpuGroup := simtest.FastConfig(simulator.FormatSample)
+	gpuGroup.APIGroups = []string{simulator.GroupGPURead}
+	_, gpuGroupSrv, _ := simtest.Start(t, gpuGroup, "tcp")
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	with := func(s recorder.Server, gpus, cpus recorder.Selection) recorder.Server {
+		s.GPUs, s.CPUs = gpus, cpus
+		return s
+	}
 	for _, tc := range []struct {
 		name    string
 		servers []recorder.Server
-		want    error
+		token   string
+		want    []error
+		not     []error
 	}{
-		{"NoServers", nil, recorder.ErrNoServers},
-		{"NoTokenExplicit", []recorder.Server{explicit}, recorder.ErrTokenRequired},
-		{"NoTokenUnset", []recorder.Server{authSrv}, recorder.ErrTokenRequired}, // nothing to record
+		{"NoServers", nil, "", []error{recorder.ErrNoServers}, nil},
+		{"UnreachableTCP", []recorder.Server{{Network: "tcp", Address: deadAddr}}, "", []error{recorder.ErrUnreachable}, nil},
+		{"UnreachableSocket", []recorder.Server{{Network: "unix", Address: filepath.Join(t.TempDir(), "none.sock")}}, "",
+			[]error{recorder.ErrUnreachable}, nil},
+		{"MissingDevice", []recorder.Server{with(open, recorder.Only(0, 7), recorder.All())}, "",
+			[]error{recorder.ErrMissingDevice}, []error{recorder.ErrMissingScope, recorder.ErrUnreachable}},
+		{"MissingDeviceBeforeToken", []recorder.Server{with(authSrv, recorder.Only(7), recorder.All())}, "",
+			[]error{recorder.ErrMissingDevice}, []error{recorder.ErrMissingScope}},
+		{"MissingDeviceBeforeScope", []recorder.Server{with(authSrv, recorder.All(), recorder.Only(3))}, gpuOnly,
+			[]error{recorder.ErrMissingDevice}, []error{recorder.ErrMissingScope}},
+		{"NoTokenExplicit", []recorder.Server{with(authSrv, recorder.Only(0), recorder.All())}, "",
+			[]error{recorder.ErrTokenRequired, recorder.ErrMissingScope}, []error{recorder.ErrMissingDevice}},
+		{"NoTokenUnset", []recorder.Server{authSrv}, "", // nothing to read
+			[]error{recorder.ErrTokenRequired, recorder.ErrMissingScope}, nil},
+		{"ScopeExplicit", []recorder.Server{with(authSrv, recorder.All(), recorder.Only(0))}, gpuOnly,
+			[]error{recorder.ErrMissingScope}, []error{recorder.ErrTokenRequired, recorder.ErrMissingDevice}},
+		{"ScopeUnset", []recorder.Server{authSrv}, controlOnly, // nothing to read
+			[]error{recorder.ErrMissingScope}, []error{recorder.ErrTokenRequired}},
+		{"GroupOffExplicit", []recorder.Server{with(gpuGroupSrv, recorder.All(), recorder.Only(0))}, "",
+			// zeusd lists no CPU when cpu-read is off: a missing index,
+			// for want of the group.
+			[]error{recorder.ErrMissingDevice, recorder.ErrMissingScope}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := recorder.NewClient(tc.servers)
+			c.Token = tc.token
 			c.Logger = testLogger(t)
 			err := c.Start(context.Background())
 			defer c.Stop()
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("Start = %v, want %q", err, tc.want)
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			for _, want := range tc.want {
+				if !errors.Is(err, want) {
+					t.Errorf("Start = %v, want it to wrap %q", err, want)
+				}
+			}
+			for _, not := range tc.not {
+				if errors.Is(err, not) {
+					t.Errorf("Start = %v wraps %q", err, not)
+				}
 			}
 			if strings.Contains(err.Error(), "--") {
 				t.Errorf("error %q names a command-line flag", err)

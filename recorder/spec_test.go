@@ -502,6 +502,8 @@ func TestResolve(t *testing.T) {
 		wantSkip  []string // substrings of the skip reason; nil for no skip
 		wantErr   []string // substrings of the error; nil for no error
 		wantIs    error    // a sentinel the error wraps
+		wantAlso  error    // another one it wraps
+		wantNot   error    // a sentinel it must not wrap
 	}{
 		// none: never streamed, whatever the daemon says.
 		{name: "None/OK", kind: "GPU", group: "gpu-read", sel: recorder.None(), available: gpus, acc: open,
@@ -521,15 +523,18 @@ func TestResolve(t *testing.T) {
 		{name: "Unset/CPU", kind: "CPU", group: "cpu-read", sel: recorder.All(), available: []int{0, 1}, acc: open,
 			wantIDs: []int{0, 1}},
 		{name: "Unset/GroupNotEnabled", kind: "GPU", group: "gpu-read", sel: recorder.All(), available: gpus, acc: noGroup,
-			wantSkip: []string{`API group "gpu-read" is not enabled`, "[cpu-read]"}},
+			wantSkip: []string{`missing scope "gpu-read": the API group is not enabled`, "[cpu-read]"}},
 		{name: "Unset/NoGroups", kind: "CPU", group: "cpu-read", sel: recorder.All(), available: []int{0}, acc: noGroups,
-			wantSkip: []string{`API group "cpu-read" is not enabled`}},
+			wantSkip: []string{`missing scope "cpu-read": the API group is not enabled`}},
 		{name: "Unset/NoToken", kind: "GPU", group: "gpu-read", sel: recorder.All(), available: gpus, acc: noToken,
-			wantSkip: []string{"requires a token", `"gpu-read"`}},
+			wantSkip: []string{`missing scope "gpu-read": the daemon requires a token`}},
 		{name: "Unset/ScopeMissing", kind: "GPU", group: "gpu-read", sel: recorder.All(), available: gpus, acc: noScope,
-			wantSkip: []string{`lacks scope "gpu-read"`, "[cpu-read]"}},
+			wantSkip: []string{`missing scope "gpu-read": the token lacks it`, "[cpu-read]"}},
 		{name: "Unset/NoDevices", kind: "GPU", group: "gpu-read", sel: recorder.All(), available: nil, acc: open,
-			wantSkip: []string{"has no GPUs"}},
+			wantSkip: []string{"the daemon has no GPUs"}},
+		// zeusd lists no devices of a kind whose group is off.
+		{name: "Unset/NoDevicesNoGroup", kind: "GPU", group: "gpu-read", sel: recorder.All(), available: nil, acc: noGroup,
+			wantSkip: []string{`the daemon lists no GPUs (missing scope "gpu-read": the API group is not enabled`}},
 		{name: "Unset/NoDevicesEmptySlice", kind: "CPU", group: "cpu-read", sel: recorder.All(), available: []int{}, acc: open,
 			wantSkip: []string{"has no CPUs"}},
 
@@ -543,22 +548,37 @@ func TestResolve(t *testing.T) {
 		{name: "Explicit/CPU", kind: "CPU", group: "cpu-read", sel: recorder.Only(1), available: []int{0, 1}, acc: open,
 			wantIDs: []int{1}},
 		{name: "Explicit/GroupNotEnabled", kind: "GPU", group: "gpu-read", sel: recorder.Only(0, 1), available: gpus, acc: noGroup,
-			wantErr: []string{"endpoint node1:4938", "GPUs 0,1", `API group "gpu-read" is not enabled`, "[cpu-read]"}},
+			wantErr: []string{`endpoint node1:4938: cannot read GPUs 0,1: missing scope "gpu-read": the API group is not enabled on the daemon (enabled: [cpu-read])`},
+			wantIs:  recorder.ErrMissingScope},
 		{name: "Explicit/NoToken", kind: "CPU", group: "cpu-read", sel: recorder.Only(0), available: []int{0}, acc: noToken,
-			wantErr: []string{"endpoint node1:4938", "CPUs 0", "requires a token", `"cpu-read"`}, wantIs: recorder.ErrTokenRequired},
+			wantErr: []string{`endpoint node1:4938: cannot read CPUs 0: missing scope "cpu-read": the daemon requires a token`},
+			wantIs:  recorder.ErrTokenRequired, wantAlso: recorder.ErrMissingScope},
 		{name: "Explicit/ScopeMissing", kind: "GPU", group: "gpu-read", sel: recorder.Only(2), available: gpus, acc: noScope,
-			wantErr: []string{"endpoint node1:4938", "GPUs 2", `lacks scope "gpu-read"`, "[cpu-read]"}},
+			wantErr: []string{`endpoint node1:4938: cannot read GPUs 2: missing scope "gpu-read": the token lacks it (it has [cpu-read])`},
+			wantIs:  recorder.ErrMissingScope, wantNot: recorder.ErrTokenRequired},
 		{name: "Explicit/NoDevices", kind: "GPU", group: "gpu-read", sel: recorder.Only(0), available: nil, acc: open,
-			wantErr: []string{"endpoint node1:4938", "GPUs 0", "has no GPUs"}},
+			wantErr: []string{"endpoint node1:4938: cannot read GPUs 0: no such device index [0]: the daemon has no GPUs"},
+			wantIs:  recorder.ErrMissingDevice, wantNot: recorder.ErrMissingScope},
 		{name: "Explicit/Missing", kind: "GPU", group: "gpu-read", sel: recorder.Only(9), available: gpus, acc: open,
-			wantErr: []string{"endpoint node1:4938: GPU indices [9] not available; the daemon has GPU [0, 1, 2, 3]"}},
+			wantErr: []string{"endpoint node1:4938: cannot read GPUs 9: no such device index [9]: the daemon has GPUs [0, 1, 2, 3]"},
+			wantIs:  recorder.ErrMissingDevice},
 		{name: "Explicit/SomeMissing", kind: "GPU", group: "gpu-read", sel: recorder.Only(1, 4, 9), available: gpus, acc: scoped,
-			wantErr: []string{"endpoint node1:4938: GPU indices [4, 9] not available; the daemon has GPU [0, 1, 2, 3]"}},
+			wantErr: []string{"endpoint node1:4938: cannot read GPUs 1,4,9: no such device index [4, 9]: the daemon has GPUs [0, 1, 2, 3]"},
+			wantIs:  recorder.ErrMissingDevice},
 		{name: "Explicit/MissingCPU", kind: "CPU", group: "cpu-read", sel: recorder.Only(0, 1), available: []int{0}, acc: open,
-			wantErr: []string{"endpoint node1:4938: CPU indices [1] not available; the daemon has CPU [0]"}},
-		// Access problems are reported before missing indices.
+			wantErr: []string{"endpoint node1:4938: cannot read CPUs 0,1: no such device index [1]: the daemon has CPUs [0]"},
+			wantIs:  recorder.ErrMissingDevice},
+		// Missing indices are reported before access problems, as zeus
+		// does (ValueError before ZeusdCapabilityError).
 		{name: "Explicit/MissingAndNoScope", kind: "GPU", group: "gpu-read", sel: recorder.Only(9), available: gpus, acc: noScope,
-			wantErr: []string{"endpoint node1:4938", `lacks scope "gpu-read"`}},
+			wantErr: []string{"no such device index [9]"}, wantIs: recorder.ErrMissingDevice, wantNot: recorder.ErrMissingScope},
+		{name: "Explicit/MissingAndNoToken", kind: "GPU", group: "gpu-read", sel: recorder.Only(0, 9), available: gpus, acc: noToken,
+			wantErr: []string{"no such device index [9]"}, wantIs: recorder.ErrMissingDevice, wantNot: recorder.ErrTokenRequired},
+		// A daemon whose group is off lists no device of the kind: the
+		// missing index comes first, and the reason with it.
+		{name: "Explicit/MissingAsGroupOff", kind: "GPU", group: "gpu-read", sel: recorder.Only(0), available: nil, acc: noGroup,
+			wantErr: []string{`cannot read GPUs 0: no such device index [0]: the daemon lists no GPUs (missing scope "gpu-read": the API group is not enabled`},
+			wantIs:  recorder.ErrMissingDevice, wantAlso: recorder.ErrMissingScope},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -577,8 +597,13 @@ func TestResolve(t *testing.T) {
 						t.Errorf("error %q does not contain %q", err, want)
 					}
 				}
-				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
-					t.Errorf("error %q does not wrap %q", err, tt.wantIs)
+				for _, want := range []error{tt.wantIs, tt.wantAlso} {
+					if want != nil && !errors.Is(err, want) {
+						t.Errorf("error %q does not wrap %q", err, want)
+					}
+				}
+				if tt.wantNot != nil && errors.Is(err, tt.wantNot) {
+					t.Errorf("error %q wraps %q", err, tt.wantNot)
 				}
 				if strings.Contains(err.Error(), "--") {
 					t.Errorf("error %q names a command-line flag", err)

@@ -146,7 +146,7 @@ func (s *stream) recovered() {
 
 // refusal marks a 401 for a token past its expiry, which no retry fixes.
 func (s *stream) refusal(err error) error {
-	exp := s.ep.tokenExp
+	exp := s.ep.info.TokenExpiry
 	if statusCode(err) == http.StatusUnauthorized && !exp.IsZero() && !s.c.Now().Before(exp) {
 		return fmt.Errorf("%w (at %s): %w", ErrTokenExpired, exp.UTC().Format(time.RFC3339), err)
 	}
@@ -284,23 +284,7 @@ func (s *stream) seed(ctx context.Context) ([]store.Reading, error) {
 
 // getPower reads get_power for the stream's devices.
 func (s *stream) getPower(ctx context.Context) ([]Value, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.c.RequestTimeout)
-	defer cancel()
-	resp, err := s.ep.conn.get(ctx, s.seedPath, true)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read: %w", s.ep.srv.Endpoint(), s.seedPath, err)
-	}
-	// get_power answers in the snapshot format, which fast declines.
-	vals, err := decodeSlow(nil, body, s.decode)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", s.ep.srv.Endpoint(), s.seedPath, err)
-	}
-	return vals, nil
+	return s.ep.conn.getPower(ctx, s.seedPath, s.decode)
 }
 
 // readings corrects vals with the endpoint's clock line.
