@@ -22,6 +22,7 @@ var allowedImports = map[string][]string{
 	"recorder":  {"store", "github.com/tmaxmax/go-sse"},
 	"simulator": {"github.com/golang-jwt/jwt/v5"},
 	"control":   {"query", "export", "store"},
+	"importer":  {"export", "query", "store"},
 	"recording": {"control", "export", "query", "recorder", "simulator", "store"},
 }
 

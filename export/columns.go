@@ -62,7 +62,7 @@ var rawColumns = []column{
 			}
 			return nil
 		},
-		missing: "the time column (no clock offset)",
+		missing: "time, no clock offset",
 		fill:    func(r *store.Reading) { r.DaemonMs = r.TimeMs }},
 	{name: "endpoint", str: true, series: true,
 		desc:    "the zeusd endpoint (host:port or socket path)",
