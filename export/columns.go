@@ -144,8 +144,10 @@ func milliwatts(w float64) (int64, error) {
 // parseTimeMs reads a time column back: Unix ms, or RFC 3339 with a
 // zone (a space for the T allowed), cut to the millisecond.
 func parseTimeMs(s string) (int64, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return ms, nil
+	if isInteger(s) {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return ms, nil
+		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil && len(s) > 10 && s[10] == ' ' {
@@ -155,6 +157,19 @@ func parseTimeMs(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: want RFC 3339 with a zone (2026-11-28T16:00:00.250Z) or Unix ms", s)
 	}
 	return t.UnixMilli(), nil // whole ms, rounded down
+}
+
+// isInteger reports whether s is decimal digits, after an optional sign.
+func isInteger(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ImportColumns lists the columns a CSV or JSON Lines file read back

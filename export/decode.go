@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -65,6 +66,7 @@ type RawFile struct {
 	// JSON Lines
 	lines *bufio.Scanner
 	obj   map[string]json.RawMessage
+	vals  [][]byte // per raw column, its value in the line (plainObject)
 	// Parquet
 	pq    *parquet.GenericReader[readingRow]
 	total int64
@@ -248,7 +250,143 @@ func (rf *RawFile) openJSONL(br *bufio.Reader) error {
 	rf.lines = bufio.NewScanner(br)
 	rf.lines.Buffer(make([]byte, 64<<10), maxLine)
 	rf.obj = map[string]json.RawMessage{}
+	rf.vals = make([][]byte, len(rawColumns))
 	return nil
+}
+
+// plainObject splits line into rf.vals when it is a JSON object of the
+// raw table's keys, each at most once, whose values are strings without
+// escapes, numbers or true, false and null: wattrec's own JSON Lines, read
+// without encoding/json's allocations. For anything else (an escape, a
+// nested value, an unknown or repeated key, a syntax error) it reports
+// false, and encoding/json reads the line or says what is wrong with it.
+func (rf *RawFile) plainObject(line []byte) bool {
+	clear(rf.vals)
+	p := 0
+	ws := func() {
+		for p < len(line) && (line[p] == ' ' || line[p] == '\t' || line[p] == '\r' || line[p] == '\n') {
+			p++
+		}
+	}
+	// str reads a string without escapes at p and returns its contents.
+	str := func() ([]byte, bool) {
+		if p >= len(line) || line[p] != '"' {
+			return nil, false
+		}
+		end := bytes.IndexByte(line[p+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		s := line[p+1 : p+1+end]
+		ascii := true
+		for _, c := range s {
+			if c == '\\' || c < 0x20 {
+				return nil, false
+			}
+			ascii = ascii && c < 0x80
+		}
+		if !ascii && !utf8.Valid(s) { // encoding/json would replace the bad bytes
+			return nil, false
+		}
+		p += end + 2
+		return s, true
+	}
+	ws()
+	if p >= len(line) || line[p] != '{' {
+		return false
+	}
+	p++
+	for first := true; ; first = false {
+		ws()
+		if p < len(line) && line[p] == '}' && first {
+			p++
+			break
+		}
+		key, ok := str()
+		if !ok {
+			return false
+		}
+		col := -1
+		for i := range rawColumns {
+			if rawColumns[i].name == string(key) {
+				col = i
+			}
+		}
+		if col < 0 || rf.vals[col] != nil {
+			return false
+		}
+		ws()
+		if p >= len(line) || line[p] != ':' {
+			return false
+		}
+		p++
+		ws()
+		var v []byte
+		if p < len(line) && line[p] == '"' {
+			if v, ok = str(); !ok {
+				return false
+			}
+		} else {
+			start := p
+			for p < len(line) && line[p] != ',' && line[p] != '}' && line[p] != ' ' && line[p] != '\t' {
+				p++
+			}
+			if v = line[start:p]; !isLiteral(v) {
+				return false
+			}
+		}
+		rf.vals[col] = v
+		ws()
+		if p < len(line) && line[p] == ',' {
+			p++
+			continue
+		}
+		if p < len(line) && line[p] == '}' {
+			p++
+			break
+		}
+		return false
+	}
+	ws()
+	return p == len(line)
+}
+
+// isLiteral reports whether v is a JSON number, true, false or null.
+func isLiteral(v []byte) bool {
+	switch string(v) {
+	case "true", "false", "null":
+		return true
+	}
+	i := 0
+	if i < len(v) && v[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+			n++
+		}
+		return n
+	}
+	if n := digits(); n == 0 || n > 1 && v[i-n] == '0' {
+		return false
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(v)
 }
 
 func (rf *RawFile) nextJSONL(r *store.Reading) error {
@@ -266,6 +404,25 @@ func (rf *RawFile) nextJSONL(r *store.Reading) error {
 		line = bytes.TrimSpace(rf.lines.Bytes())
 	}
 	rf.rows++
+	if rf.plainObject(line) {
+		for i := range rawColumns {
+			c := &rawColumns[i]
+			if v := rf.vals[i]; v != nil {
+				if err := c.parse(r, string(v)); err != nil {
+					return badInput("%s:%d: key %s: %v", rf.Path, rf.line, c.name, err)
+				}
+			}
+		}
+		for i := range rawColumns {
+			if c := &rawColumns[i]; rf.vals[i] == nil {
+				if c.fill == nil {
+					return badInput("%s:%d: no key %q (want %s)", rf.Path, rf.line, c.name, columnList())
+				}
+				c.fill(r)
+			}
+		}
+		return nil
+	}
 	clear(rf.obj)
 	if err := json.Unmarshal(line, &rf.obj); err != nil {
 		return badInput("%s:%d: not a JSON object: %v", rf.Path, rf.line, err)

@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -137,7 +138,7 @@ func TestOpenRaw_Generic(t *testing.T) {
 			"\"node,2\",dram,0,9.0,2026-11-28 16:00:01.999999Z\n",
 		"jsonl": `{"endpoint":"node1","kind":"gpu","device":0,"power_w":100,"time":"2026-11-28T16:00:00Z"}` + "\n\n" +
 			`{"endpoint":"node1","kind":"gpu","device":"1","power_w":75.5,"time":"2026-11-28T17:00:00.250+01:00"}` + "\n" +
-			`{"endpoint":"node,2","kind":"cpu","device":0,"power_w":40.125,"time":1795881601000}` + "\n" +
+			`{"endpoint":"node\u002c2","kind":"cpu","device":0,"power_w":40.125,"time":1795881601000}` + "\n" +
 			`{"endpoint":"node,2","kind":"dram","device":0,"power_w":9.0,"time":"2026-11-28 16:00:01.999999Z"}` + "\n",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -210,4 +211,33 @@ func readAll(path string) error {
 			return err
 		}
 	}
+}
+
+// FuzzOpenRaw: any file reads back as rows or fails with ErrInput,
+// never a panic.
+func FuzzOpenRaw(f *testing.F) {
+	for _, s := range []string{
+		"time,endpoint,kind,device,power_w\n0,n,gpu,0,1\n",
+		export.CSVHeader + "\n2026-11-28T16:00:00.000Z,1,n,cpu,0,1.5,true\n",
+		`{"time":0,"endpoint":"n","kind":"gpu","device":0,"power_w":1}` + "\n",
+		"PAR1", "\ufeff\n\n{", `"a,b`,
+	} {
+		f.Add([]byte(s))
+	}
+	var pq bytes.Buffer
+	if err := export.Write(context.Background(), &pq, MustHandDB(f), export.Request{Format: export.FormatParquet,
+		Filter: query.Filter{Range: query.Between(t0, t0+2000)}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pq.Bytes())
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "in")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := readAll(path); err != nil && !errors.Is(err, export.ErrInput) {
+			t.Fatalf("%q: %v, want nil or ErrInput", data, err)
+		}
+	})
 }

@@ -115,7 +115,7 @@ func Import(ctx context.Context, db string, files []string, opt Options) (*Repor
 				return err
 			}
 			known = append(known, src)
-			if err := copyDB(ctx, s, base, true, nil); err != nil {
+			if err := copyBase(ctx, s, base, opt.Progress); err != nil {
 				return fmt.Errorf("copy %s: %w", db, err)
 			}
 		}
@@ -236,4 +236,23 @@ func importFile(ctx context.Context, s *sink, path string, opt Options, known []
 		return nil, nil, err
 	}
 	return fr, src, s.flush()
+}
+
+// copyBase hands every record of the file imported into to s, its marks
+// keeping their IDs, with a progress bar.
+func copyBase(ctx context.Context, s *sink, base *store.DB, progress io.Writer) error {
+	series, err := base.Series(ctx, "", false)
+	if err != nil {
+		return err
+	}
+	var done, total int64
+	for _, k := range series {
+		total += int64(k.Readings)
+	}
+	bar := export.NewProgressBar(progressWriter(progress), "copy")
+	defer bar.Finish()
+	return copyDB(ctx, s, base, true, func(n int) {
+		done += int64(n)
+		bar.Update(done, total)
+	})
 }
