@@ -188,7 +188,8 @@ func exportHelp() string {
 		`Parquet (zstd, dictionary-encoded endpoint and kind) is the default when -o ends in
 .parquet, CSV for .csv, JSON Lines otherwise (the same columns and units as CSV).
 The Parquet footer carries the integration rules, clock estimates, sessions and gaps,
-each endpoint's /discover answer, the wattrec version and the export's filters.
+counter readings, marks, each endpoint's /discover answer, the wattrec version and
+the export's filters: wattrec import brings them back.
 --grid WIDTH also writes an energy-conserving grid (RUN.grid.parquet beside -o):
 per bin and device, energy_j (the exact integral over the bin by query's rules),
 avg_power_w and coverage; the bins of a window sum to query's joules.

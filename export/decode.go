@@ -3,6 +3,7 @@ package export
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -240,8 +242,11 @@ func (rf *RawFile) nextCSV(r *store.Reading) error {
 
 func (rf *RawFile) csvError(err error) error {
 	var pe *csv.ParseError
-	if errors.As(err, &pe) {
+	switch {
+	case errors.As(err, &pe):
 		return badInput("%s:%d: %v", rf.Path, pe.Line, pe.Err)
+	case errors.Is(err, errLongLine):
+		return badInput("%s:%d: %v", rf.Path, rf.line+1, err)
 	}
 	return fmt.Errorf("read %s: %w", rf.Path, err)
 }
@@ -393,7 +398,7 @@ func (rf *RawFile) nextJSONL(r *store.Reading) error {
 	var line []byte
 	for len(line) == 0 {
 		if !rf.lines.Scan() {
-			if err := rf.lines.Err(); errors.Is(err, bufio.ErrTooLong) {
+			if err := rf.lines.Err(); errors.Is(err, bufio.ErrTooLong) || errors.Is(err, errLongLine) {
 				return badInput("%s:%d: a line longer than %d bytes", rf.Path, rf.line+1, maxLine)
 			} else if err != nil {
 				return fmt.Errorf("read %s: %w", rf.Path, err)
@@ -492,14 +497,28 @@ func columnList() string {
 	return strings.Join(req, ", ") + " and optionally " + strings.Join(opt, ", ")
 }
 
+// countingReader counts the bytes read through it, and fails a line
+// longer than maxLine (errLongLine), so that no line is read whole into
+// memory however long it is.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r       io.Reader
+	n       int64
+	sinceNL int
 }
+
+var errLongLine = fmt.Errorf("a line longer than %d bytes", maxLine)
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		c.sinceNL = n - 1 - i
+	} else {
+		c.sinceNL += n
+	}
+	if c.sinceNL > maxLine {
+		return n, errLongLine
+	}
 	return n, err
 }
 
@@ -645,7 +664,7 @@ func readMeta(path string, pf *parquet.File) (*RawMeta, error) {
 	var (
 		clocks    map[string][]metaClock
 		sessions  map[string][]metaSession
-		counters  map[string][]metaCounter
+		counters  map[string]map[string]*metaCounters
 		truncated map[string]map[string]int
 	)
 	for key, v := range map[string]any{MetaFilter: &filter, MetaEndpoints: &endpoints, MetaClock: &clocks, MetaSessions: &sessions,
@@ -687,17 +706,38 @@ func readMeta(path string, pf *parquet.File) (*RawMeta, error) {
 		}
 	}
 	for _, ep := range sortedKeys(counters) {
-		for _, c := range counters[ep] {
-			k, err := store.ParseKind(c.Kind)
-			if err != nil {
-				return nil, bad(MetaCounters, ep, err)
+		names := sortedKeys(counters[ep])
+		keys := make([]store.SeriesKey, len(names))
+		for i, name := range names {
+			kind, dev, _ := strings.Cut(name, ":")
+			k, err := store.ParseKind(kind)
+			d, derr := strconv.ParseInt(dev, 10, 32)
+			if err != nil || derr != nil || d < 0 {
+				return nil, bad(MetaCounters, ep, fmt.Errorf("series %q: want kind:device, e.g. gpu:0", name))
 			}
-			tr, ok := parseTrigger(c.Trigger)
-			if !ok || c.Device < 0 || c.EnergyUJ < 0 || c.RTTUs < 0 {
-				return nil, bad(MetaCounters, ep, fmt.Errorf("%+v: want a trigger (start, periodic, mark, stop), a device index and no negative value", c))
+			keys[i] = store.SeriesKey{Endpoint: ep, Kind: k, Device: int32(d)}
+		}
+		order := make([]int, len(names))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int {
+			return cmp.Or(cmp.Compare(keys[a].Kind, keys[b].Kind), cmp.Compare(keys[a].Device, keys[b].Device))
+		})
+		for _, i := range order {
+			col, k := counters[ep][names[i]], keys[i]
+			n := len(col.TakenMs)
+			if len(col.EnergyUJ) != n || len(col.RTTUs) != n || len(col.Trigger) != n {
+				return nil, bad(MetaCounters, ep, fmt.Errorf("series %s: columns of different lengths", names[i]))
 			}
-			m.Counters = append(m.Counters, store.CounterReading{Endpoint: ep, Kind: k, Device: c.Device, TakenMs: c.TakenMs,
-				RTTUs: c.RTTUs, EnergyUJ: c.EnergyUJ, Trigger: tr})
+			for j := range n {
+				tr, ok := parseTrigger(col.Trigger[j])
+				if !ok || col.EnergyUJ[j] < 0 || col.RTTUs[j] < 0 {
+					return nil, bad(MetaCounters, ep, fmt.Errorf("series %s reading %d: want a trigger (start, periodic, mark, stop) and no negative value", names[i], j))
+				}
+				m.Counters = append(m.Counters, store.CounterReading{Endpoint: ep, Kind: k.Kind, Device: k.Device, TakenMs: col.TakenMs[j],
+					RTTUs: col.RTTUs[j], EnergyUJ: col.EnergyUJ[j], Trigger: tr})
+			}
 		}
 	}
 	for _, mk := range m.Marks {

@@ -179,6 +179,8 @@ func TestOpenRaw_Refuses(t *testing.T) {
 		{"JSONBadTime", `{"time":0,"endpoint":"n","kind":"gpu","device":0,"power_w":1}` + "\n" + `{"time":"yesterday","endpoint":"n","kind":"gpu","device":0,"power_w":1}` + "\n", `.jsonl:2: key time: "yesterday"`},
 		{"JSONNotObject", `{"time":0,` + "\n", `.jsonl:1: not a JSON object`},
 		{"ParquetDamaged", "PAR1 and then nothing", "not a readable Parquet file"},
+		{"LongLine", header + "0,n,gpu,0,1\n" + strings.Repeat("x", 2<<20), ":3: a line longer than 1048576 bytes"},
+		{"JSONLongLine", strings.Repeat(" ", 2<<20) + "{}", ":1: a line longer than 1048576 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ext := ".csv"

@@ -29,7 +29,7 @@ const (
 	MetaClock      = "wattrec.clock"       // {endpoint: [{"taken_ms","offset_us","rtt_us","samples"}]}, oldest first
 	MetaSessions   = "wattrec.sessions"    // {endpoint: [{"stream","start_ms","end_ms","open","events","malformed","reason"}]}
 	MetaGaps       = "wattrec.gaps"        // {endpoint: [{"stream","from_ms","to_ms","reason","recorder"}]}
-	MetaCounters   = "wattrec.counters"    // {endpoint: [{"kind","device","taken_ms","energy_uj","rtt_us","trigger"}]}, by series, oldest first
+	MetaCounters   = "wattrec.counters"    // {endpoint: {"gpu:0": {"taken_ms":[…],"energy_uj":[…],"rtt_us":[…],"trigger":[…]}}}, oldest first
 	MetaMarks      = "wattrec.marks"       // [{"id","name","begin_ms","end_ms","open","created_ms","source"}] (store.Mark)
 	MetaTruncated  = "wattrec.truncated"   // only when a list was thinned: {"clock"|"sessions"|"gaps"|"counters": {endpoint: entries in the window}, "marks": {"": marks}}
 )
@@ -59,15 +59,32 @@ type (
 		Reason   string `json:"reason,omitempty"`
 		Recorder bool   `json:"recorder"`
 	}
-	metaCounter struct {
-		Kind     string `json:"kind"`
-		Device   int32  `json:"device"`
-		TakenMs  int64  `json:"taken_ms"`
-		EnergyUJ int64  `json:"energy_uj"`
-		RTTUs    int64  `json:"rtt_us"`
-		Trigger  string `json:"trigger"`
+	// metaCounters are one series' counter readings, a column each
+	// (a third of the bytes of an object per reading).
+	metaCounters struct {
+		TakenMs  []int64  `json:"taken_ms"`
+		EnergyUJ []int64  `json:"energy_uj"`
+		RTTUs    []int64  `json:"rtt_us"`
+		Trigger  []string `json:"trigger"`
 	}
 )
+
+// counterColumns groups counter readings by series ("gpu:0"), in order.
+func counterColumns(cs []store.CounterReading) map[string]*metaCounters {
+	out := map[string]*metaCounters{}
+	for i := range cs {
+		c := &cs[i]
+		name := fmt.Sprintf("%s:%d", c.Kind, c.Device)
+		col := out[name]
+		if col == nil {
+			col = &metaCounters{}
+			out[name] = col
+		}
+		col.TakenMs, col.EnergyUJ = append(col.TakenMs, c.TakenMs), append(col.EnergyUJ, c.EnergyUJ)
+		col.RTTUs, col.Trigger = append(col.RTTUs, c.RTTUs), append(col.Trigger, c.Trigger.String())
+	}
+	return out
+}
 
 // metaListBudget bounds the entries of each of MetaClock, MetaSessions,
 // MetaGaps, MetaCounters and MetaMarks, all endpoints together, so that the footer stays a few MB:
@@ -150,7 +167,7 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 	clocks := map[string][]metaClock{}
 	sessions := map[string][]metaSession{}
 	gaps := map[string][]metaGap{}
-	counters := map[string][]metaCounter{}
+	counters := map[string][]store.CounterReading{}
 	truncated := map[string]map[string]int{}
 	infos, err := db.Endpoints(ctx)
 	if err != nil {
@@ -217,16 +234,17 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 	for _, s := range plan.Series {
 		ep := s.Endpoint
 		err := db.EachCounter(ctx, s.SeriesKey, plan.Range.From, plan.Range.To, func(c *store.CounterReading) error {
-			counters[ep] = append(counters[ep], metaCounter{c.Kind.String(), c.Device, c.TakenMs, c.EnergyUJ, c.RTTUs, c.Trigger.String()})
+			counters[ep] = append(counters[ep], *c)
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
+	counterCols := map[string]map[string]*metaCounters{}
 	for ep, cs := range counters {
 		thinned("counters", ep, len(cs))
-		counters[ep] = thin(cs, limit)
+		counterCols[ep] = counterColumns(thin(cs, limit))
 	}
 	// Marks that overlap the filter's range (an open one reaches its end).
 	var marks []store.Mark
@@ -245,7 +263,7 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 		truncated["marks"] = map[string]int{"": len(marks)}
 	}
 	for key, v := range map[string]any{MetaEndpoints: endpoints, MetaClock: clocks, MetaSessions: sessions, MetaGaps: gaps,
-		MetaCounters: counters, MetaMarks: thin(marks, metaListBudget)} {
+		MetaCounters: counterCols, MetaMarks: thin(marks, metaListBudget)} {
 		if err := put(key, v); err != nil {
 			return nil, err
 		}
