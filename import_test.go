@@ -495,5 +495,12 @@ func TestMerge_Refuses(t *testing.T) {
 	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "is `wattrec record` running on this file?") {
 		t.Errorf("merge of a held file: %v", err)
 	}
+	before := hashFile(t, b)
+	if _, err = run(t, "merge", "-o", b, "--force", a); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("merge --force over a held file: %v, want ErrLocked", err)
+	}
+	if hashFile(t, b) != before {
+		t.Error("merge --force replaced a held file")
+	}
 	noTempFiles(t, dir)
 }

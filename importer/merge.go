@@ -24,8 +24,8 @@ import (
 //
 // Each input is opened read-only and held for the whole merge, so a file
 // that a running recorder holds is store.ErrLocked. out is written
-// atomically (see createFile): it must not exist unless force, and it
-// must not be one of the inputs. progress, if set, gets a progress bar
+// atomically (see createFile): it must not exist unless force (and then
+// no recorder may hold it), and it must not be one of the inputs. progress, if set, gets a progress bar
 // (drawn only on a terminal).
 func Merge(ctx context.Context, out string, inputs []string, force bool, progress io.Writer) (store.Counts, error) {
 	if len(inputs) == 0 {
@@ -40,6 +40,17 @@ func Merge(ctx context.Context, out string, inputs []string, force bool, progres
 			db.Close()
 		}
 	}()
+	if force {
+		// Never replace a file a running recorder writes to: it would go
+		// on writing to the old one. Hold it, so that none starts.
+		held, err := store.Open(out, store.Options{ReadOnly: true})
+		switch {
+		case errors.Is(err, store.ErrLocked):
+			return store.Counts{}, err
+		case err == nil:
+			defer held.Close()
+		}
+	}
 	var (
 		sources []*source
 		total   int64
