@@ -48,7 +48,7 @@ const maxLine = 1 << 20
 // file's row groups are read page by page, a text file line by line (of
 // at most 1 MiB).
 type RawFile struct {
-	Path   string
+	Path   string // as given to OpenRaw
 	Format string // FormatParquet, FormatCSV or FormatJSONL
 	// Meta is what a wattrec Parquet export carries besides its rows;
 	// nil for CSV and JSON Lines, which carry nothing else, and for a
@@ -97,6 +97,13 @@ type RawMeta struct {
 // none of the raw table's formats, or whose header or schema is not the
 // raw table's, is ErrInput.
 func OpenRaw(path string) (*RawFile, error) {
+	// Refuse a named pipe before opening it, which would wait for a
+	// writer: Parquet needs to seek, and text the size for progress.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, badInput("%s is a %s, not a regular file", path, fileKind(fi.Mode()))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -105,10 +112,6 @@ func OpenRaw(path string) (*RawFile, error) {
 	if err != nil {
 		f.Close()
 		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, badInput("%s is a %s, not a file", path, fileKind(fi.Mode()))
 	}
 	rf := &RawFile{Path: path, f: f, size: fi.Size()}
 	var head [4]byte
@@ -184,6 +187,7 @@ func (rf *RawFile) Next(r *store.Reading) error {
 func (rf *RawFile) openCSV(br *bufio.Reader) error {
 	rf.csv = csv.NewReader(br)
 	rf.csv.ReuseRecord = true
+	rf.csv.TrimLeadingSpace = true // "a, b": a value that starts with a space is quoted
 	header, err := rf.csv.Read()
 	if err == io.EOF {
 		return badInput("%s is empty: want a CSV header (%s)", rf.Path, CSVHeader)

@@ -131,8 +131,8 @@ func TestOpenRaw_Generic(t *testing.T) {
 		{1_795_881_601_999, 1_795_881_601_999, "node,2", "dram", 0, 9, false},
 	}
 	for name, text := range map[string]string{
-		"csv": "\ufeffendpoint,kind,device,power_w,time\n" +
-			"node1,gpu,0,100,2026-11-28T16:00:00Z\n" +
+		"csv": "\ufeffendpoint, kind, device, power_w, time\n" +
+			"node1, gpu, 0, 100, 2026-11-28T16:00:00Z\n" +
 			"node1,gpu,1,75.5,2026-11-28T17:00:00.250+01:00\n" +
 			"\"node,2\",cpu,0,40.125,1795881601000\n" +
 			"\"node,2\",dram,0,9.0,2026-11-28 16:00:01.999999Z\n",

@@ -87,8 +87,9 @@ func counterColumns(cs []store.CounterReading) map[string]*metaCounters {
 }
 
 // metaListBudget bounds the entries of each of MetaClock, MetaSessions,
-// MetaGaps, MetaCounters and MetaMarks, all endpoints together, so that the footer stays a few MB:
-// readers parse it whole on open, and some refuse huge ones. An endpoint
+// MetaGaps, MetaCounters and MetaMarks, all endpoints together, so that
+// the footer stays a few MB: readers parse it whole on open, and some
+// refuse huge ones. An endpoint
 // keeps at least 256 of each. Longer lists are thinned evenly (first and
 // last kept), and MetaTruncated says so; `wattrec info` lists them all.
 const metaListBudget = 100_000
