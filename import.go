@@ -37,8 +37,8 @@ counter readings, marks and endpoint info); for any other file, declare them:
                        poll period (the devices' most common spacing) past its
                        last. For zeusd's change-only GPU stream, pick D longer than
                        the longest flat stretch.
-The same endpoint must not overlap in time with what --db holds or with another
-file. The result is written atomically: a new file, checked, renamed over --db
+The same endpoint must not overlap in time (from its first reading, session or
+counter reading to its last) with what --db holds or with another file. The result is written atomically: a new file, checked, renamed over --db
 (created if missing), so a failed import changes nothing.`
 }
 
