@@ -44,6 +44,9 @@ func TestCLI_DefaultsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, line := range strings.Split(out, "\n") {
+				if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+					continue // the flags' lines
+				}
 				if strings.Count(line, "(default:") > 1 || strings.Contains(line, "(default: false)") || strings.Contains(line, "(default: 0s)") {
 					t.Errorf("wattrec %s --help: %q", strings.Join(p, " "), strings.TrimSpace(line))
 				}

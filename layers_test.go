@@ -24,6 +24,7 @@ var allowedImports = map[string][]string{
 	"chart":     {"query", "store", "gonum.org/v1/plot", "golang.org/x/sync"},
 	"report":    {"chart", "query", "store"},
 	"control":   {"chart", "export", "query", "report", "store"},
+	"importer":  {"export", "query", "store"},
 	"recording": {"chart", "control", "export", "metrics", "query", "recorder", "remotewrite", "report", "simulator", "store"},
 	"metrics":   {"query", "recorder", "store", "github.com/prometheus/client_golang"},
 	"remotewrite": {"query", "store", "github.com/prometheus/prometheus/prompb", "github.com/prometheus/prometheus/model/value",

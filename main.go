@@ -3,8 +3,9 @@
 // the environment, signals and the hints beside error messages; the work
 // is in the packages. One file per command group: record.go (record,
 // run), read.go (info, query, export), plot.go (plot, report),
-// mark.go, push.go (push and the remote-write flags), check.go (check,
-// repair), simulate.go (simulate, demo).
+// import.go (import, merge), mark.go, push.go (push and the remote-write
+// flags), check.go (check, repair), simulate.go (simulate, demo),
+// completion.go, config.go (record's --config).
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/wattrec/wattrec/chart"
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/export"
+	"github.com/wattrec/wattrec/importer"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/recording"
@@ -78,7 +80,8 @@ func newApp() *cli.App {
 		Version:   wattrecVersion(),
 		Flags:     []cli.Flag{logLevelFlag("info")},
 		Commands: []*cli.Command{recordCommand(), runCommand(), queryCommand(), markCommand(), infoCommand(), exportCommand(),
-			plotCommand(), reportCommand(), pushCommand(), checkCommand(), repairCommand(), simulateCommand(), demoCommand(), completionCommand()},
+			plotCommand(), reportCommand(), pushCommand(), importCommand(), mergeCommand(), checkCommand(), repairCommand(),
+			simulateCommand(), demoCommand(), completionCommand()},
 		Action:                    func(c *cli.Context) error { return withHint(unknownCommand(c)) },
 		DisableSliceFlagSeparator: true,                         // specs like ?gpus=0,1 contain commas
 		ExitErrHandler:            func(*cli.Context, error) {}, // main decides how to exit
@@ -256,8 +259,18 @@ func hint(err error) string {
 		return "use --by endpoint or --by kind, or fewer devices with --device"
 	case errors.Is(err, query.ErrNoWindow):
 		return "`wattrec mark list --db FILE` lists the marks"
-	case errors.Is(err, export.ErrExists):
+	case errors.Is(err, export.ErrExists), errors.Is(err, importer.ErrExists):
 		return "use --force to replace it"
+	case errors.Is(err, export.ErrInput):
+		return "import reads wattrec's raw exports, and CSV or JSON Lines with the columns time, endpoint, kind, device, power_w (see `wattrec import --help`)"
+	case errors.Is(err, importer.ErrNoSessions):
+		return "give --observed FROM..TO (when its streams were live) or --max-gap D (readings further apart start a new session)"
+	case errors.Is(err, importer.ErrOutside):
+		return "--observed must hold every reading of the file: widen it, or give start..end"
+	case errors.Is(err, importer.ErrOrder):
+		return "sort the file by time, or give --observed FROM..TO instead of --max-gap"
+	case errors.Is(err, importer.ErrOverlap):
+		return "leave one of them out, or cut one with `wattrec export --from/--to` first"
 	case errors.Is(err, recorder.ErrNoServers):
 		return "use --server, --servers-file, ZEUSD_SOCK_PATH or ZEUSD_HOST_PORT"
 	case errors.Is(err, recorder.ErrTokenExpired):

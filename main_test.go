@@ -131,7 +131,7 @@ func TestCLI_Help(t *testing.T) {
 	if !strings.Contains(out, "Example: wattrec record") {
 		t.Errorf("--help has no example:\n%s", out)
 	}
-	for _, cmd := range []string{"record", "run", "query", "info", "export", "plot", "report", "check", "repair", "simulate", "demo"} {
+	for _, cmd := range []string{"record", "run", "query", "info", "export", "plot", "report", "import", "check", "repair", "simulate", "demo"} {
 		out, err := run(t, cmd, "--help")
 		if err != nil {
 			t.Fatal(err)

@@ -65,11 +65,12 @@ func filterFlags() []cli.Flag {
 
 // filterFromFlags parses --from, --to, --endpoint and --device.
 func filterFromFlags(c *cli.Context) (query.Filter, error) {
-	f := query.Filter{}
+	f := query.Filter{EndpointAliases: map[string]string{}}
 	for _, e := range c.StringSlice("endpoint") {
-		// Every form --server takes names the endpoint it records as.
-		if srv, err := recorder.ParseServer(e); err == nil {
-			e = srv.Endpoint()
+		// Every form --server takes names the endpoint it records as; the
+		// name as given wins where the file has it (an imported "smi").
+		if srv, err := recorder.ParseServer(e); err == nil && srv.Endpoint() != e {
+			f.EndpointAliases[e] = srv.Endpoint()
 		}
 		f.Endpoints = append(f.Endpoints, e)
 	}
@@ -230,7 +231,8 @@ func exportHelp() string {
 		`Parquet (zstd, dictionary-encoded endpoint and kind) is the default when -o ends in
 .parquet, CSV for .csv, JSON Lines otherwise (the same columns and units as CSV).
 The Parquet footer carries the integration rules, clock estimates, sessions and gaps,
-each endpoint's /discover answer, the wattrec version and the export's filters.
+counter readings, marks, each endpoint's /discover answer, the wattrec version and
+the export's filters: wattrec import brings them back.
 --grid WIDTH also writes an energy-conserving grid (RUN.grid.parquet beside -o):
 per bin and device, energy_j (the exact integral over the bin by query's rules),
 avg_power_w and coverage; the bins of a window sum to query's joules.

@@ -73,6 +73,14 @@ var readmeBlocks = map[string]func() string{
 	"library-example": func() string {
 		return "```go\n" + exampleBody("recorder/example_test.go", "Example", "\tctx :=") + "```\n"
 	},
+	"import-columns": func() string {
+		var b strings.Builder
+		b.WriteString("| column | | accepted |\n|---|---|---|\n")
+		for _, c := range export.ImportColumns() {
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", c[0], c[1], c[2])
+		}
+		return b.String()
+	},
 	"raw-columns": func() string {
 		var b strings.Builder
 		b.WriteString("| column | meaning |\n|---|---|\n")

@@ -32,15 +32,16 @@ type Selection struct {
 	From      query.Bound          `json:"from"`
 	To        query.Bound          `json:"to"`
 	Endpoints []string             `json:"endpoints,omitempty"`
+	Aliases   map[string]string    `json:"endpoint_aliases,omitempty"`
 	Devices   []query.DeviceFilter `json:"devices,omitempty"`
 }
 
 func selectionOf(f query.Filter) Selection {
-	return Selection{From: f.Range.From, To: f.Range.To, Endpoints: f.Endpoints, Devices: f.Devices}
+	return Selection{From: f.Range.From, To: f.Range.To, Endpoints: f.Endpoints, Aliases: f.EndpointAliases, Devices: f.Devices}
 }
 
 func (s Selection) filter() query.Filter {
-	return query.Filter{Range: query.TimeRange{From: s.From, To: s.To}, Endpoints: s.Endpoints, Devices: s.Devices}
+	return query.Filter{Range: query.TimeRange{From: s.From, To: s.To}, Endpoints: s.Endpoints, EndpointAliases: s.Aliases, Devices: s.Devices}
 }
 
 // QueryRequest is the body of POST /v1/query: an energy report (see

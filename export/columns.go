@@ -2,8 +2,12 @@ package export
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/store"
@@ -18,6 +22,15 @@ type column struct {
 	str  bool
 	// series says the value depends only on the series, not the reading.
 	series bool
+	// parse reads the value back (RawFile) from its text: a CSV field,
+	// or a JSON value's text (a string unquoted). accepts says what it
+	// takes, for the import help.
+	parse   func(r *store.Reading, s string) error
+	accepts string
+	// missing, set for a column that a file read back may lack, says
+	// what stands in for it (fill sets it).
+	missing string
+	fill    func(r *store.Reading)
 }
 
 // rawColumns is the raw table, in order: the one list from which CSV's
@@ -31,32 +44,148 @@ var rawColumns = []column{
 		desc: "clock-corrected time of the reading (UTC, ms): the daemon's time + its clock offset",
 		text: func(dst []byte, e *lineEncoder, r *store.Reading) []byte {
 			return e.appendTime(dst, r.TimeMs)
+		},
+		accepts: "RFC 3339 with a zone (2026-11-28T16:00:00.250Z; a space may stand for the T; finer than ms is cut to the ms) or Unix ms",
+		parse: func(r *store.Reading, s string) (err error) {
+			r.TimeMs, err = parseTimeMs(s)
+			return err
 		}},
 	{name: "daemon_time_ms",
 		desc: "the daemon's own timestamp, Unix ms, as sent",
 		text: func(dst []byte, _ *lineEncoder, r *store.Reading) []byte {
 			return strconv.AppendInt(dst, r.DaemonMs, 10)
-		}},
+		},
+		accepts: "Unix ms",
+		parse: func(r *store.Reading, s string) (err error) {
+			if r.DaemonMs, err = strconv.ParseInt(s, 10, 64); err != nil {
+				return fmt.Errorf("%q is not a whole number of ms", s)
+			}
+			return nil
+		},
+		missing: "time, no clock offset",
+		fill:    func(r *store.Reading) { r.DaemonMs = r.TimeMs }},
 	{name: "endpoint", str: true, series: true,
-		desc: "the zeusd endpoint (host:port or socket path)",
-		text: func(dst []byte, e *lineEncoder, _ *store.Reading) []byte { return append(dst, e.k.Endpoint...) }},
+		desc:    "the zeusd endpoint (host:port or socket path)",
+		text:    func(dst []byte, e *lineEncoder, _ *store.Reading) []byte { return append(dst, e.k.Endpoint...) },
+		accepts: "any name without control characters, e.g. node1:4938",
+		parse: func(r *store.Reading, s string) error {
+			if s == "" || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+				return fmt.Errorf("%q: want a name without control characters", s)
+			}
+			if s != r.Endpoint { // most rows repeat the last row's: keep its string
+				r.Endpoint = strings.Clone(s)
+			}
+			return nil
+		}},
 	{name: "kind", str: true, series: true,
-		desc: "gpu, cpu (package) or dram",
-		text: func(dst []byte, e *lineEncoder, _ *store.Reading) []byte { return append(dst, e.k.Kind.String()...) }},
+		desc:    "gpu, cpu (package) or dram",
+		text:    func(dst []byte, e *lineEncoder, _ *store.Reading) []byte { return append(dst, e.k.Kind.String()...) },
+		accepts: "gpu, cpu or dram",
+		parse: func(r *store.Reading, s string) (err error) {
+			r.Kind, err = store.ParseKind(s)
+			return err
+		}},
 	{name: "device", series: true,
 		desc: "device index on the endpoint",
 		text: func(dst []byte, e *lineEncoder, _ *store.Reading) []byte {
 			return strconv.AppendInt(dst, int64(e.k.Device), 10)
+		},
+		accepts: "0, 1, ...",
+		parse: func(r *store.Reading, s string) error {
+			d, err := strconv.ParseInt(s, 10, 32)
+			if err != nil || d < 0 {
+				return fmt.Errorf("%q is not a device index (0, 1, ...)", s)
+			}
+			r.Device = int32(d)
+			return nil
 		}},
 	{name: "power_w",
 		desc: "power in watts (zeusd's milliwatts / 1000, the shortest decimal that reads back the same); gpu: " +
 			query.ValueMeaning(store.KindGPU) + "; cpu/dram: " + query.ValueMeaning(store.KindCPU),
 		text: func(dst []byte, _ *lineEncoder, r *store.Reading) []byte {
 			return strconv.AppendFloat(dst, float64(r.MilliWatts)/1000, 'f', -1, 64)
+		},
+		accepts: "watts, a decimal (kept to the milliwatt)",
+		parse: func(r *store.Reading, s string) error {
+			w, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a number of watts", s)
+			}
+			r.MilliWatts, err = milliwatts(w)
+			return err
 		}},
 	{name: "seed",
-		desc: "true for values read with get_power at a (re)connect rather than streamed",
-		text: func(dst []byte, _ *lineEncoder, r *store.Reading) []byte { return strconv.AppendBool(dst, r.Seed) }},
+		desc:    "true for values read with get_power at a (re)connect rather than streamed",
+		text:    func(dst []byte, _ *lineEncoder, r *store.Reading) []byte { return strconv.AppendBool(dst, r.Seed) },
+		accepts: "true or false",
+		parse: func(r *store.Reading, s string) (err error) {
+			if r.Seed, err = strconv.ParseBool(s); err != nil {
+				return fmt.Errorf("%q: want true or false", s)
+			}
+			return nil
+		},
+		missing: "false",
+		fill:    func(r *store.Reading) { r.Seed = false }},
+}
+
+// maxWatts is the most power_w a file read back may hold: the store's
+// limit of 2^62 mW, rounded down.
+const maxWatts = 4e15
+
+// milliwatts converts watts as the raw table writes them (milliwatts /
+// 1000) back to milliwatts, exactly.
+func milliwatts(w float64) (int64, error) {
+	if !(w >= 0 && w <= maxWatts) { // NaN too
+		return 0, fmt.Errorf("%v W: want a number of watts from 0 to %g", w, maxWatts)
+	}
+	return int64(math.Round(w * 1000)), nil
+}
+
+// parseTimeMs reads a time column back: Unix ms, or RFC 3339 with a
+// zone (a space for the T allowed), cut to the millisecond.
+func parseTimeMs(s string) (int64, error) {
+	if isInteger(s) {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return ms, nil
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil && len(s) > 10 && s[10] == ' ' {
+		t, err = time.Parse(time.RFC3339Nano, s[:10]+"T"+s[11:])
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%q: want RFC 3339 with a zone (2026-11-28T16:00:00.250Z) or Unix ms", s)
+	}
+	return t.UnixMilli(), nil // whole ms, rounded down
+}
+
+// isInteger reports whether s is decimal digits, after an optional sign.
+func isInteger(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ImportColumns lists the columns a CSV or JSON Lines file read back
+// (wattrec import) may have, in the raw table's order: name, whether it
+// is required (or what stands in when it is missing), and the values
+// accepted.
+func ImportColumns() [][3]string {
+	out := make([][3]string, len(rawColumns))
+	for i, c := range rawColumns {
+		need := "required"
+		if c.fill != nil {
+			need = "optional (default: " + c.missing + ")"
+		}
+		out[i] = [3]string{c.name, need, c.accepts}
+	}
+	return out
 }
 
 // RawColumns lists the raw table's columns with their descriptions, in

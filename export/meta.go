@@ -12,7 +12,11 @@ import (
 // Parquet key-value metadata keys. Values are JSON unless noted. Clock
 // estimates, sessions and gaps are those of the endpoints exported that
 // matter to the export's window: estimates taken in it and the one in
-// force at its start, sessions and gaps that overlap it.
+// force at its start, sessions and gaps that overlap it; counter readings
+// those of the series exported taken in the filter's time range, marks
+// those that overlap it (all of both without a time filter). With the
+// rows, they are everything `wattrec import` needs to rebuild the
+// recording (RawFile reads them back).
 const (
 	MetaVersion    = "wattrec.version"     // text: the wattrec version that wrote the file
 	MetaTable      = "wattrec.table"       // text: TableReadings or TableGrid
@@ -25,12 +29,67 @@ const (
 	MetaClock      = "wattrec.clock"       // {endpoint: [{"taken_ms","offset_us","rtt_us","samples"}]}, oldest first
 	MetaSessions   = "wattrec.sessions"    // {endpoint: [{"stream","start_ms","end_ms","open","events","malformed","reason"}]}
 	MetaGaps       = "wattrec.gaps"        // {endpoint: [{"stream","from_ms","to_ms","reason","recorder"}]}
-	MetaTruncated  = "wattrec.truncated"   // only when a list was thinned: {"clock"|"sessions"|"gaps": {endpoint: entries in the window}}
+	MetaCounters   = "wattrec.counters"    // {endpoint: {"gpu:0": {"taken_ms":[…],"energy_uj":[…],"rtt_us":[…],"trigger":[…]}}}, oldest first
+	MetaMarks      = "wattrec.marks"       // [{"id","name","begin_ms","end_ms","open","created_ms","source"}] (store.Mark)
+	MetaTruncated  = "wattrec.truncated"   // only when a list was thinned: {"clock"|"sessions"|"gaps"|"counters": {endpoint: entries in the window}, "marks": {"": marks}}
 )
 
-// metaListBudget bounds the entries of each of MetaClock, MetaSessions and
-// MetaGaps, all endpoints together, so that the footer stays a few MB:
-// readers parse it whole on open, and some refuse huge ones. An endpoint
+// The entries of MetaClock, MetaSessions, MetaGaps and MetaCounters, as
+// written and as read back (RawFile).
+type (
+	metaClock struct {
+		TakenMs  int64 `json:"taken_ms"`
+		OffsetUs int64 `json:"offset_us"`
+		RTTUs    int64 `json:"rtt_us"`
+		Samples  int   `json:"samples"`
+	}
+	metaSession struct {
+		Stream    string `json:"stream"`
+		StartMs   int64  `json:"start_ms"`
+		EndMs     int64  `json:"end_ms"`
+		Open      bool   `json:"open,omitempty"`
+		Events    uint64 `json:"events"`
+		Malformed uint64 `json:"malformed"`
+		Reason    string `json:"reason,omitempty"`
+	}
+	metaGap struct {
+		Stream   string `json:"stream"`
+		FromMs   int64  `json:"from_ms"`
+		ToMs     int64  `json:"to_ms"`
+		Reason   string `json:"reason,omitempty"`
+		Recorder bool   `json:"recorder"`
+	}
+	// metaCounters are one series' counter readings, a column each
+	// (a third of the bytes of an object per reading).
+	metaCounters struct {
+		TakenMs  []int64  `json:"taken_ms"`
+		EnergyUJ []int64  `json:"energy_uj"`
+		RTTUs    []int64  `json:"rtt_us"`
+		Trigger  []string `json:"trigger"`
+	}
+)
+
+// counterColumns groups counter readings by series ("gpu:0"), in order.
+func counterColumns(cs []store.CounterReading) map[string]*metaCounters {
+	out := map[string]*metaCounters{}
+	for i := range cs {
+		c := &cs[i]
+		name := fmt.Sprintf("%s:%d", c.Kind, c.Device)
+		col := out[name]
+		if col == nil {
+			col = &metaCounters{}
+			out[name] = col
+		}
+		col.TakenMs, col.EnergyUJ = append(col.TakenMs, c.TakenMs), append(col.EnergyUJ, c.EnergyUJ)
+		col.RTTUs, col.Trigger = append(col.RTTUs, c.RTTUs), append(col.Trigger, c.Trigger.String())
+	}
+	return out
+}
+
+// metaListBudget bounds the entries of each of MetaClock, MetaSessions,
+// MetaGaps, MetaCounters and MetaMarks, all endpoints together, so that
+// the footer stays a few MB: readers parse it whole on open, and some
+// refuse huge ones. An endpoint
 // keeps at least 256 of each. Longer lists are thinned evenly (first and
 // last kept), and MetaTruncated says so; `wattrec info` lists them all.
 const metaListBudget = 100_000
@@ -103,33 +162,13 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 		}
 	}
 
-	// Per endpoint: its info, clock estimates, sessions and gaps.
-	type clock struct {
-		TakenMs  int64 `json:"taken_ms"`
-		OffsetUs int64 `json:"offset_us"`
-		RTTUs    int64 `json:"rtt_us"`
-		Samples  int   `json:"samples"`
-	}
-	type session struct {
-		Stream    string `json:"stream"`
-		StartMs   int64  `json:"start_ms"`
-		EndMs     int64  `json:"end_ms"`
-		Open      bool   `json:"open,omitempty"`
-		Events    uint64 `json:"events"`
-		Malformed uint64 `json:"malformed"`
-		Reason    string `json:"reason,omitempty"`
-	}
-	type gap struct {
-		Stream   string `json:"stream"`
-		FromMs   int64  `json:"from_ms"`
-		ToMs     int64  `json:"to_ms"`
-		Reason   string `json:"reason,omitempty"`
-		Recorder bool   `json:"recorder"`
-	}
+	// Per endpoint: its info, clock estimates, sessions, gaps and
+	// counter readings.
 	endpoints := map[string]store.EndpointInfo{}
-	clocks := map[string][]clock{}
-	sessions := map[string][]session{}
-	gaps := map[string][]gap{}
+	clocks := map[string][]metaClock{}
+	sessions := map[string][]metaSession{}
+	gaps := map[string][]metaGap{}
+	counters := map[string][]store.CounterReading{}
 	truncated := map[string]map[string]int{}
 	infos, err := db.Endpoints(ctx)
 	if err != nil {
@@ -161,10 +200,10 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 		if err != nil {
 			return nil, err
 		}
-		var cs []clock
+		var cs []metaClock
 		for i, c := range ces {
 			if c.TakenMs < to && (c.TakenMs >= from || i+1 == len(ces) || ces[i+1].TakenMs > from) {
-				cs = append(cs, clock{c.TakenMs, c.OffsetUs, c.RTTUs, c.Samples})
+				cs = append(cs, metaClock{c.TakenMs, c.OffsetUs, c.RTTUs, c.Samples})
 			}
 		}
 		thinned("clock", ep, len(cs))
@@ -173,24 +212,59 @@ func metadata(ctx context.Context, db *store.DB, table string, f query.Filter, p
 		if err != nil {
 			return nil, err
 		}
-		var sl []session
+		var sl []metaSession
 		for _, s := range ss {
 			if s.End > from && s.Start < to {
-				sl = append(sl, session{s.Stream.String(), s.Start, s.End, s.Open, s.Events, s.Malformed, s.Reason})
+				sl = append(sl, metaSession{s.Stream.String(), s.Start, s.End, s.Open, s.Events, s.Malformed, s.Reason})
 			}
 		}
 		thinned("sessions", ep, len(sl))
 		sessions[ep] = thin(sl, limit)
-		var gl []gap
+		var gl []metaGap
 		for _, g := range query.Gaps(ss) {
 			if g.ToMs > from && g.FromMs < to {
-				gl = append(gl, gap{g.Stream.String(), g.FromMs, g.ToMs, g.Reason, g.Recorder})
+				gl = append(gl, metaGap{g.Stream.String(), g.FromMs, g.ToMs, g.Reason, g.Recorder})
 			}
 		}
 		thinned("gaps", ep, len(gl))
 		gaps[ep] = thin(gl, limit)
 	}
-	for key, v := range map[string]any{MetaEndpoints: endpoints, MetaClock: clocks, MetaSessions: sessions, MetaGaps: gaps} {
+	// Counter readings of the series exported, taken in the filter's
+	// range (all of them when unfiltered: an anchor just outside the
+	// window still counts).
+	for _, s := range plan.Series {
+		ep := s.Endpoint
+		err := db.EachCounter(ctx, s.SeriesKey, plan.Range.From, plan.Range.To, func(c *store.CounterReading) error {
+			counters[ep] = append(counters[ep], *c)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	counterCols := map[string]map[string]*metaCounters{}
+	for ep, cs := range counters {
+		thinned("counters", ep, len(cs))
+		counterCols[ep] = counterColumns(thin(cs, limit))
+	}
+	// Marks that overlap the filter's range (an open one reaches its end).
+	var marks []store.Mark
+	if len(plan.Series) > 0 {
+		all, err := db.Marks(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, mk := range all {
+			if mk.BeginMs < plan.Range.To && (mk.Open || mk.EndMs > plan.Range.From) {
+				marks = append(marks, mk)
+			}
+		}
+	}
+	if len(marks) > metaListBudget {
+		truncated["marks"] = map[string]int{"": len(marks)}
+	}
+	for key, v := range map[string]any{MetaEndpoints: endpoints, MetaClock: clocks, MetaSessions: sessions, MetaGaps: gaps,
+		MetaCounters: counterCols, MetaMarks: thin(marks, metaListBudget)} {
 		if err := put(key, v); err != nil {
 			return nil, err
 		}

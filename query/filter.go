@@ -70,7 +70,11 @@ func (f DeviceFilter) match(k store.SeriesKey) bool {
 type Filter struct {
 	Range     TimeRange
 	Endpoints []string
-	Devices   []DeviceFilter
+	// EndpointAliases gives an Endpoints entry the other name it may have
+	// in the file ("node1" → "node1:4938"): where the file lacks the
+	// entry, its alias stands in.
+	EndpointAliases map[string]string
+	Devices         []DeviceFilter
 }
 
 // Match reports whether series k passes the endpoint and device filters.

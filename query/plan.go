@@ -47,11 +47,17 @@ func NewPlan(ctx context.Context, db *store.DB, f Filter, periods Periods) (*Pla
 	for _, e := range eps {
 		names = append(names, e.Endpoint)
 	}
+	var wanted []string
 	for _, want := range f.Endpoints {
+		if alias, ok := f.EndpointAliases[want]; ok && !slices.Contains(names, want) && slices.Contains(names, alias) {
+			want = alias
+		}
 		if !slices.Contains(names, want) {
 			return nil, Invalid("endpoint %q is not in %s (it has: %s)", want, db.Path(), strings.Join(names, ", "))
 		}
+		wanted = append(wanted, want)
 	}
+	f.Endpoints, f.EndpointAliases = wanted, nil
 	all, err := db.Series(ctx, "", false)
 	if err != nil {
 		return nil, err

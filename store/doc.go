@@ -53,7 +53,8 @@
 //	meta/                         format  -> [1]byte{2}
 //	                              created -> 8-byte BE Unix ms
 //	runs/                         8-byte BE sequence -> v1 | JSON(Run)
-//	marks/                        8-byte BE mark id -> v1 | JSON(Mark)   (named windows)
+//	marks/                        8-byte BE mark id -> v1 | JSON(Mark)   (named windows;
+//	                              the bucket's sequence is at least every id stored)
 //	endpoints/
 //	  <endpoint identity>/        "host:port" or the socket path, as typed
 //	    info                      -> v1 | JSON(EndpointInfo)    (latest /discover etc.)

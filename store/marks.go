@@ -139,7 +139,8 @@ func (db *DB) storeMark(ctx context.Context, m Mark) (Mark, error) {
 	return m, nil
 }
 
-// putMark stores m and returns its ID (a new one when m.ID is 0).
+// putMark stores m and returns its ID (a new one when m.ID is 0; new
+// IDs always follow every ID stored).
 func putMark(tx *bolt.Tx, m Mark) (uint64, error) {
 	if m.Name == "" {
 		return 0, fmt.Errorf("%w: no name", ErrInvalidMark)
@@ -151,8 +152,15 @@ func putMark(tx *bolt.Tx, m Mark) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if m.ID == 0 {
+	switch {
+	case m.ID == 0:
 		if m.ID, err = b.NextSequence(); err != nil {
+			return 0, err
+		}
+	case m.ID > b.Sequence():
+		// A mark stored with its own ID (a copy of another file's)
+		// moves the sequence past it, so that no new mark takes it.
+		if err := b.SetSequence(m.ID); err != nil {
 			return 0, err
 		}
 	}

@@ -51,6 +51,37 @@ func TestDB_Marks(t *testing.T) {
 	}
 }
 
+// TestDB_Marks_KeptIDs: marks written with their own IDs (a copy of
+// another file's) keep them, and a new mark, in the same batch or later,
+// gets an ID after all of them instead of overwriting one.
+func TestDB_Marks_KeptIDs(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	b := store.Batch{Marks: []store.Mark{
+		{ID: 1, Name: "a", BeginMs: 100, EndMs: 200},
+		{ID: 7, Name: "b", BeginMs: 300, EndMs: 400},
+		{Name: "c", BeginMs: 500, EndMs: 600},
+	}}
+	if err := db.Write(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	later, err := db.AddMark(ctx, "d", "cli", 700, 800, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.Marks(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, m := range all {
+		ids = append(ids, m.ID)
+	}
+	if want := []uint64{1, 7, 8, 9}; !reflect.DeepEqual(ids, want) || later.ID != 9 {
+		t.Fatalf("ids = %v (the later mark %d), want %v", ids, later.ID, want)
+	}
+}
+
 func TestCheckMarkName(t *testing.T) {
 	for _, name := range []string{"epoch", "step 3/10", "époque ✓", strings.Repeat("x", 200)} {
 		if err := store.CheckMarkName(name); err != nil {
