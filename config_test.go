@@ -161,3 +161,59 @@ server = ["node1:4938", "node2"]
 		}
 	}
 }
+
+// TestRecord_SIGHUP: SIGHUP reloads the servers file: the new server is
+// recorded, the removed one's session ends, and the recording goes on.
+func TestRecord_SIGHUP(t *testing.T) {
+	t.Parallel()
+	sentA, sentB := simtest.NewLedger(), simtest.NewLedger()
+	cfgA := simtest.FastConfig(simulator.FormatSample)
+	cfgA.OnEvent = sentA.OnEvent(t)
+	_, a, _ := simtest.Start(t, cfgA, "unix")
+	cfgB := simtest.FastConfig(simulator.FormatSample)
+	cfgB.OnEvent = sentB.OnEvent(t)
+	_, b, _ := simtest.Start(t, cfgB, "tcp")
+	dir := t.TempDir()
+	list, db := filepath.Join(dir, "servers.txt"), filepath.Join(dir, "run.db")
+	os.WriteFile(list, []byte("unix://"+a.Address+"\n"), 0o644)
+	cmd, out := child(t, nil, "record", "--db", db, "--servers-file", list, "--flush-interval", "100ms")
+	sentA.WaitEvents(t, 100)
+	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "msg=recording") })
+
+	os.WriteFile(list, []byte(b.Address+"\n"), 0o644)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "server list reloaded") })
+	sentB.WaitEvents(t, 100)
+	// A bad list is logged and changes nothing.
+	os.WriteFile(list, []byte("http://nowhere\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "does not load") })
+	sentB.WaitEvents(t, sentB.Events()+50)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	d, err := store.Open(db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	ss, err := d.Sessions(ctx, a.Endpoint())
+	if err != nil || len(ss) == 0 || ss[len(ss)-1].Reason != "removed from the server list" {
+		t.Errorf("A's sessions %+v, %v: want the last ended by the reload", ss, err)
+	}
+	series, err := d.Series(ctx, b.Endpoint(), false)
+	if err != nil || len(series) == 0 {
+		t.Errorf("B's series after the reload: %v, %v\n%s", series, err, out)
+	}
+	bs, err := d.Sessions(ctx, b.Endpoint())
+	if err != nil || len(bs) != 2 || bs[0].Reason != "recorder stopped" || bs[1].Reason != "recorder stopped" {
+		t.Errorf("B's sessions %+v, %v: want one per stream, to the stop", bs, err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -46,14 +48,20 @@ A second SIGINT or SIGTERM exits at once, with status 1, without waiting for the
 final commit (what was committed stays).
 
 With no --server or --servers-file, $ZEUSD_SOCK_PATH and then $ZEUSD_HOST_PORT
-are used. The token comes from $ZEUSD_TOKEN or --token-file.`,
+are used. The token comes from $ZEUSD_TOKEN or --token-file.
+
+SIGHUP reloads the server list from the --config file's [[endpoint]] tables
+and the --servers-file: new servers start, removed ones end their sessions,
+nothing recorded is lost (the other settings stay as they were started).`,
 		Flags: recordFlags(),
 		Action: func(c *cli.Context) error {
 			d, priorSize, err := newDaemon(c)
 			if err != nil {
 				return err
 			}
+			stopReloads := reloadOnHangup(c, d)
 			err = errors.Join(d.Run(c.Context), closeDB(d.DB), discardUnstarted(d, priorSize))
+			stopReloads()
 			if err == nil {
 				d.Logger.Info("recording stopped; everything received is stored", "db", d.DB.Path())
 			}
@@ -280,4 +288,43 @@ func readSecret(flag, path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	return tok, nil
+}
+
+// reloadOnHangup reloads the daemon's server list on each SIGHUP (the
+// config file's [[endpoint]] tables and --servers-file, read again; the
+// --server flags as given) until the returned stop is called. A list that
+// does not load or check is logged and the recording goes on as it was.
+func reloadOnHangup(c *cli.Context, d *recording.Daemon) (stop func()) {
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() { // owned by stop, which waits for it
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-hups:
+			}
+			configured, err := applyConfig(c) // flags set at the start stay as they are
+			var servers []recorder.Server
+			if err == nil {
+				servers, err = serversFromFlags(c, configured)
+			}
+			if err != nil {
+				d.Logger.Error("SIGHUP: the server list does not load; recording goes on unchanged", "err", err)
+				continue
+			}
+			started, ended, err := d.Recorder.Client.SetServers(c.Context, servers)
+			if err != nil {
+				d.Logger.Error("SIGHUP: reloading the server list", "err", err)
+			}
+			d.Logger.Info("SIGHUP: server list reloaded", "servers", len(servers), "started", started, "ended", ended)
+		}
+	}()
+	return func() {
+		signal.Stop(hups)
+		close(quit)
+		<-done
+	}
 }

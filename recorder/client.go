@@ -172,6 +172,9 @@ type endpoint struct {
 	line    atomic.Pointer[ClockLine] // clock's line, for the streams
 	ctr     counters
 	ready   atomic.Bool // prepared and running: ReadCounters and Info may read it
+	// cancel ends this endpoint alone (SetServers), with the cause its
+	// sessions end with.
+	cancel context.CancelCauseFunc
 }
 
 // Start checks every endpoint (GET /discover, /auth/whoami when the daemon
@@ -242,19 +245,7 @@ func (c *Client) Start(ctx context.Context) error {
 			c.initCounters(ep)
 			ep.ready.Store(true)
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer ep.conn.close()
-			if errs[i] != nil {
-				c.Logger.Warn("endpoint unreachable, retrying in the background", "endpoint", ep.srv.Endpoint(), "err", errs[i])
-				if !c.retryPrepare(ctx, ep) {
-					c.endpointDone(nil)
-					return
-				}
-			}
-			c.run(ctx, ep)
-		}()
+		c.launch(ctx, ep, errs[i])
 	}
 	// Stop when the caller's context ends, so Updates iterators finish.
 	c.wg.Add(1)

@@ -262,6 +262,8 @@ func (s *stream) once(parent context.Context) (bool, error) {
 	switch stall := s.live.stalled(); {
 	case stall != nil:
 		reason, end = stall, evidence
+	case errors.Is(context.Cause(parent), errRemoved):
+		reason = errRemoved
 	case parent.Err() != nil:
 		reason = errors.New("recorder stopped")
 	case readErr != nil:
