@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,21 +16,30 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wattrec/wattrec/recorder"
+	"github.com/wattrec/wattrec/remotewrite"
 )
 
 // configFlag is --config: a TOML file with any record flag as a key and
 // [[endpoint]] tables, each a server with its own selection and token.
 func configFlag() cli.Flag {
 	return &cli.PathFlag{Name: "config", EnvVars: []string{"WATTREC_CONFIG"},
-		Usage: "TOML `FILE` with any of these flags as keys (flags given here win) and [[endpoint]] tables, each with its own token-file (see README)"}
+		Usage: "TOML `FILE` with any of these flags as keys (flags given here win) and [[endpoint]] tables, each with its own token-file and labels (see README)"}
 }
 
 // configServer is one [[endpoint]] table of a config file.
 type configServer struct {
-	Address   string `toml:"address"`    // a server spec, as --server takes
-	GPUs      string `toml:"gpus"`       // all, none or a list, as ?gpus= takes
-	CPUs      string `toml:"cpus"`       // the same for CPUs
-	TokenFile string `toml:"token-file"` // the server's own token
+	Address   string            `toml:"address"`    // a server spec, as --server takes
+	GPUs      string            `toml:"gpus"`       // all, none or a list, as ?gpus= takes
+	CPUs      string            `toml:"cpus"`       // the same for CPUs
+	TokenFile string            `toml:"token-file"` // the server's own token
+	Labels    map[string]string `toml:"labels"`     // added to its series in remote-write
+}
+
+// configured is what a config file gives besides flags: its servers, and
+// each one's remote-write labels by endpoint.
+type configured struct {
+	servers []recorder.Server
+	labels  map[string][]remotewrite.Label
 }
 
 // configServersKey is the key of the servers' tables: [[endpoint]] (the
@@ -37,15 +48,16 @@ const configServersKey = "endpoint"
 
 // applyConfig reads the config file named by --config, if any, sets every
 // flag of c's command that the file gives and the command line does not,
-// and returns the file's servers. Paths in the file are relative to it.
-func applyConfig(c *cli.Context) ([]recorder.Server, error) {
+// and returns the file's servers and their labels. Paths in the file are
+// relative to it.
+func applyConfig(c *cli.Context) (configured, error) {
 	path := c.Path("config")
 	if path == "" {
-		return nil, nil
+		return configured{}, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--config: %w", err)
+		return configured{}, fmt.Errorf("--config: %w", err)
 	}
 	// A struct with a field per flag (a pointer: nil when the file leaves
 	// it out) and the servers, so that the decoder names any other key
@@ -70,7 +82,7 @@ func applyConfig(c *cli.Context) ([]recorder.Server, error) {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v.Interface()); err != nil {
-		return nil, configError(path, err, flags)
+		return configured{}, configError(path, err, flags)
 	}
 	for i, name := range names {
 		fv := v.Elem().Field(i)
@@ -95,19 +107,37 @@ func applyConfig(c *cli.Context) ([]recorder.Server, error) {
 		}
 		for _, val := range vals {
 			if err := c.Set(name, val); err != nil {
-				return nil, fmt.Errorf("%s: %s = %q: %w", path, name, val, err)
+				return configured{}, fmt.Errorf("%s: %s = %q: %w", path, name, val, err)
 			}
 		}
 	}
-	var servers []recorder.Server
+	var out configured
 	for i, cs := range v.Elem().FieldByName("Servers").Interface().([]configServer) {
 		srv, err := configuredServer(path, cs)
-		if err != nil {
-			return nil, fmt.Errorf("%s: [[%s]] #%d: %w", path, configServersKey, i+1, err)
+		if err == nil {
+			err = out.addLabels(srv.Endpoint(), cs.Labels)
 		}
-		servers = append(servers, srv)
+		if err != nil {
+			return configured{}, fmt.Errorf("%s: [[%s]] #%d: %w", path, configServersKey, i+1, err)
+		}
+		out.servers = append(out.servers, srv)
 	}
-	return servers, nil
+	return out, nil
+}
+
+// addLabels records an endpoint's labels, checked as --label's are.
+func (c *configured) addLabels(endpoint string, labels map[string]string) error {
+	for _, name := range slices.Sorted(maps.Keys(labels)) {
+		l := remotewrite.Label{Name: name, Value: labels[name]}
+		if err := remotewrite.CheckLabel(l); err != nil {
+			return fmt.Errorf("labels: %w", err)
+		}
+		if c.labels == nil {
+			c.labels = map[string][]remotewrite.Label{}
+		}
+		c.labels[endpoint] = append(c.labels[endpoint], l)
+	}
+	return nil
 }
 
 // configuredServer is the server of an [[endpoint]] table.
@@ -173,7 +203,7 @@ func configError(path string, err error, flags []cli.Flag) error {
 	if errors.As(err, &strict) && len(strict.Errors) > 0 {
 		e := strict.Errors[0]
 		row, _ := e.Position()
-		return fmt.Errorf("%s:%d: unknown key %q (the keys are the flags of record and [[%s]] tables of address, gpus, cpus, token-file)",
+		return fmt.Errorf("%s:%d: unknown key %q (the keys are the flags of record and [[%s]] tables of address, gpus, cpus, token-file, labels)",
 			path, row, strings.Join(e.Key(), "."), configServersKey)
 	}
 	var de *toml.DecodeError

@@ -133,6 +133,14 @@ keep-trying = true
 server = ["node1:4938", "node2"]
 `)
 	c, err := apply("--config", conf, "--flush-interval", "2s")
+	labelled := write("[[endpoint]]\naddress = \"node1\"\nlabels = { rack = \"r1\", job = \"train\" }\n")
+	lc, lerr := apply("--config", labelled)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if got, err := applyConfig(lc); err != nil || len(got.labels["node1:4938"]) != 2 || got.labels["node1:4938"][0].Name != "job" {
+		t.Errorf("labels: %+v, %v; want job and rack for node1:4938", got.labels, err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +161,7 @@ server = ["node1:4938", "node2"]
 		"[[endpoint]]\ngpus = \"0\"\n":                                         "[[endpoint]] #1: no address",
 		"[[endpoint]]\naddress = \"n:4938\"\ntokn = \"x\"\n":                   `c.toml:3: unknown key "endpoint.tokn"`,
 		"[[endpoint]]\naddress = \"n:4938\"\ntoken-file = \"missing.token\"\n": "token file",
+		"[[endpoint]]\naddress = \"n:4938\"\nlabels = { \"bad name\" = \"x\" }\n": "[[endpoint]] #1: labels",
 		"db = [\n": "c.toml:",
 	} {
 		_, err := apply("--config", write(body))

@@ -176,7 +176,7 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	if err != nil {
 		return nil, 0, err
 	}
-	servers, err := serversFromFlags(c, configured)
+	servers, err := serversFromFlags(c, configured.servers)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -208,6 +208,9 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	pushes, err := senders(c, log)
 	if err != nil {
 		return nil, 0, err
+	}
+	for _, s := range pushes {
+		s.EndpointLabels = configured.labels
 	}
 	ln, err := metricsListener(c)
 	if err != nil {
@@ -309,7 +312,7 @@ func reloadOnHangup(c *cli.Context, d *recording.Daemon) (stop func()) {
 			configured, err := applyConfig(c) // flags set at the start stay as they are
 			var servers []recorder.Server
 			if err == nil {
-				servers, err = serversFromFlags(c, configured)
+				servers, err = serversFromFlags(c, configured.servers)
 			}
 			if err != nil {
 				d.Logger.Error("SIGHUP: the server list does not load; recording goes on unchanged", "err", err)

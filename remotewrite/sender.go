@@ -113,6 +113,9 @@ type Sender struct {
 	DB       *store.DB
 	Receiver Receiver
 	Labels   []Label // added to every series; see CheckLabel
+	// EndpointLabels are added to the series of one endpoint (a config
+	// file's [[endpoint]] labels); they win over Labels of the same name.
+	EndpointLabels map[string][]Label
 	// Every is how often a held value is sent again (and the energy
 	// counter with it): the grid of multiples of Every since the epoch.
 	Every time.Duration
@@ -167,6 +170,13 @@ func (s *Sender) Check() error {
 	for _, l := range s.Labels {
 		if err := CheckLabel(l); err != nil {
 			return err
+		}
+	}
+	for ep, ls := range s.EndpointLabels {
+		for _, l := range ls {
+			if err := CheckLabel(l); err != nil {
+				return fmt.Errorf("endpoint %s: %w", ep, err)
+			}
 		}
 	}
 	switch {
@@ -561,12 +571,18 @@ func energyBefore(ctx context.Context, db *store.DB, k store.SeriesKey, spec que
 // labels is the label set of metric for series k, sorted by name as
 // the specification wants.
 func (s *Sender) labels(metric string, k store.SeriesKey) []prompb.Label {
-	ls := make([]prompb.Label, 0, 4+len(s.Labels))
+	own := s.EndpointLabels[k.Endpoint]
+	ls := make([]prompb.Label, 0, 4+len(s.Labels)+len(own))
 	ls = append(ls, prompb.Label{Name: "__name__", Value: metric},
 		prompb.Label{Name: "device", Value: strconv.Itoa(int(k.Device))},
 		prompb.Label{Name: "endpoint", Value: k.Endpoint},
 		prompb.Label{Name: "kind", Value: k.Kind.String()})
 	for _, l := range s.Labels {
+		if !slices.ContainsFunc(own, func(o Label) bool { return o.Name == l.Name }) {
+			ls = append(ls, prompb.Label{Name: l.Name, Value: l.Value})
+		}
+	}
+	for _, l := range own {
 		ls = append(ls, prompb.Label{Name: l.Name, Value: l.Value})
 	}
 	slices.SortFunc(ls, func(a, b prompb.Label) int {

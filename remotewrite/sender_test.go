@@ -519,3 +519,34 @@ func TestSender_From(t *testing.T) {
 		}
 	}
 }
+
+// TestSender_EndpointLabels: an endpoint's own labels go on its series
+// and win over the sender's labels of the same name.
+func TestSender_EndpointLabels(t *testing.T) {
+	path, _ := fixture(t)
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, srv := newReceiver(t)
+	s := newSender(db, srv.URL+"/api/v1/write", io.Discard)
+	s.EndpointLabels = map[string][]remotewrite.Label{"node1:4938": {{Name: "cluster", Value: "c2"}, {Name: "rack", Value: "r1"}}}
+	if err := s.Push(context.Background(), query.TimeRange{}); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.series) == 0 {
+		t.Fatal("nothing received")
+	}
+	for k := range r.series {
+		if !strings.Contains(k, "cluster=c2,") || !strings.Contains(k, ",rack=r1") || strings.Contains(k, "cluster=c1") || !strings.Contains(k, "job=train") {
+			t.Errorf("series %s: want cluster=c2 and rack=r1 from the endpoint, job=train from the sender", k)
+		}
+	}
+	s.EndpointLabels = map[string][]remotewrite.Label{"node1:4938": {{Name: "bad name", Value: "x"}}}
+	if err := s.Check(); err == nil || !strings.Contains(err.Error(), "node1:4938") {
+		t.Errorf("Check with a bad endpoint label: %v", err)
+	}
+}
