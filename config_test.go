@@ -155,12 +155,12 @@ server = ["node1:4938", "node2"]
 	}
 
 	for body, want := range map[string]string{
-		"db = \"x.db\"\n\nflush-intervall = \"1s\"\n":                          `c.toml:3: unknown key "flush-intervall"`,
-		"clock-samples = \"many\"\n":                                           "c.toml:1: clock-samples: wrong type, want a number",
-		"flush-interval = \"10 parsecs\"\n":                                    `flush-interval = "10 parsecs"`,
-		"[[endpoint]]\ngpus = \"0\"\n":                                         "[[endpoint]] #1: no address",
-		"[[endpoint]]\naddress = \"n:4938\"\ntokn = \"x\"\n":                   `c.toml:3: unknown key "endpoint.tokn"`,
-		"[[endpoint]]\naddress = \"n:4938\"\ntoken-file = \"missing.token\"\n": "token file",
+		"db = \"x.db\"\n\nflush-intervall = \"1s\"\n":                             `c.toml:3: unknown key "flush-intervall"`,
+		"clock-samples = \"many\"\n":                                              "c.toml:1: clock-samples: wrong type, want a number",
+		"flush-interval = \"10 parsecs\"\n":                                       `flush-interval = "10 parsecs"`,
+		"[[endpoint]]\ngpus = \"0\"\n":                                            "[[endpoint]] #1: no address",
+		"[[endpoint]]\naddress = \"n:4938\"\ntokn = \"x\"\n":                      `c.toml:3: unknown key "endpoint.tokn"`,
+		"[[endpoint]]\naddress = \"n:4938\"\ntoken-file = \"missing.token\"\n":    "token file",
 		"[[endpoint]]\naddress = \"n:4938\"\nlabels = { \"bad name\" = \"x\" }\n": "[[endpoint]] #1: labels",
 		"db = [\n": "c.toml:",
 	} {
