@@ -619,3 +619,28 @@ func statusField(path, field string) int64 {
 	}
 	return -1
 }
+
+// BenchmarkQueryEvery is `wattrec query --every 10ms --by device --format
+// csv` over 10 minutes of the 24 h data set (8 GPUs, 2 CPUs with DRAM:
+// 60,000 buckets × 19 rows), written to nowhere: the small-bucket path.
+func BenchmarkQueryEvery(b *testing.B) {
+	ctx := context.Background()
+	db := mustQueryDB(b)
+	from := Start.Add(12*time.Hour).UnixMilli() + OffsetMs
+	opt := query.Options{EveryMs: 10, Format: query.FormatCSV, Filter: query.Filter{Range: query.Between(from, from+10*60_000)}}
+	var out countingWriter
+	b.ResetTimer()
+	for range b.N {
+		out = 0
+		if err := query.Print(ctx, &out, db, opt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+	b.ReportMetric(float64(out)/1e6, "MB-out")
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter int64
+
+func (w *countingWriter) Write(p []byte) (int, error) { *w += countingWriter(len(p)); return len(p), nil }

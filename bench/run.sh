@@ -30,7 +30,7 @@ go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
 {
   go test -run '^$' -bench "$ingest" -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
-  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report)$' -benchtime "${rounds}x" -timeout 60m ./bench
+  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report|QueryEvery)$' -benchtime "${rounds}x" -timeout 60m ./bench
   go test -run '^$' -bench '^Benchmark(Push|IngestWith)$' -benchtime 1x -timeout 60m ./bench
 } | tee "$raw"
 
@@ -87,6 +87,7 @@ END {
       cs == "yes" ? "anchored to counters read every 10 s" : "stream only (no counter readings)"), k, "ms/query", "ms")
   }
   row("scan every reading of the 24 h file, readings/s", "Scan/span=24h", "readings/s", "rate")
+  row("query --every 10ms --format csv, 10 min of 8 GPUs + 2 CPUs (1.14 M rows), ms", "QueryEvery", "ms/query", "ms")
   row("push the 24 h file into a discarding receiver, samples/s", "Push/span=24h/receiver=discard", "samples/s", "rate")
   row("push the 24 h file into a local VictoriaMetrics, samples/s", "Push/span=24h/receiver=victoria-metrics", "samples/s", "rate")
   row("push the 24 h file into a local VictoriaMetrics, seconds", "Push/span=24h/receiver=victoria-metrics", "s", "")

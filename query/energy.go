@@ -102,6 +102,10 @@ type Report struct {
 
 	dropped int               // warnings beyond maxWarnings
 	keys    []store.SeriesKey // the series, in plan order
+	times   [2]struct {       // formatTime's memory
+		ms int64
+		s  string
+	}
 }
 
 // Limits on the rows of one report (buckets or window instances ×

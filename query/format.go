@@ -191,7 +191,7 @@ func optionalString(s string) *string {
 }
 
 func newJSONRow(rep *Report, r Row) jsonRow {
-	jr := jsonRow{From: FormatTime(r.FromMs), FromMs: r.FromMs, To: FormatTime(r.ToMs), ToMs: r.ToMs,
+	jr := jsonRow{From: rep.formatTime(r.FromMs), FromMs: r.FromMs, To: rep.formatTime(r.ToMs), ToMs: r.ToMs,
 		Window: optionalString(rep.Window), Instance: optionalString(r.Instance), Group: r.Group, Level: r.Level,
 		Joules: r.Joules(), EnergyUJ: r.EnergyUJ, BoundJ: float64(r.BoundUJ) / 1e6, AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000,
 		DurationMs: r.ToMs - r.FromMs, Samples: r.Samples, Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series}
@@ -217,6 +217,22 @@ func newJSONRow(rep *Report, r Row) jsonRow {
 		jr.TrapezoidJ, jr.TrapezoidDiff = optional(r.TrapezoidUJ/1e6), optional(diffPct(r))
 	}
 	return jr
+}
+
+// formatTime is FormatTime, remembering the last two answers: a
+// bucket's rows share their times.
+func (rep *Report) formatTime(ms int64) string {
+	for _, t := range rep.times {
+		if t.ms == ms && t.s != "" {
+			return t.s
+		}
+	}
+	s := FormatTime(ms)
+	rep.times[1], rep.times[0] = rep.times[0], struct {
+		ms int64
+		s  string
+	}{ms, s}
+	return s
 }
 
 // jsonPeriod is the poll period used for one series.
@@ -294,11 +310,81 @@ func (j *jsonSink) end(rep *Report) error {
 	return err
 }
 
+// cells are jr's CSV cells, in the order of its fields (the JSON keys,
+// ReportColumns): numbers as JSON writes them, null as empty. A test
+// holds it to the struct.
+func (jr *jsonRow) cells(dst []string) []string {
+	s := func(v string) string { return v }
+	ps := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	n := func(v int) string { return strconv.Itoa(v) }
+	pi := func(v *int64) string {
+		if v == nil {
+			return ""
+		}
+		return i(*v)
+	}
+	pi32 := func(v *int32) string {
+		if v == nil {
+			return ""
+		}
+		return i(int64(*v))
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	pf := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return f(*v)
+	}
+	return append(dst[:0],
+		s(jr.From),
+		i(jr.FromMs),
+		s(jr.To),
+		i(jr.ToMs),
+		ps(jr.Window),
+		ps(jr.Instance),
+		s(jr.Group),
+		s(jr.Level),
+		ps(jr.Endpoint),
+		ps(jr.Kind),
+		pi32(jr.Device),
+		f(jr.Joules),
+		i(jr.EnergyUJ),
+		f(jr.BoundJ),
+		pf(jr.AvgW),
+		f(jr.PeakW),
+		i(jr.DurationMs),
+		n(jr.Samples),
+		f(jr.Coverage),
+		n(jr.Gaps),
+		i(jr.LongestGapMs),
+		n(jr.Series),
+		pf(jr.AnchoredJ),
+		pf(jr.AnchoredBoundJ),
+		pf(jr.FromCounterJ),
+		pf(jr.FromStreamJ),
+		pi(jr.CounterMs),
+		pi(jr.BridgedMs),
+		pi(jr.UncoveredMs),
+		pf(jr.CounterJ),
+		pf(jr.CounterRatio),
+		pf(jr.TrapezoidJ),
+		pf(jr.TrapezoidDiff),
+	)
+}
+
 // csvSink writes a report as CSV with a header line, row by row. The
 // columns are the JSON keys, in order; an unknown value is empty.
 type csvSink struct {
-	w  io.Writer
-	cw *csv.Writer
+	w   io.Writer
+	cw  *csv.Writer
+	rec []string
 }
 
 // csvColumns are the JSON row's keys.
@@ -316,31 +402,9 @@ func (c *csvSink) begin(rep *Report) error {
 }
 
 func (c *csvSink) row(rep *Report, r Row) error {
-	v := reflect.ValueOf(newJSONRow(rep, r))
-	rec := make([]string, v.NumField())
-	for i := range rec {
-		rec[i] = csvCell(v.Field(i))
-	}
-	return c.cw.Write(rec)
-}
-
-// csvCell formats one JSON row value: numbers as JSON writes them, null
-// as empty.
-func csvCell(v reflect.Value) string {
-	if v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return ""
-		}
-		v = v.Elem()
-	}
-	switch v.Kind() {
-	case reflect.String:
-		return v.String()
-	case reflect.Float64:
-		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
-	default:
-		return fmt.Sprint(v.Interface())
-	}
+	jr := newJSONRow(rep, r)
+	c.rec = jr.cells(c.rec)
+	return c.cw.Write(c.rec)
 }
 
 func (c *csvSink) end(*Report) error {
