@@ -643,4 +643,7 @@ func BenchmarkQueryEvery(b *testing.B) {
 // countingWriter counts the bytes written to it.
 type countingWriter int64
 
-func (w *countingWriter) Write(p []byte) (int, error) { *w += countingWriter(len(p)); return len(p), nil }
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
+}
