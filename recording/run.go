@@ -83,13 +83,17 @@ func Run(ctx context.Context, d *Daemon, cmd *exec.Cmd, signals <-chan os.Signal
 	fmt.Fprintf(summary.Text, "\nwattrec: energy while %q ran (%s):\n", name, time.Duration(window.Len())*time.Millisecond)
 	sctx, cancel := context.WithTimeout(ctx, summaryTimeout)
 	defer cancel()
-	opt := query.Options{Filter: query.Filter{Range: query.Between(window.From, window.To)}, Warnings: summary.Text}
-	if err := query.Print(sctx, summary.Text, d.DB, opt); err != nil {
+	// One report, written as a table and, if asked, as JSON.
+	rep, err := query.Energy(sctx, d.DB, query.Options{Filter: query.Filter{Range: query.Between(window.From, window.To)}})
+	if err == nil {
+		err = errors.Join(rep.Write(summary.Text, query.FormatTable), rep.WriteWarnings(summary.Text))
+	}
+	if err != nil {
 		fmt.Fprintf(summary.Text, "wattrec: no energy summary: %v\n", err)
+		return exitStatus(cmdErr)
 	}
 	if summary.JSONPath != "" {
-		opt.Format, opt.Warnings = query.FormatJSON, nil
-		err := export.WriteFile(summary.JSONPath, true, func(w io.Writer) error { return query.Print(sctx, w, d.DB, opt) })
+		err := export.WriteFile(summary.JSONPath, true, func(w io.Writer) error { return rep.Write(w, query.FormatJSON) })
 		if err != nil {
 			fmt.Fprintf(summary.Text, "wattrec: no JSON summary in %s: %v\n", summary.JSONPath, err)
 		}
