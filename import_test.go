@@ -468,7 +468,7 @@ func TestMerge_Refuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = run(t, "merge", "-o", out, a)
-	if !errors.Is(err, importer.ErrExists) || !strings.Contains(err.Error(), "use --force to replace it") {
+	if !errors.Is(err, export.ErrExists) || !strings.Contains(err.Error(), "use --force to replace it") {
 		t.Fatalf("err = %v, want ErrExists with the hint", err)
 	}
 	if string(mustRead(t, out)) != "keep me" {

@@ -259,7 +259,7 @@ func hint(err error) string {
 		return "use --by endpoint or --by kind, or fewer devices with --device"
 	case errors.Is(err, query.ErrNoWindow):
 		return "`wattrec mark list --db FILE` lists the marks"
-	case errors.Is(err, export.ErrExists), errors.Is(err, importer.ErrExists):
+	case errors.Is(err, export.ErrExists):
 		return "use --force to replace it"
 	case errors.Is(err, export.ErrInput):
 		return "import reads wattrec's raw exports, and CSV or JSON Lines with the columns time, endpoint, kind, device, power_w (see `wattrec import --help`)"

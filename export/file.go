@@ -39,7 +39,7 @@ var (
 // file is put in place. Whatever force says, WriteFile replaces only a
 // regular file: anything else is ErrNotRegular.
 func WriteFile(path string, force bool, write func(io.Writer) error) (err error) {
-	if err := replaceable(path, force); err != nil {
+	if err := Replaceable(path, force); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
@@ -65,7 +65,7 @@ func WriteFile(path string, force bool, write func(io.Writer) error) (err error)
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
-	if err := place(tmp, path, force); err != nil {
+	if err := Place(tmp, path, force); err != nil {
 		return err
 	}
 	placed = true
@@ -80,9 +80,9 @@ type unwritableError struct{ error }
 func (e unwritableError) Is(target error) bool { return target == ErrUnwritable }
 func (e unwritableError) Unwrap() error        { return e.error }
 
-// replaceable checks that path is missing, or (with force) a regular
-// file.
-func replaceable(path string, force bool) error {
+// Replaceable checks that path is missing, or (with force) a regular
+// file: the rule of every file wattrec writes.
+func Replaceable(path string, force bool) error {
 	fi, err := os.Lstat(path)
 	switch {
 	case err != nil:
@@ -114,13 +114,13 @@ func fileKind(m fs.FileMode) string {
 	return "special file"
 }
 
-// place moves tmp to path. Without force it never replaces a file that
+// Place moves the complete file tmp to path. Without force it never replaces a file that
 // appeared meanwhile: a hard link fails if path exists. Where the file
 // system has no hard links, it falls back to a check and a rename. With
 // force it replaces only a regular file.
-func place(tmp, path string, force bool) error {
+func Place(tmp, path string, force bool) error {
 	if force {
-		if err := replaceable(path, true); err != nil {
+		if err := Replaceable(path, true); err != nil {
 			return err
 		}
 	} else {

@@ -119,7 +119,7 @@ func Outputs(path string, req Request, gridOnly, force bool) ([]Output, error) {
 		if o.Path == "" {
 			continue
 		}
-		if err := replaceable(o.Path, force); err != nil {
+		if err := Replaceable(o.Path, force); err != nil {
 			return nil, err
 		}
 	}

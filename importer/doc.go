@@ -17,9 +17,6 @@ import "errors"
 
 // Errors of Import and Merge. Callers test them with errors.Is.
 var (
-	// ErrExists means the output file exists and replacing it was not
-	// asked.
-	ErrExists = errors.New("output file exists")
 	// ErrOverlap means the same endpoint is in two sources at
 	// overlapping times. The message names the endpoint, both sources
 	// and both spans.

@@ -31,7 +31,7 @@ func Merge(ctx context.Context, out string, inputs []string, force bool, progres
 	if len(inputs) == 0 {
 		return store.Counts{}, errors.New("merge: no input files")
 	}
-	if _, err := replaceable(out, force); err != nil {
+	if err := export.Replaceable(out, force); err != nil {
 		return store.Counts{}, err
 	}
 	var dbs []*store.DB
