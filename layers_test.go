@@ -19,7 +19,8 @@ var allowedImports = map[string][]string{
 	"store":     {"go.etcd.io/bbolt"},
 	"query":     {"store"},
 	"export":    {"query", "store", "github.com/parquet-go/parquet-go", "github.com/klauspost/compress"},
-	"recorder":  {"store", "github.com/tmaxmax/go-sse"},
+	"retry":     {},
+	"recorder":  {"retry", "store", "github.com/tmaxmax/go-sse"},
 	"simulator": {"github.com/golang-jwt/jwt/v5"},
 	"chart":     {"query", "store", "gonum.org/v1/plot", "golang.org/x/sync"},
 	"report":    {"chart", "query", "store"},
@@ -27,7 +28,7 @@ var allowedImports = map[string][]string{
 	"importer":  {"export", "query", "store"},
 	"recording": {"chart", "control", "export", "metrics", "query", "recorder", "remotewrite", "report", "simulator", "store"},
 	"metrics":   {"query", "recorder", "store", "github.com/prometheus/client_golang"},
-	"remotewrite": {"query", "store", "github.com/prometheus/prometheus/prompb", "github.com/prometheus/prometheus/model/value",
+	"remotewrite": {"query", "retry", "store", "github.com/prometheus/prometheus/prompb", "github.com/prometheus/prometheus/model/value",
 		"github.com/klauspost/compress"},
 }
 

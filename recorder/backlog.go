@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/wattrec/wattrec/retry"
 	"slices"
 	"strings"
 	"syscall"
@@ -126,7 +127,7 @@ func (w *writer) failing(err error) {
 	}
 	w.attempts++
 	w.lastErr = err
-	d := backoff(w.attempts, w.r.maxRetryBackoff())
+	d := retry.Backoff(w.attempts, w.r.maxRetryBackoff())
 	if w.retry == nil {
 		w.retry = time.NewTimer(d)
 	} else {

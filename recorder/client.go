@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wattrec/wattrec/retry"
 	"iter"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -475,7 +475,7 @@ func (c *Client) Info(endpoint string) (Info, bool) {
 // check fails for a reason retrying cannot fix, or ctx ends (false).
 func (c *Client) retryPrepare(ctx context.Context, ep *endpoint) bool {
 	for attempt := 1; ; attempt++ {
-		if !sleep(ctx, backoff(attempt, c.MaxBackoff)) {
+		if !retry.Sleep(ctx, retry.Backoff(attempt, c.MaxBackoff)) {
 			return false
 		}
 		err := c.prepare(ctx, ep)
@@ -584,7 +584,7 @@ func (c *Client) followClock(ctx context.Context, ep *endpoint) {
 	wait := min(firstClockWait, c.ClockInterval)
 	var lastErr string
 	for {
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return
 		}
 		wait = min(2*wait, c.ClockInterval)
@@ -598,26 +598,5 @@ func (c *Client) followClock(ctx context.Context, ep *endpoint) {
 		}
 		lastErr = ""
 		c.emit(store.Batch{Clocks: []store.ClockEstimate{est}})
-	}
-}
-
-// backoff grows quadratically from 100 ms up to limit, with ±50% jitter.
-// Whatever limit is, it waits at least 50 ms (MinMaxBackoff, jittered);
-// n is capped so that its square cannot overflow.
-func backoff(n int, limit time.Duration) time.Duration {
-	n = min(max(n, 1), 1000)
-	d := min(time.Duration(n*n)*100*time.Millisecond, max(limit, MinMaxBackoff))
-	return time.Duration(float64(d) * (0.5 + rand.Float64()))
-}
-
-// sleep waits d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"fmt"
+	"github.com/wattrec/wattrec/retry"
 	"time"
 )
 
@@ -14,7 +15,7 @@ const (
 	MinInterval = 10 * time.Millisecond
 	// MinMaxBackoff is the smallest MaxBackoff: reconnecting faster
 	// only hammers a daemon that is down.
-	MinMaxBackoff = 100 * time.Millisecond
+	MinMaxBackoff = retry.MinLimit
 	// MinClockSamples and MaxClockSamples bound ClockSamples: fewer
 	// round trips give no reliable minimum, more only delay the start.
 	MinClockSamples = 5

@@ -41,15 +41,3 @@ func TestCheck_Limits(t *testing.T) {
 		})
 	}
 }
-
-// TestBackoff_Floor: whatever the limit and however many attempts, the
-// wait is at least 50 ms (MinMaxBackoff, jittered) and never negative.
-func TestBackoff_Floor(t *testing.T) {
-	for _, limit := range []time.Duration{-time.Second, 0, time.Nanosecond, MinMaxBackoff, time.Minute} {
-		for _, n := range []int{-1, 0, 1, 2, 1000, 1 << 20, 1 << 40} {
-			if d := backoff(n, limit); d < MinMaxBackoff/2 || d > 3*max(limit, MinMaxBackoff)/2 {
-				t.Errorf("backoff(%d, %v) = %v, want [%v, %v]", n, limit, d, MinMaxBackoff/2, 3*max(limit, MinMaxBackoff)/2)
-			}
-		}
-	}
-}

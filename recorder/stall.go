@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"fmt"
+	"github.com/wattrec/wattrec/retry"
 	"slices"
 	"strings"
 	"sync"
@@ -269,7 +270,7 @@ func (s *stream) watch(ctx context.Context, stop context.CancelFunc) {
 			if !waiting {
 				wait = least / 4
 			}
-			if !sleep(ctx, wait) {
+			if !retry.Sleep(ctx, wait) {
 				return
 			}
 			continue
@@ -311,7 +312,7 @@ func (s *stream) probe(ctx context.Context, silent time.Duration) error {
 		return nil
 	}
 	// The change may be on its way: give the stream time to send it.
-	if !sleep(ctx, s.c.ProbeAfter/5) || !s.live.quietSince(sent) {
+	if !retry.Sleep(ctx, s.c.ProbeAfter/5) || !s.live.quietSince(sent) {
 		return nil
 	}
 	silent += s.c.Now().Sub(sent)

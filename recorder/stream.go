@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wattrec/wattrec/retry"
 	"io"
 	"log/slog"
 	"mime"
@@ -100,13 +101,13 @@ func (s *stream) run(ctx context.Context) error {
 			s.failingSince = now
 		}
 		s.failures++
-		d := backoff(s.failures, s.c.MaxBackoff)
+		d := retry.Backoff(s.failures, s.c.MaxBackoff)
 		// Log a changed failure at once, a repeated one every few minutes.
 		if key := failureKey(err); key != lastKey || now.Sub(lastLogged) >= repeatLogEvery {
 			s.logFailure(err, d)
 			lastKey, lastLogged = key, now
 		}
-		if !sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return nil
 		}
 	}

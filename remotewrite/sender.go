@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wattrec/wattrec/retry"
 	"log/slog"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
@@ -627,13 +627,13 @@ func (s *Sender) sendOne(ctx context.Context, body []byte, n, series int, w quer
 		}
 		failures++
 		s.retries.Add(1)
-		d := backoff(failures, s.MaxBackoff)
+		d := retry.Backoff(failures, s.MaxBackoff)
 		// Log a changed failure at once, a repeated one every few minutes.
 		if key := err.Error(); key != lastKey || time.Since(lastLogged) >= repeatLogEvery {
 			s.Logger.Warn("remote write failed, retrying", "receiver", s.Receiver.ID(), "err", err, "attempt", failures, "wait", d.Round(time.Millisecond))
 			lastKey, lastLogged = key, time.Now()
 		}
-		if !sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -662,23 +662,4 @@ func (l *refusalLog) log(log *slog.Logger, receiver string, err error, samples, 
 	log.Error("receiver refused a request; skipped it", "receiver", receiver, "err", err,
 		"from", query.FormatTime(w.From), "to", query.FormatTime(w.To), "series", series, "samples", samples, "skipped_requests", l.skipped)
 	l.key, l.logged, l.skipped = err.Error(), time.Now(), 0
-}
-
-// backoff grows quadratically up to limit, with ±50% jitter.
-func backoff(n int, limit time.Duration) time.Duration {
-	n = min(max(n, 1), 1000)
-	d := min(time.Duration(n*n)*100*time.Millisecond, max(limit, 100*time.Millisecond))
-	return time.Duration(float64(d) * (0.5 + rand.Float64()))
-}
-
-// sleep waits d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
