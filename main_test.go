@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,31 +61,13 @@ func runBoth(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's writer and a test reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // child starts this test binary as `wattrec args...`.
-func child(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
+func child(t *testing.T, env []string, args ...string) (*exec.Cmd, *simtest.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	// GORACE: a race-enabled binary otherwise lingers 1 s before exiting.
 	cmd.Env = append(append(os.Environ(), "WATTREC_TEST_MAIN=1", "GORACE=atexit_sleep_ms=0"), env...)
-	var out syncBuffer
+	var out simtest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -628,7 +609,7 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-var _ io.Writer = (*syncBuffer)(nil)
+var _ io.Writer = (*simtest.SyncBuffer)(nil)
 
 // TestLive_MarksAndQuery records from a simulator in a child process and,
 // while it runs, marks windows through its control socket, queries them,

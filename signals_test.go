@@ -129,7 +129,7 @@ func TestRun_SummaryAfterCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out simtest.SyncBuffer
 	var runErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -172,7 +172,7 @@ func TestLogLevel_Global(t *testing.T) {
 		db := filepath.Join(t.TempDir(), "w.db")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out syncBuffer
+		var out simtest.SyncBuffer
 		done := make(chan error, 1)
 		go func() {
 			app := newApp()

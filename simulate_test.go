@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/wattrec/wattrec/internal/simtest"
 	"io"
 	"net"
 	"net/http"
@@ -84,7 +85,7 @@ func TestSimulate_Socket(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out simtest.SyncBuffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
 	done := make(chan error, 1)

@@ -81,26 +81,24 @@ type anchorReading struct {
 type span struct{ in, out Result }
 
 func (s *span) add(r Result, inside bool) {
-	p := &s.out
 	if inside {
-		p = &s.in
+		s.in = sumUp(s.in, r)
+	} else {
+		s.out = sumUp(s.out, r)
 	}
-	p.EnergyUJ += r.EnergyUJ
-	p.BoundUJ += r.BoundUJ
-	p.WindowMs += r.WindowMs
-	p.ValuedMs += r.ValuedMs
-	p.PeakMW = max(p.PeakMW, r.PeakMW)
 }
 
 // all is the span's integral inside and outside the window together.
-func (s *span) all() Result {
-	r := s.in
-	r.EnergyUJ += s.out.EnergyUJ
-	r.BoundUJ += s.out.BoundUJ
-	r.WindowMs += s.out.WindowMs
-	r.ValuedMs += s.out.ValuedMs
-	r.PeakMW = max(r.PeakMW, s.out.PeakMW)
-	return r
+func (s *span) all() Result { return sumUp(s.in, s.out) }
+
+// sumUp adds the figures anchoring uses of two stretches of one series.
+func sumUp(a, b Result) Result {
+	a.EnergyUJ += b.EnergyUJ
+	a.BoundUJ += b.BoundUJ
+	a.WindowMs += b.WindowMs
+	a.ValuedMs += b.ValuedMs
+	a.PeakMW = max(a.PeakMW, b.PeakMW)
+	return a
 }
 
 // peak is the largest value held in the span, or fallback where the

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/wattrec/wattrec/internal/simtest"
 	"io"
 	"net"
 	"net/http"
@@ -42,7 +43,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  lockedBuffer
+	log  simtest.SyncBuffer
 }
 
 // binary finds name or skips (fails with WATTREC_REQUIRE_TSDB=1).
@@ -311,21 +312,4 @@ func (s *Server) get(tb testing.TB, path string, v any) {
 	if err := json.Unmarshal(body, v); err != nil {
 		tb.Fatalf("%s %s: %s: %v", s.Name, path, body, err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
