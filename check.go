@@ -27,9 +27,9 @@ exits 1 when the file is damaged. It never writes. For a damaged file,
 wattrec repair --db FILE -o NEW copies what is readable.`,
 		Flags: []cli.Flag{dbFlag(), formatFlag("table or json")},
 		Action: func(c *cli.Context) error {
-			format := c.String("format")
-			if format != query.FormatTable && format != query.FormatJSON {
-				return fmt.Errorf("--format %q: want table or json", format)
+			format, err := tableOrJSON(c)
+			if err != nil {
+				return err
 			}
 			path, err := dbPath(c)
 			if err != nil {

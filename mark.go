@@ -36,9 +36,9 @@ one HTTP call on the control socket FILE.sock does the same:
 				Action: markAction(control.MarkAdd)},
 			{Name: "list", Usage: "list the marks", UsageText: "wattrec mark list --db run.db [NAME]", Flags: []cli.Flag{dbFlag(), formatFlag("table or json")},
 				Action: func(c *cli.Context) error {
-					format := c.String("format")
-					if format != query.FormatTable && format != query.FormatJSON {
-						return fmt.Errorf("--format %q: want table or json", format)
+					format, err := tableOrJSON(c)
+					if err != nil {
+						return err
 					}
 					return withReader(c, false, func(rd recording.Reader) error {
 						marks, err := rd.Marks(c.Context, c.Args().First())

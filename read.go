@@ -53,6 +53,15 @@ func formatFlag(choices string) cli.Flag {
 	return &cli.StringFlag{Name: "format", Value: query.FormatTable, Usage: choices}
 }
 
+// tableOrJSON is the --format of a command that writes a table or JSON.
+func tableOrJSON(c *cli.Context) (string, error) {
+	format := c.String("format")
+	if format != query.FormatTable && format != query.FormatJSON {
+		return "", fmt.Errorf("--format %q: want table or json", format)
+	}
+	return format, nil
+}
+
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		dbFlag(),
@@ -113,9 +122,9 @@ func infoCommand() *cli.Command {
 		ArgsUsage: dbArg,
 		Flags:     []cli.Flag{dbFlag(), formatFlag("table or json")},
 		Action: func(c *cli.Context) error {
-			format := c.String("format")
-			if format != query.FormatTable && format != query.FormatJSON {
-				return fmt.Errorf("--format %q: want table or json", format)
+			format, err := tableOrJSON(c)
+			if err != nil {
+				return err
 			}
 			return withReader(c, false, func(rd recording.Reader) error { return rd.Info(c.Context, c.App.Writer, format) })
 		},
