@@ -50,20 +50,31 @@ func startDaemon(t *testing.T, fill func(*store.DB)) *daemon {
 	if fill != nil {
 		fill(db)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	client := recorder.NewClient([]recorder.Server{x.srv})
-	client.Logger = log
-	rec := recorder.New(client, db)
-	rec.FlushInterval = 50 * time.Millisecond
-	x.Daemon = &recording.Daemon{Recorder: rec, DB: db, Logger: log}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- x.Run(runCtx) }()
-	x.stop = func() error { stop(); return <-done }
-	t.Cleanup(func() { stop() })
-	<-rec.Started()
+	x.Daemon, x.stop = runDaemon(t, db, 0, x.srv)
 	x.sent.WaitEvents(t, 100)
 	return x
+}
+
+// runDaemon records servers into db (a counter interval of counterEvery,
+// or the default) until stop, which returns Run's error; it returns once
+// the recorder started.
+func runDaemon(t *testing.T, db *store.DB, counterEvery time.Duration, servers ...recorder.Server) (*recording.Daemon, func() error) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := recorder.NewClient(servers)
+	client.Logger = log
+	if counterEvery > 0 {
+		client.CounterInterval = counterEvery
+	}
+	rec := recorder.New(client, db)
+	rec.FlushInterval = 50 * time.Millisecond
+	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	t.Cleanup(stop)
+	<-rec.Started()
+	return d, func() error { stop(); return <-done }
 }
 
 // TestDaemon records a simulator and reads the file through its control
@@ -227,20 +238,9 @@ func TestDaemon_TwoEndpoints(t *testing.T) {
 	cfg.Seed = 2
 	_, b, _ := simtest.Start(t, cfg, "tcp")
 	db := simtest.MustOpenDB(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	client := recorder.NewClient([]recorder.Server{a, b})
-	client.Logger, client.CounterInterval = log, 200*time.Millisecond
-	rec := recorder.New(client, db)
-	rec.FlushInterval = 50 * time.Millisecond
-	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	t.Cleanup(stop)
-	<-rec.Started()
+	_, stop := runDaemon(t, db, 200*time.Millisecond, a, b)
 	sent.WaitEvents(t, 1500)
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 
@@ -295,16 +295,7 @@ func TestDaemon_LongPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	client := recorder.NewClient([]recorder.Server{srv})
-	client.Logger = log
-	rec := recorder.New(client, db)
-	d := &recording.Daemon{Recorder: rec, DB: db, Logger: log}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	t.Cleanup(stop)
-	<-rec.Started()
+	_, stop := runDaemon(t, db, 0, srv)
 	sent.WaitEvents(t, 100)
 
 	rd, err := recording.Open(ctx, path, false)
@@ -319,8 +310,7 @@ func TestDaemon_LongPath(t *testing.T) {
 		t.Errorf("live query: %v\n%s", err, out.String())
 	}
 	rd.Close()
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 }
