@@ -44,26 +44,10 @@ const (
 	cpuCounterUJ = 62
 )
 
-// anchored is one series' counter-anchored energy over one window.
-type anchored struct {
-	ok bool // the counter anchors part of the window
-
-	energyUJ, boundUJ   int64
-	counterUJ, streamUJ int64 // the sources of energyUJ
-	counterMs           int64 // window time inside used counter intervals
-	bridgedMs           int64 // of it, without a stream value
-	uncoveredMs         int64 // neither in a used counter interval nor valued by the stream
-
-	// The check of the stream against the counter, over the counter
-	// intervals the stream covers completely (used or not).
-	checked                    bool
-	checkCounterUJ, checkStrUJ int64
-}
-
 // streamOnly is the anchored figure of a series without usable counter
 // readings: the stream's.
-func streamOnly(res Result) anchored {
-	return anchored{energyUJ: res.EnergyUJ, boundUJ: res.BoundUJ, streamUJ: res.EnergyUJ, uncoveredMs: res.WindowMs - res.ValuedMs}
+func streamOnly(res Result) Anchoring {
+	return Anchoring{AnchoredUJ: res.EnergyUJ, AnchoredBoundUJ: res.BoundUJ, FromStreamUJ: res.EnergyUJ, UncoveredMs: res.WindowMs - res.ValuedMs}
 }
 
 // anchorReading is a counter reading used as an anchor, with the
@@ -134,25 +118,25 @@ type unit struct {
 // intervals must still count forwards and no more than the device's peak
 // power can give (from the chunks' headers). A run that fails is judged
 // interval by interval, and so is every interval that spans a gap.
-func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, res Result, as []anchorReading, warn func(string)) (anchored, error) {
+func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spec, window Interval, res Result, as []anchorReading, warn func(string)) (Anchoring, error) {
 	if len(as) < 2 {
 		return streamOnly(res), nil
 	}
 	whole := Interval{min(window.From, as[0].TakenMs), max(window.To, as[len(as)-1].TakenMs)}
 	units, edges, err := integrateUnits(ctx, db, k, spec, window, whole, as, runUnits(spec.Sessions, as))
 	if err != nil {
-		return anchored{}, err
+		return Anchoring{}, err
 	}
 	resolution := int64(cpuCounterUJ)
 	if k.Kind == store.KindGPU {
 		resolution = gpuCounterUJ
 	}
-	var out anchored
+	var out Anchoring
 	var judged []unit
 	for _, u := range units {
 		why, err := judge(ctx, db, k, as, u, resolution)
 		if err != nil {
-			return anchored{}, err
+			return Anchoring{}, err
 		}
 		if why == "" || u.lo == u.hi {
 			u.used = why == ""
@@ -170,12 +154,12 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 		}
 		parts, _, err := integrateUnits(ctx, db, k, spec, window, Interval{as[u.lo].TakenMs, as[u.hi+1].TakenMs}, as, single)
 		if err != nil {
-			return anchored{}, err
+			return Anchoring{}, err
 		}
 		for _, p := range parts {
 			why, err := judge(ctx, db, k, as, p, resolution)
 			if err != nil {
-				return anchored{}, err
+				return Anchoring{}, err
 			}
 			p.used = why == ""
 			if !p.used {
@@ -199,10 +183,10 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 	as[last.hi+1].peakMW = max(last.sp.peak(res.PeakMW), edges[1].peak(res.PeakMW))
 
 	stream := func(r Result) {
-		out.energyUJ += r.EnergyUJ
-		out.streamUJ += r.EnergyUJ
-		out.boundUJ += r.BoundUJ
-		out.uncoveredMs += r.WindowMs - r.ValuedMs
+		out.AnchoredUJ += r.EnergyUJ
+		out.FromStreamUJ += r.EnergyUJ
+		out.AnchoredBoundUJ += r.BoundUJ
+		out.UncoveredMs += r.WindowMs - r.ValuedMs
 	}
 	stream(edges[0].in)
 	stream(edges[1].in)
@@ -210,7 +194,7 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 	endRun := func(at int) {
 		if runFrom >= 0 {
 			a, b := as[runFrom], as[at]
-			out.boundUJ += resolution + a.uMs*a.peakMW + b.uMs*b.peakMW
+			out.AnchoredBoundUJ += resolution + a.uMs*a.peakMW + b.uMs*b.peakMW
 			runFrom = -1
 		}
 	}
@@ -224,20 +208,20 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 			runFrom = u.lo
 		}
 		delta := as[u.hi+1].EnergyUJ - as[u.lo].EnergyUJ
-		out.ok = true
-		out.energyUJ += delta - u.sp.out.EnergyUJ
-		out.counterUJ += delta - u.sp.out.EnergyUJ
-		out.boundUJ += u.sp.out.BoundUJ
-		out.counterMs += u.sp.in.WindowMs
-		out.bridgedMs += u.sp.in.WindowMs - u.sp.in.ValuedMs
+		out.AnchoredSeries = 1
+		out.AnchoredUJ += delta - u.sp.out.EnergyUJ
+		out.FromCounterUJ += delta - u.sp.out.EnergyUJ
+		out.AnchoredBoundUJ += u.sp.out.BoundUJ
+		out.CounterMs += u.sp.in.WindowMs
+		out.BridgedMs += u.sp.in.WindowMs - u.sp.in.ValuedMs
 	}
 	endRun(len(as) - 1)
 	// Without a gap to bridge, anchoring that does not tighten the bound
 	// (CPU values are exact period averages: only the edges are
 	// uncertain, and the counter's own edges are no better) is left out.
-	if !out.ok || (out.bridgedMs == 0 && out.boundUJ >= res.BoundUJ) {
+	if out.AnchoredSeries == 0 || (out.BridgedMs == 0 && out.AnchoredBoundUJ >= res.BoundUJ) {
 		o := streamOnly(res)
-		o.checked, o.checkCounterUJ, o.checkStrUJ = out.checked, out.checkCounterUJ, out.checkStrUJ
+		o.CounterSeries, o.CounterUJ, o.CounterIntegralUJ = out.CounterSeries, out.CounterUJ, out.CounterIntegralUJ
 		return o, nil
 	}
 	return out, nil
@@ -245,13 +229,13 @@ func anchorSeries(ctx context.Context, db *store.DB, k store.SeriesKey, spec Spe
 
 // addCheck adds a unit the stream covers completely to the check of the
 // stream against the counter.
-func (a *anchored) addCheck(as []anchorReading, u unit) {
+func (a *Anchoring) addCheck(as []anchorReading, u unit) {
 	delta := as[u.hi+1].EnergyUJ - as[u.lo].EnergyUJ
 	all := u.sp.all()
 	if all.ValuedMs == all.WindowMs && delta >= 0 && u.sp.in.WindowMs > 0 && !as[u.lo].clamped && !as[u.hi+1].clamped {
-		a.checked = true
-		a.checkCounterUJ += delta
-		a.checkStrUJ += all.EnergyUJ
+		a.CounterSeries = 1
+		a.CounterUJ += delta
+		a.CounterIntegralUJ += all.EnergyUJ
 	}
 }
 

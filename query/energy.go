@@ -65,26 +65,7 @@ type Row struct {
 	Result     // summed over the group's series
 	Series int // series in the group; PeakMW is the largest single-device value
 
-	// Counter-anchored energy (see CounterTolerance): summed over the
-	// group's series, each anchored by its hardware counter where it was
-	// read at least twice inside the window, else its stream integral.
-	// AnchoredSeries counts the series with an anchor; without one the
-	// figures are the stream's.
-	AnchoredSeries  int
-	AnchoredUJ      int64 // FromCounterUJ + FromStreamUJ
-	AnchoredBoundUJ int64 // bounds |AnchoredUJ − the true energy of CounterMs and the valued time|
-	FromCounterUJ   int64 // counter deltas
-	FromStreamUJ    int64 // the stream's integral of the rest
-	CounterMs       int64 // window time inside the counter intervals used (device-ms)
-	BridgedMs       int64 // of it, the time without a stream value: a gap the counter bridged
-	UncoveredMs     int64 // the time neither covers (device-ms)
-
-	// The check of the stream against the counter: the counter deltas
-	// over the counter intervals inside the window that the stream
-	// covers completely, and the stream's integral over them.
-	CounterUJ         int64
-	CounterIntegralUJ int64
-	CounterSeries     int // series with such intervals
+	Anchoring // counter-anchored energy, summed over the group's series
 
 	avgW     float64 // Σ over the row's observed series of each one's average power
 	observed int     // series with observed time
@@ -339,7 +320,7 @@ const maxBlockCells = 1 << 15
 // cell is one series' figures over one window of a report.
 type cell struct {
 	res Result
-	anc anchored
+	anc Anchoring
 }
 
 // measure integrates every series of plan over each of ws, in order, and
@@ -405,25 +386,49 @@ func (rep *Report) warn(msg string) {
 	rep.dropped++
 }
 
+// Anchoring is counter-anchored energy (see CounterTolerance), of one
+// series or summed over a row's: each series anchored by its hardware
+// counter where it was read at least twice inside the window, else its
+// stream integral.
+type Anchoring struct {
+	// AnchoredSeries counts the series with an anchor; without one the
+	// figures are the stream's.
+	AnchoredSeries  int
+	AnchoredUJ      int64 // FromCounterUJ + FromStreamUJ
+	AnchoredBoundUJ int64 // bounds |AnchoredUJ − the true energy of CounterMs and the valued time|
+	FromCounterUJ   int64 // counter deltas
+	FromStreamUJ    int64 // the stream's integral of the rest
+	CounterMs       int64 // window time inside the counter intervals used (device-ms)
+	BridgedMs       int64 // of it, the time without a stream value: a gap the counter bridged
+	UncoveredMs     int64 // the time neither covers (device-ms)
+
+	// The check of the stream against the counter: the counter deltas
+	// over the counter intervals inside the window that the stream
+	// covers completely, and the stream's integral over them.
+	CounterUJ         int64
+	CounterIntegralUJ int64
+	CounterSeries     int // series with such intervals
+}
+
+func (a *Anchoring) add(o Anchoring) {
+	a.AnchoredSeries += o.AnchoredSeries
+	a.AnchoredUJ += o.AnchoredUJ
+	a.AnchoredBoundUJ += o.AnchoredBoundUJ
+	a.FromCounterUJ += o.FromCounterUJ
+	a.FromStreamUJ += o.FromStreamUJ
+	a.CounterMs += o.CounterMs
+	a.BridgedMs += o.BridgedMs
+	a.UncoveredMs += o.UncoveredMs
+	a.CounterUJ += o.CounterUJ
+	a.CounterIntegralUJ += o.CounterIntegralUJ
+	a.CounterSeries += o.CounterSeries
+}
+
 // add sums one series' result into a group row. Window, valued and live
 // time add up across series, so a group's coverage is the fraction of
 // device-time observed.
-func (r *Row) add(res Result, a anchored) {
-	if a.ok {
-		r.AnchoredSeries++
-	}
-	r.AnchoredUJ += a.energyUJ
-	r.AnchoredBoundUJ += a.boundUJ
-	r.FromCounterUJ += a.counterUJ
-	r.FromStreamUJ += a.streamUJ
-	r.CounterMs += a.counterMs
-	r.BridgedMs += a.bridgedMs
-	r.UncoveredMs += a.uncoveredMs
-	if a.checked {
-		r.CounterUJ += a.checkCounterUJ
-		r.CounterIntegralUJ += a.checkStrUJ
-		r.CounterSeries++
-	}
+func (r *Row) add(res Result, a Anchoring) {
+	r.Anchoring.add(a)
 	r.EnergyUJ += res.EnergyUJ
 	r.BoundUJ += res.BoundUJ
 	r.TrapezoidUJ += res.TrapezoidUJ
@@ -458,9 +463,7 @@ func (p sumParts) add(group string, k store.SeriesKey, res Result) {
 // the same series, observed again.
 func (r *Row) merge(o *Row) {
 	n, anchoredN, counterN := r.Series, r.AnchoredSeries, r.CounterSeries
-	r.add(o.Result, anchored{ok: o.AnchoredSeries > 0, energyUJ: o.AnchoredUJ, boundUJ: o.AnchoredBoundUJ,
-		counterUJ: o.FromCounterUJ, streamUJ: o.FromStreamUJ, counterMs: o.CounterMs, bridgedMs: o.BridgedMs, uncoveredMs: o.UncoveredMs,
-		checked: o.CounterSeries > 0, checkCounterUJ: o.CounterUJ, checkStrUJ: o.CounterIntegralUJ})
+	r.add(o.Result, o.Anchoring)
 	r.Series = max(n, o.Series)
 	r.AnchoredSeries = max(anchoredN, o.AnchoredSeries)
 	r.CounterSeries = max(counterN, o.CounterSeries)
