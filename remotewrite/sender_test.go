@@ -32,8 +32,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // t0 is where the fixture recording starts.
 const t0 = int64(1_790_000_000_000)
 
-// fixture writes a fixtureAt(t0).
-func fixture(t *testing.T) (string, int64) { return fixtureAt(t, t0) }
+// fixture opens fixtureAt's recording for the test; it is closed when the
+// test ends.
+func fixture(t *testing.T) (*store.DB, int64) {
+	t.Helper()
+	path, end := fixtureAt(t, t0)
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, end
+}
 
 // fixtureAt writes a recording of one endpoint: GPU 0 at 20 Hz that stays
 // flat for six minutes in its second session, CPU 0 and DRAM 0 at
@@ -244,12 +254,7 @@ func checkPushed(t *testing.T, db *store.DB, r *receiver, every int64) {
 }
 
 func TestSender_Push(t *testing.T) {
-	path, _ := fixture(t)
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := fixture(t)
 	r, srv := newReceiver(t)
 	var log bytes.Buffer
 	s := newSender(db, srv.URL+"/api/v1/write", &log)
@@ -280,12 +285,7 @@ func TestSender_Push(t *testing.T) {
 // retries, in small requests one at a time, deliver the same samples as
 // one push in one go, in big requests several at a time.
 func TestSender_Resume(t *testing.T) {
-	path, end := fixture(t)
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, end := fixture(t)
 	whole, srv := newReceiver(t)
 	one := newSender(db, srv.URL, io.Discard)
 	one.MaxSamples = remotewrite.DefaultMaxSamples // whole series per request, sent at once
@@ -328,12 +328,7 @@ func TestSender_Resume(t *testing.T) {
 // TestSender_Refused: a 4xx other than 429 skips that request, names it
 // in the log once, and the push goes on.
 func TestSender_Refused(t *testing.T) {
-	path, _ := fixture(t)
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := fixture(t)
 	r, srv := newReceiver(t)
 	r.fail = func(n int) int {
 		if n == 3 || n == 4 {
@@ -390,12 +385,7 @@ func TestReceiver_Check(t *testing.T) {
 // TestSender_SmallWindows: pushing a second at a time, as a live push
 // does, delivers the same samples as one push.
 func TestSender_SmallWindows(t *testing.T) {
-	path, end := fixture(t)
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, end := fixture(t)
 	whole, srv := newReceiver(t)
 	if err := newSender(db, srv.URL, io.Discard).Push(context.Background(), query.TimeRange{}); err != nil {
 		t.Fatal(err)
@@ -489,12 +479,7 @@ func TestSender_Live(t *testing.T) {
 // starts the counter at the energy before it.
 func TestSender_From(t *testing.T) {
 	ctx := context.Background()
-	path, _ := fixture(t)
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := fixture(t)
 	r, srv := newReceiver(t)
 	from := t0 + 200_000
 	if err := newSender(db, srv.URL, io.Discard).Push(ctx, query.TimeRange{From: query.At(from)}); err != nil {
@@ -523,12 +508,7 @@ func TestSender_From(t *testing.T) {
 // TestSender_EndpointLabels: an endpoint's own labels go on its series
 // and win over the sender's labels of the same name.
 func TestSender_EndpointLabels(t *testing.T) {
-	path, _ := fixture(t)
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := fixture(t)
 	r, srv := newReceiver(t)
 	s := newSender(db, srv.URL+"/api/v1/write", io.Discard)
 	s.EndpointLabels = map[string][]remotewrite.Label{"node1:4938": {{Name: "cluster", Value: "c2"}, {Name: "rack", Value: "r1"}}}
