@@ -2,7 +2,6 @@ package recorder_test
 
 import (
 	"context"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,47 +54,6 @@ func TestClient_Info(t *testing.T) {
 	if _, ok := client.Info("elsewhere:4938"); ok {
 		t.Error("Info reports an endpoint the client does not have")
 	}
-}
-
-// TestClient_InfoKeepTrying: an endpoint still being retried has no Info
-// until its checks pass.
-func TestClient_InfoKeepTrying(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens yet
-
-	client := recorder.NewClient([]recorder.Server{{Network: "tcp", Address: addr}})
-	client.KeepTrying = true
-	client.MaxBackoff = 100 * time.Millisecond
-	client.Logger = testLogger(t)
-	if err := client.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer client.Stop()
-	if _, ok := client.Info(addr); ok {
-		t.Error("Info reports an endpoint that was never reached")
-	}
-
-	s, err := simulator.New(simtest.FastConfig(simulator.FormatSample))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port %s was taken meanwhile: %v", addr, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	simtest.WaitFor(t, func() bool {
-		in, ok := client.Info(addr)
-		return ok && reflect.DeepEqual(in.GPUs, []int{0, 1})
-	})
 }
 
 // TestLib_NoStore: the library needs no store. A client without a Sink

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -451,8 +452,10 @@ func TestClient_StartSentinels(t *testing.T) {
 	}
 }
 
-// TestClient_KeepTrying: an endpoint that comes up late is recorded.
+// TestClient_KeepTrying: an endpoint that comes up late is recorded, and
+// has no Info until its checks pass.
 func TestClient_KeepTrying(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -468,6 +471,9 @@ func TestClient_KeepTrying(t *testing.T) {
 		t.Fatalf("Start with KeepTrying: %v", err)
 	}
 	defer client.Stop()
+	if _, ok := client.Info(addr); ok {
+		t.Error("Info reports an endpoint that was never reached")
+	}
 
 	s, err := simulator.New(simtest.FastConfig(simulator.FormatSample))
 	if err != nil {
@@ -486,6 +492,9 @@ func TestClient_KeepTrying(t *testing.T) {
 	defer cancel2()
 	for snap := range client.Updates(ctx2) {
 		if pr, ok := snap[addr]; ok && len(pr.GPUWatts) == 2 && len(pr.CPUs) == 1 {
+			if in, ok := client.Info(addr); !ok || !reflect.DeepEqual(in.GPUs, []int{0, 1}) {
+				t.Errorf("Info of the late endpoint once it streams: %+v, %v", in, ok)
+			}
 			return
 		}
 	}
