@@ -167,7 +167,7 @@ func countOf(span time.Duration, r *simulator.Replay) Size {
 // recorder.New + Run in a child process (recorder=library) and, when
 // WATTREC_BENCH_WATTREC names a wattrec binary, `wattrec record` itself
 // (recorder=binary; recorder=binary-memlimit is the same with
-// GOMEMLIMIT=40MiB).
+// GOMEMLIMIT=32MiB).
 func BenchmarkRSS(b *testing.B) {
 	secs := 60 // RSS levels off after about a minute (GC pacing, bbolt pages touched)
 	if s := os.Getenv("WATTREC_BENCH_RSS_SECONDS"); s != "" {
@@ -210,7 +210,7 @@ func BenchmarkRSS(b *testing.B) {
 				case "binary":
 					res = runBinary(b, bin, path, addrs, secs, "")
 				case "binary-memlimit":
-					res = runBinary(b, bin, path, addrs, secs, "GOMEMLIMIT=40MiB")
+					res = runBinary(b, bin, path, addrs, secs, "GOMEMLIMIT=32MiB")
 				default:
 					res = runChild(b, childSpec{Mode: "rss", DB: path, Servers: addrs, Seconds: secs})
 				}
@@ -480,6 +480,9 @@ func child() int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if os.Getenv("WATTREC_BENCH_CHILD_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 4096 // every allocation site, not a 512 KiB sample
+	}
 	if path := os.Getenv("WATTREC_BENCH_CHILD_TRACE"); path != "" {
 		f, err := os.Create(path)
 		if err == nil {
@@ -493,16 +496,6 @@ func child() int {
 		return 1
 	}
 	res.PeakRSSKB, res.RSSKB = procStatus("VmHWM"), procStatus("VmRSS")
-	if path := os.Getenv("WATTREC_BENCH_CHILD_HEAPPROFILE"); path != "" {
-		if f, err := os.Create(path); err == nil {
-			pprof.WriteHeapProfile(f)
-			f.Close()
-		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Fprintf(os.Stderr, "heap inuse %d MB, heap sys %d MB, stack %d MB, sys %d MB, gc %d, next gc %d MB\n",
-			ms.HeapInuse>>20, ms.HeapSys>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, ms.NextGC>>20)
-	}
 	return 0
 }
 
@@ -589,6 +582,9 @@ func runRecorder(spec childSpec, res *childResult) error {
 	case err := <-runErr:
 		return fmt.Errorf("recorder stopped: %w", err)
 	}
+	if path := os.Getenv("WATTREC_BENCH_CHILD_HEAPPROFILE"); path != "" {
+		profileLive(path)
+	}
 	cancel()
 	if err := <-runErr; err != nil {
 		return err
@@ -598,6 +594,23 @@ func runRecorder(spec childSpec, res *childResult) error {
 		return errors.New("not every reading arrived")
 	}
 	return nil
+}
+
+// profileLive writes the live heap (after a collection) to path and the
+// goroutines to path.goroutines, while the recorder runs, and prints the
+// runtime's memory figures.
+func profileLive(path string) {
+	runtime.GC()
+	for name, file := range map[string]string{"heap": path, "goroutine": path + ".goroutines"} {
+		if f, err := os.Create(file); err == nil {
+			pprof.Lookup(name).WriteTo(f, 1)
+			f.Close()
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "heap live %d kB, heap sys %d kB, stacks %d kB, runtime sys %d kB, goroutines %d, GCs %d\n",
+		ms.HeapAlloc>>10, ms.HeapSys>>10, ms.StackInuse>>10, ms.Sys>>10, runtime.NumGoroutine(), ms.NumGC)
 }
 
 // procStatus reads a kB field of /proc/self/status.

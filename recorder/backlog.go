@@ -119,7 +119,7 @@ func (w *writer) failing(err error) {
 	if !w.full {
 		w.full, w.since, w.attempts, w.stored, w.dropped, w.dropLogged = true, w.r.Client.Now(), 0, 0, 0, false
 		w.outage++
-		w.spare = nil // segments are sized for the backlog from now on
+		w.spares = nil // segments are sized for the backlog from now on
 		w.r.Logger.Warn("disk full: keeping readings in memory, retrying",
 			"max_backlog_mib", float64(w.r.MaxBacklog)/(1<<20), "err", err)
 	} else if err.Error() != w.lastErr.Error() || (w.attempts+1)%10 == 0 {

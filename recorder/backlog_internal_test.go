@@ -228,3 +228,79 @@ func TestWriter_Drop(t *testing.T) {
 	want[sessionID{ep, store.StreamGPU, 5000}] = next
 	checkSessions()
 }
+
+// sizedStore is an Appender in memory that keeps what each commit wrote.
+type sizedStore struct {
+	readings []store.Reading
+	commits  []int                   // readings per commit
+	arrays   map[*store.Reading]bool // the backing arrays of the committed segments
+}
+
+func (m *sizedStore) Write(_ context.Context, b *store.Batch) error {
+	m.readings = append(m.readings, b.Readings...)
+	m.commits = append(m.commits, len(b.Readings))
+	if len(b.Readings) > 0 {
+		m.arrays[&b.Readings[:1][0]] = true
+	}
+	return nil
+}
+
+// TestWriter_Segments feeds the writer full stream batches as under
+// load, several queued whenever it commits: every commit writes one
+// segment of about BatchSize readings, in order; the segments are reused
+// rather than allocated per commit.
+func TestWriter_Segments(t *testing.T) {
+	m := &sizedStore{arrays: map[*store.Reading]bool{}}
+	r := &Recorder{Client: &Client{Now: time.Now}, DB: m, BatchSize: 1000, MaxBacklog: DefaultMaxBacklog,
+		FinalFlushTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	in := make(chan store.Batch, 6) // 1536 readings: one and a half segments queue during a commit
+	w := newWriter(r, in, make(chan struct{}))
+	defer w.stopRetry()
+
+	var sent int64
+	batch := func() store.Batch {
+		rs := newPending(maxPendingReadings)
+		for range maxPendingReadings {
+			rs = append(rs, store.Reading{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: sent})
+			sent++
+		}
+		return store.Batch{Readings: rs}
+	}
+	// What run does with each batch it receives, the queue kept full.
+	for range 200 {
+		for len(in) < cap(in) {
+			in <- batch()
+		}
+		w.merge(<-in)
+		if len(w.sealed) > 0 {
+			if err := w.flush(context.Background()); err != nil { // drains the queue between commits
+				t.Fatal(err)
+			}
+		}
+	}
+	w.drainQueued()
+	if err := w.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(m.readings)) != sent {
+		t.Fatalf("stored %d readings, sent %d", len(m.readings), sent)
+	}
+	for i, rd := range m.readings {
+		if rd.TimeMs != int64(i) {
+			t.Fatalf("reading %d stored with time %d: out of order", i, rd.TimeMs)
+		}
+	}
+	most := r.BatchSize + maxPendingReadings - 1
+	for i, n := range m.commits {
+		if n > most {
+			t.Fatalf("commit %d wrote %d readings, want at most %d", i, n, most)
+		}
+	}
+	if len(m.commits) < int(sent)/most {
+		t.Fatalf("%d commits for %d readings", len(m.commits), sent)
+	}
+	// New backing arrays only until the spares are there, not one per commit.
+	if len(m.arrays) > 2+maxSpares {
+		t.Errorf("%d commits used %d distinct segments, want at most %d", len(m.commits), len(m.arrays), 2+maxSpares)
+	}
+}

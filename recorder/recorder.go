@@ -218,7 +218,7 @@ type writer struct {
 	tail    *store.Batch                // where arriving records go
 	tailIdx map[sessionID]int           // index of each session in tail.Sessions
 	sealed  []*store.Batch              // segments waiting for their commit, oldest first
-	spare   *store.Batch                // a committed segment, emptied, for the next tail
+	spares  []*store.Batch              // committed segments, emptied, for the next tails (maxSpares at most)
 	view    store.Batch                 // what one commit writes: a segment, its sessions cut
 	// lastCPU is the time of the last stored reading of each CPU and DRAM
 	// series: where a gap for their dropped readings starts.
@@ -255,7 +255,7 @@ func (w *writer) run() error {
 				return w.final()
 			}
 			w.merge(b)
-			if !w.full && len(w.tail.Readings) >= w.r.BatchSize {
+			if !w.full && len(w.sealed) > 0 {
 				w.flush(context.Background())
 			}
 		case <-ticker.C:
@@ -283,15 +283,20 @@ func (w *writer) drainQueued() {
 	}
 }
 
-// merge adds b to the tail. While the disk is full it also seals full
-// segments and keeps the backlog within MaxBacklog.
+// merge adds b to the tail and seals it once it holds BatchSize readings
+// (a segment's worth while the disk is full), so that under load every
+// commit writes about BatchSize readings, however many arrived during
+// the last one, and the committed segments can be reused. While the disk
+// is full it also keeps the backlog within MaxBacklog.
 func (w *writer) merge(b store.Batch) {
 	if w.err != nil {
 		w.lost += len(b.Readings)
+		recycleBatch(b.Readings)
 		return
 	}
 	t := w.tail
 	t.Readings = append(t.Readings, b.Readings...)
+	recycleBatch(b.Readings)
 	t.Clocks = append(t.Clocks, b.Clocks...)
 	t.Endpoints = append(t.Endpoints, b.Endpoints...)
 	t.Runs = append(t.Runs, b.Runs...)
@@ -305,7 +310,11 @@ func (w *writer) merge(b store.Batch) {
 		}
 		w.addSession(id, s)
 	}
-	if w.full {
+	if !w.full {
+		if len(w.tail.Readings) >= w.r.BatchSize {
+			w.seal()
+		}
+	} else {
 		if len(w.tail.Readings) >= w.segmentSize() {
 			w.seal()
 		}
@@ -339,16 +348,22 @@ func (w *writer) seal() {
 	if w.tail.Len() == 0 {
 		return
 	}
-	w.sealed = append(w.sealed, w.tail)
-	w.sealedBytes += segmentBytes(w.tail)
+	sealed := w.tail
+	w.sealed = append(w.sealed, sealed)
+	w.sealedBytes += segmentBytes(sealed)
 	clear(w.tailIdx)
 	switch {
 	case w.full:
 		w.tail = &store.Batch{Readings: make([]store.Reading, 0, w.segmentSize())}
-	case w.spare != nil:
-		w.tail, w.spare = w.spare, nil
+	case len(w.spares) > 0:
+		w.tail = w.spares[len(w.spares)-1]
+		w.spares = w.spares[:len(w.spares)-1]
+	case len(sealed.Readings) >= w.r.BatchSize:
+		// Under load: the next one fills too, and a batch of readings
+		// arrives on top of the last that fits.
+		w.tail = &store.Batch{Readings: make([]store.Reading, 0, w.r.BatchSize+maxPendingReadings)}
 	default:
-		w.tail = &store.Batch{}
+		w.tail = &store.Batch{} // grows by need: quiet endpoints commit a few readings at a time
 	}
 }
 
@@ -432,12 +447,16 @@ func (w *writer) commitFirst(parent context.Context) error {
 	}
 	w.sealed = slices.Delete(w.sealed, 0, 1)
 	w.sealedBytes -= segmentBytes(seg)
-	if !w.full && cap(seg.Readings) <= 2*w.r.BatchSize {
+	if !w.full && cap(seg.Readings) <= 2*w.r.BatchSize && len(w.spares) < maxSpares {
 		seg.Reset() // reuse: Write's contract says it does not retain the batch
-		w.spare = seg
+		w.spares = append(w.spares, seg)
 	}
 	return nil
 }
+
+// maxSpares is how many committed segments the writer keeps for reuse:
+// under load one is being filled while the next waits.
+const maxSpares = 2
 
 // fail stops storing after an error that retrying would not cure.
 func (w *writer) fail(err error) {

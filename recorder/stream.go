@@ -225,7 +225,7 @@ func (s *stream) once(parent context.Context) (bool, error) {
 			sess.End, lastUpdate = now.UnixMilli(), now
 			b.Sessions = []store.Session{sess}
 		}
-		pending = make([]store.Reading, 0, min(2*len(pending), maxPendingReadings)) // the sink owns the batch now
+		pending = newPending(len(pending)) // the sink owns the batch now
 		s.c.emit(b)
 		s.firstValue.Do(s.c.firstValue)
 	}
@@ -316,6 +316,36 @@ func (s *stream) decodeEvent(dst []Value, data string) ([]Value, error) {
 // maxPendingReadings bounds the readings a stream decodes before handing
 // them on.
 const maxPendingReadings = 256
+
+// fullBatches holds emptied full-size stream batches (*[]store.Reading
+// of cap maxPendingReadings) for reuse. Under load every stream batch is
+// full, and the Recorder's writer copies each into its segment and hands
+// it back (recycleBatch), so the streams allocate none; a quiet stream's
+// batches stay small and are left to the collector.
+var fullBatches sync.Pool
+
+// newPending returns an empty batch for a stream whose last batch held
+// last readings: twice that size, up to a full-size one.
+func newPending(last int) []store.Reading {
+	if 2*last < maxPendingReadings {
+		return make([]store.Reading, 0, 2*last)
+	}
+	if p, ok := fullBatches.Get().(*[]store.Reading); ok {
+		return *p
+	}
+	return make([]store.Reading, 0, maxPendingReadings)
+}
+
+// recycleBatch hands back a stream batch whose readings were copied.
+// Only full-size ones are kept.
+func recycleBatch(rs []store.Reading) {
+	if cap(rs) != maxPendingReadings {
+		return
+	}
+	clear(rs) // let go of the endpoint strings
+	rs = rs[:0]
+	fullBatches.Put(&rs)
+}
 
 // Bounds of a stream's network reads: they start small and grow while
 // each read fills the buffer, which saves system calls under load without
