@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wattrec/wattrec/recorder"
 	"github.com/wattrec/wattrec/store"
 )
 
@@ -271,5 +272,34 @@ func TestCLI_JSONEverywhere(t *testing.T) {
 		if _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "want table or json") {
 			t.Errorf("%q: %v", args, err)
 		}
+	}
+}
+
+// TestCLI_MemoryLimit: --memory-limit's forms, and auto deferring to
+// $GOMEMLIMIT.
+func TestCLI_MemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		flag, env string
+		want      int64
+	}{
+		{"auto", "", recorder.MemoryLimitFor(3)},
+		{"auto", "100MiB", 0}, // the runtime applies $GOMEMLIMIT
+		{"off", "", 0},
+		{"0", "", 0},
+		{"64MiB", "100MiB", 64 << 20}, // the flag wins
+		{"2GiB", "", 2 << 30},
+		{"512KiB", "", 512 << 10},
+		{"50MB", "", 50_000_000},
+		{"33554432", "", 32 << 20},
+		{"33554432B", "", 32 << 20},
+	} {
+		t.Setenv("GOMEMLIMIT", tc.env)
+		got, err := memoryLimit(tc.flag, 3)
+		if err != nil || got != tc.want {
+			t.Errorf("--memory-limit %s with GOMEMLIMIT=%q = %d, %v; want %d", tc.flag, tc.env, got, err, tc.want)
+		}
+	}
+	if got := recorder.MemoryLimitFor(100); got != 24<<20+100*128<<10 {
+		t.Errorf("MemoryLimitFor(100) = %d", got)
 	}
 }

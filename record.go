@@ -3,9 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +33,7 @@ func recordFlags() []cli.Flag {
 		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: fmt.Sprintf("GET /time round trips per clock estimate (%d to %d)", recorder.MinClockSamples, recorder.MaxClockSamples)},
 		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
+		&cli.StringFlag{Name: "memory-limit", Value: "auto", Usage: "soft limit on the recorder's Go memory (heap, stacks; not the file's mapped pages), raised by the backlog while the disk is full: a `SIZE` such as 64MiB, auto (24 MiB + 128 KiB per endpoint, unless $GOMEMLIMIT is set, which then applies) or off"},
 		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts, to zeusd and to remote-write receivers (at least " + recorder.MinMaxBackoff.String() + ")"},
 		metricsListenFlag(),
 	}
@@ -139,7 +143,7 @@ func discardUnstarted(d *recording.Daemon, priorSize int64) error {
 // settingFlags names the flag of each recorder setting, for its errors.
 var settingFlags = map[string]string{
 	"FlushInterval": "--flush-interval", "ClockInterval": "--clock-interval", "ClockSamples": "--clock-samples",
-	"CounterInterval": "--counter-interval", "MaxBackoff": "--max-backoff",
+	"CounterInterval": "--counter-interval", "MaxBackoff": "--max-backoff", "MemoryLimit": "--memory-limit",
 }
 
 // flagError is a recorder setting out of its limits, as the flag that set
@@ -198,6 +202,9 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 	client.Logger = log
 	rec := recorder.New(client, nil)
 	rec.FlushInterval = c.Duration("flush-interval")
+	if rec.MemoryLimit, err = memoryLimit(c.String("memory-limit"), len(servers)); err != nil {
+		return nil, 0, err
+	}
 	rec.Version = wattrecVersion()
 	for _, s := range servers {
 		rec.Servers = append(rec.Servers, s.String())
@@ -238,6 +245,47 @@ func newDaemon(c *cli.Context) (d *recording.Daemon, priorSize int64, err error)
 		d.Metrics.Size = db.Size
 	}
 	return d, priorSize, nil
+}
+
+// memoryLimit is the Recorder.MemoryLimit of --memory-limit for a
+// recording of endpoints endpoints (0: the runtime's own). Its limits are
+// the recorder's (Recorder.Check).
+func memoryLimit(flag string, endpoints int) (int64, error) {
+	switch flag {
+	case "auto":
+		if os.Getenv("GOMEMLIMIT") != "" {
+			return 0, nil // the runtime applies it
+		}
+		return recorder.MemoryLimitFor(endpoints), nil
+	case "off":
+		return 0, nil
+	}
+	n, err := parseSize(flag)
+	if err != nil {
+		return 0, fmt.Errorf("--memory-limit %q: want a size such as 64MiB, auto or off: %w", flag, recorder.ErrSetting)
+	}
+	return n, nil
+}
+
+// parseSize reads a byte count: digits with an optional unit B, KiB, MiB,
+// GiB (as GOMEMLIMIT has them), KB, MB or GB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		scale  int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, scale := s, int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, scale = rest, u.scale
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/scale {
+		return 0, errors.New("not a size")
+	}
+	return n * scale, nil
 }
 
 // serversFromFlags collects the servers of the config file (configured),

@@ -56,7 +56,7 @@ var spans = []struct {
 // BenchmarkIngest is the end-to-end ingest: the simulator replays the
 // data set over SSE on loopback TCP as fast as the client reads, into a
 // recorder in its own process (recorder.New + Run with the defaults of
-// `wattrec record`, fsync on commit, except a 100 ms flush interval:
+// `wattrec record`, its memory limit and fsync on commit included, except a 100 ms flush interval:
 // under load commits come every 20,000 readings anyway, and at the
 // default 1 s the wait for the last commit would dominate a run of a few
 // seconds), until every reading is durable. One iteration is one whole run; run it with
@@ -164,10 +164,14 @@ func countOf(span time.Duration, r *simulator.Replay) Size {
 // (4 GPUs at 20 Hz, 2 CPU packages with DRAM at 10 Hz each, in real time)
 // with a recorder in its own process for WATTREC_BENCH_RSS_SECONDS
 // (default 60) and reports its peak and final RSS. The recorder is
-// recorder.New + Run in a child process (recorder=library) and, when
-// WATTREC_BENCH_WATTREC names a wattrec binary, `wattrec record` itself
-// (recorder=binary; recorder=binary-memlimit is the same with
-// GOMEMLIMIT=32MiB).
+// recorder.New + Run in a child process (recorder=library, with the
+// runtime's defaults) and, when WATTREC_BENCH_WATTREC names a wattrec
+// binary, `wattrec record` itself (recorder=binary, with its default
+// --memory-limit; recorder=binary-nolimit is the same with
+// --memory-limit off, the baseline). For the binary it also reports the
+// peak of its anonymous memory (heap, stacks, runtime: what the limit
+// governs), sampled every second, and the file-backed pages at the end
+// (the binary's code and data, the mapped file).
 func BenchmarkRSS(b *testing.B) {
 	secs := 60 // RSS levels off after about a minute (GC pacing, bbolt pages touched)
 	if s := os.Getenv("WATTREC_BENCH_RSS_SECONDS"); s != "" {
@@ -177,7 +181,7 @@ func BenchmarkRSS(b *testing.B) {
 	recorders := []string{"library"}
 	bin := os.Getenv("WATTREC_BENCH_WATTREC")
 	if bin != "" {
-		recorders = append(recorders, "binary", "binary-memlimit")
+		recorders = append(recorders, "binary", "binary-nolimit")
 	}
 	for _, rec := range recorders {
 		b.Run("recorder="+rec+"/endpoints=100", func(b *testing.B) {
@@ -208,9 +212,9 @@ func BenchmarkRSS(b *testing.B) {
 				var res childResult
 				switch rec {
 				case "binary":
-					res = runBinary(b, bin, path, addrs, secs, "")
-				case "binary-memlimit":
-					res = runBinary(b, bin, path, addrs, secs, "GOMEMLIMIT=32MiB")
+					res = runBinary(b, bin, path, addrs, secs)
+				case "binary-nolimit":
+					res = runBinary(b, bin, path, addrs, secs, "--memory-limit", "off")
 				default:
 					res = runChild(b, childSpec{Mode: "rss", DB: path, Servers: addrs, Seconds: secs})
 				}
@@ -219,6 +223,10 @@ func BenchmarkRSS(b *testing.B) {
 				os.Remove(path)
 				b.ReportMetric(float64(res.PeakRSSKB)/1024, "peak-RSS-MB")
 				b.ReportMetric(float64(res.RSSKB)/1024, "RSS-MB")
+				if res.PeakAnonKB > 0 {
+					b.ReportMetric(float64(res.PeakAnonKB)/1024, "peak-anon-MB")
+					b.ReportMetric(float64(res.FileKB)/1024, "file-MB")
+				}
 				if res.Readings > 0 {
 					b.ReportMetric(float64(res.Readings)/float64(secs), "readings/s")
 				}
@@ -227,31 +235,31 @@ func BenchmarkRSS(b *testing.B) {
 	}
 }
 
-// runBinary runs `wattrec record` on addrs for secs seconds, with env
-// added to its environment, reads its RSS, then stops it with SIGTERM.
-func runBinary(tb testing.TB, bin, db string, addrs []string, secs int, env string) childResult {
+// runBinary runs `wattrec record` on addrs for secs seconds, with flags
+// added, reads its RSS, then stops it with SIGTERM.
+func runBinary(tb testing.TB, bin, db string, addrs []string, secs int, flags ...string) childResult {
 	tb.Helper()
 	list := filepath.Join(tmpDir, "servers.txt")
 	if err := os.WriteFile(list, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--log-level", "warn", "record", "--db", db, "--servers-file", list)
+	cmd := exec.Command(bin, append([]string{"--log-level", "warn", "record", "--db", db, "--servers-file", list}, flags...)...)
 	cmd.Stderr = os.Stderr
-	if env != "" {
-		cmd.Env = append(os.Environ(), env)
-	}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
 	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	var peakAnon int64
 	for i := range secs {
 		<-time.After(time.Second)
+		peakAnon = max(peakAnon, statusField(status, "RssAnon"))
 		if os.Getenv("WATTREC_BENCH_TRACE") != "" && i%5 == 4 {
 			fmt.Fprintf(os.Stderr, "%3d s: RSS %d kB (anon %d, file %d), peak %d kB\n", i+1, statusField(status, "VmRSS"),
 				statusField(status, "RssAnon"), statusField(status, "RssFile"), statusField(status, "VmHWM"))
 		}
 	}
-	res := childResult{PeakRSSKB: statusField(status, "VmHWM"), RSSKB: statusField(status, "VmRSS")}
+	res := childResult{PeakRSSKB: statusField(status, "VmHWM"), RSSKB: statusField(status, "VmRSS"),
+		PeakAnonKB: peakAnon, FileKB: statusField(status, "RssFile")}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		tb.Fatalf("wattrec record: %v", err)
@@ -397,6 +405,8 @@ type childResult struct {
 	DurableSeconds float64 // from the recorder's start to the commit holding the Expect-th reading
 	PeakRSSKB      int64   // VmHWM
 	RSSKB          int64   // VmRSS at the end
+	PeakAnonKB     int64   // highest RssAnon seen (binary only)
+	FileKB         int64   // RssFile at the end (binary only)
 	PushedSamples  int64   // by the catching-up sender, during the ingest
 	CPUSeconds     float64 // user + system time of the child until then
 	Err            string
@@ -522,6 +532,7 @@ func runRecorder(spec childSpec, res *childResult) error {
 		// flush interval only decides how long the last ones wait. At
 		// the default 1 s that wait would dominate a run of seconds.
 		rec.FlushInterval = 100 * time.Millisecond
+		rec.MemoryLimit = recorder.MemoryLimitFor(len(servers)) // as `wattrec record`
 		// A replay's streams go quiet once their span is sent, and its
 		// get_power shows the span's start: there is no live daemon to
 		// judge, and a reconnect would replay the span again.

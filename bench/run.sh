@@ -108,5 +108,8 @@ END {
   row("recorder peak RSS, 100 endpoints at default rates", "RSS/recorder=library/endpoints=100", "peak-RSS-MB", "MB")
   row("recorder RSS at the end of that run", "RSS/recorder=library/endpoints=100", "RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak RSS", "RSS/recorder=binary/endpoints=100", "peak-RSS-MB", "MB")
-  row("`wattrec record` with GOMEMLIMIT=40MiB, 100 endpoints: peak RSS", "RSS/recorder=binary-memlimit/endpoints=100", "peak-RSS-MB", "MB")
+  row("`wattrec record`, 100 endpoints: peak anonymous RSS (heap, stacks: what --memory-limit governs)", "RSS/recorder=binary/endpoints=100", "peak-anon-MB", "MB")
+  row("`wattrec record`, 100 endpoints: file-backed RSS at the end (the binary's pages, the mapped file)", "RSS/recorder=binary/endpoints=100", "file-MB", "MB")
+  row("`wattrec record --memory-limit off` (baseline), 100 endpoints: peak RSS", "RSS/recorder=binary-nolimit/endpoints=100", "peak-RSS-MB", "MB")
+  row("`wattrec record --memory-limit off` (baseline), 100 endpoints: peak anonymous RSS", "RSS/recorder=binary-nolimit/endpoints=100", "peak-anon-MB", "MB")
 }' "$raw"

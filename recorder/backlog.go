@@ -120,6 +120,7 @@ func (w *writer) failing(err error) {
 		w.full, w.since, w.attempts, w.stored, w.dropped, w.dropLogged = true, w.r.Client.Now(), 0, 0, 0, false
 		w.outage++
 		w.spares = nil // segments are sized for the backlog from now on
+		w.applyMemoryLimit()
 		w.r.Logger.Warn("disk full: keeping readings in memory, retrying",
 			"max_backlog_mib", float64(w.r.MaxBacklog)/(1<<20), "err", err)
 	} else if err.Error() != w.lastErr.Error() || (w.attempts+1)%10 == 0 {
@@ -141,6 +142,7 @@ func (w *writer) recovered() {
 		"after", w.r.Client.Now().Sub(w.since).Round(time.Millisecond), "attempts", w.attempts, "dropped", w.dropped)
 	w.full = false
 	w.stopRetry()
+	w.applyMemoryLimit()
 }
 
 func (w *writer) stopRetry() {

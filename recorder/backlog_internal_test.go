@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"syscall"
 	"testing"
@@ -302,5 +303,52 @@ func TestWriter_Segments(t *testing.T) {
 	// New backing arrays only until the spares are there, not one per commit.
 	if len(m.arrays) > 2+maxSpares {
 		t.Errorf("%d commits used %d distinct segments, want at most %d", len(m.commits), len(m.arrays), 2+maxSpares)
+	}
+}
+
+// TestWriter_MemoryLimit: the writer sets MemoryLimit, raises it by the
+// backlog while the disk is full, lowers it again once the backlog is
+// stored, and puts back the runtime's own limit at the end. (The limit
+// is process-wide: the test's is far above what the tests use.)
+func TestWriter_MemoryLimit(t *testing.T) {
+	const base = 1 << 40
+	m := &memStore{sessions: map[sessionID]store.Session{}}
+	r := &Recorder{Client: &Client{Now: time.Now}, DB: m, BatchSize: 1000, MaxBacklog: DefaultMaxBacklog,
+		MemoryLimit: base, MaxRetryBackoff: time.Millisecond, FinalFlushTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := newWriter(r, nil, make(chan struct{}))
+	defer w.stopRetry()
+	prior := debug.SetMemoryLimit(-1)
+	w.priorLimit = prior
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+
+	w.applyMemoryLimit()
+	if got := limit(); got != base {
+		t.Fatalf("limit while recording = %d, want MemoryLimit %d", got, base)
+	}
+	feed := func(n int) {
+		for i := range n {
+			w.merge(store.Batch{Readings: []store.Reading{{Endpoint: "n1:4938", Kind: store.KindGPU, TimeMs: int64(i)}}})
+		}
+	}
+	m.full = true
+	feed(10)
+	if err := w.flush(context.Background()); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("flush on a full disk = %v, want ErrDiskFull", err)
+	}
+	feed(5 * w.segmentSize()) // seals five segments
+	if got, want := limit(), base+w.bytes(); got != want || w.bytes() < int64(5*w.segmentSize())*readingBytes {
+		t.Fatalf("limit with a backlog of %d bytes = %d, want %d", w.bytes(), got, want)
+	}
+	m.full = false
+	if err := w.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := limit(); got != base {
+		t.Fatalf("limit after the backlog was stored = %d, want %d", got, base)
+	}
+	w.restoreMemoryLimit()
+	if got := limit(); got != prior {
+		t.Fatalf("limit after the recording = %d, want the runtime's own %d", got, prior)
 	}
 }

@@ -80,8 +80,13 @@ func newConn(srv Server, token string, timeout time.Duration) *conn {
 		Proxy:                 nil, // zeusd is reached directly
 		ResponseHeaderTimeout: 10 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		DisableCompression:    true,
+		// Besides its two streams, an endpoint has one short request
+		// at a time, mostly (clock, counters, seeds): one idle
+		// connection serves them. Each connection costs two goroutines
+		// and its buffers, which at a hundred endpoints adds up.
+		MaxIdleConnsPerHost: 1,
+		WriteBufferSize:     1 << 10, // GET requests of a few hundred bytes
+		DisableCompression:  true,
 	}
 	c := &conn{endpoint: srv.Endpoint(), token: token, timeout: timeout}
 	if srv.Network == "unix" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -89,6 +90,12 @@ type Recorder struct {
 	// FinalFlushTimeout bounds one commit, and all the attempts at the
 	// end of Run together; zero or less means DefaultFinalFlushTimeout.
 	FinalFlushTimeout time.Duration
+	// MemoryLimit, if positive, is the soft limit on the Go runtime's
+	// memory that Run sets (runtime/debug.SetMemoryLimit) while it runs,
+	// raised by the backlog while the disk is full, and restores after.
+	// It is process-wide: New leaves it zero (the runtime's own setting,
+	// GOMEMLIMIT), and MemoryLimitFor is what `wattrec record` uses.
+	MemoryLimit int64
 
 	flushReq    chan chan error // to the writer: commit now
 	writerDone  chan struct{}   // closed when the writer has exited
@@ -228,6 +235,9 @@ type writer struct {
 
 	err  error // a store failure that is not retried: nothing is stored after it
 	lost int   // readings not stored after err
+
+	memoryLimit int64 // what applyMemoryLimit last set; 0: never set
+	priorLimit  int64 // the runtime's limit before Run
 }
 
 func newWriter(r *Recorder, in <-chan store.Batch, failed chan<- struct{}) *writer {
@@ -244,6 +254,9 @@ func (w *writer) run() error {
 	ticker := time.NewTicker(w.r.FlushInterval)
 	defer ticker.Stop()
 	defer w.stopRetry()
+	w.priorLimit = debug.SetMemoryLimit(-1) // reads it
+	w.applyMemoryLimit()
+	defer w.restoreMemoryLimit()
 	for {
 		var retry <-chan time.Time
 		if w.full {
@@ -355,6 +368,7 @@ func (w *writer) seal() {
 	switch {
 	case w.full:
 		w.tail = &store.Batch{Readings: make([]store.Reading, 0, w.segmentSize())}
+		w.applyMemoryLimit() // the backlog grew by a segment
 	case len(w.spares) > 0:
 		w.tail = w.spares[len(w.spares)-1]
 		w.spares = w.spares[:len(w.spares)-1]
@@ -467,6 +481,7 @@ func (w *writer) fail(err error) {
 	clear(w.tailIdx)
 	w.full = false
 	w.stopRetry()
+	w.applyMemoryLimit()
 	close(w.failed)
 }
 

@@ -2,8 +2,10 @@ package recorder
 
 import (
 	"fmt"
-	"github.com/wattrec/wattrec/retry"
+	"strconv"
 	"time"
+
+	"github.com/wattrec/wattrec/retry"
 )
 
 // Limits of the Client and Recorder settings: Start and Run refuse a
@@ -20,6 +22,9 @@ const (
 	// round trips give no reliable minimum, more only delay the start.
 	MinClockSamples = 5
 	MaxClockSamples = 100
+	// MinMemoryLimit is the smallest MemoryLimit (zero leaves the
+	// runtime's own): below it the collector would hardly ever pause.
+	MinMemoryLimit = 8 << 20
 )
 
 // SettingError is a Client or Recorder setting outside its limits. It
@@ -55,6 +60,9 @@ func (c *Client) Check() error {
 	return nil
 }
 
+// mebibytes formats a byte count as MiB for a SettingError.
+func mebibytes(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + "MiB" }
+
 // Check returns a *SettingError for the first setting of r or its
 // Client outside its limits, or nil. Run calls it.
 func (r *Recorder) Check() error {
@@ -63,6 +71,8 @@ func (r *Recorder) Check() error {
 		return &SettingError{"FlushInterval", r.FlushInterval, "at least " + MinInterval.String()}
 	case r.BatchSize < 1:
 		return &SettingError{"BatchSize", r.BatchSize, "at least 1"}
+	case r.MemoryLimit < 0 || r.MemoryLimit > 0 && r.MemoryLimit < MinMemoryLimit:
+		return &SettingError{"MemoryLimit", mebibytes(r.MemoryLimit), fmt.Sprintf("0 (the runtime's own) or at least %s", mebibytes(MinMemoryLimit))}
 	}
 	return r.Client.Check()
 }
