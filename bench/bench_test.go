@@ -328,12 +328,10 @@ func benchJoules(b *testing.B, ctx context.Context, counters bool) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					f, err := query.ParseDevices(devs)
+					opt, err := energyOptions(devs, w.from, w.to)
 					if err != nil {
 						b.Fatal(err)
 					}
-					opt := query.Options{By: query.ByTotal, Filter: query.Filter{Devices: f,
-						Range: query.Between(Start.Add(w.from).UnixMilli()+OffsetMs, Start.Add(w.to).UnixMilli()+OffsetMs)}}
 					run := func() int64 {
 						rep, err := query.Energy(ctx, db, opt)
 						if err != nil {
@@ -354,6 +352,18 @@ func benchJoules(b *testing.B, ctx context.Context, counters bool) {
 			}
 		}
 	}
+}
+
+// energyOptions asks query.Energy for the total joules of devs (as
+// --devices takes them) over [from, to) of the data set, offsets from
+// its start.
+func energyOptions(devs string, from, to time.Duration) (query.Options, error) {
+	f, err := query.ParseDevices(devs)
+	if err != nil {
+		return query.Options{}, err
+	}
+	return query.Options{By: query.ByTotal, Filter: query.Filter{Devices: f,
+		Range: query.Between(Start.Add(from).UnixMilli()+OffsetMs, Start.Add(to).UnixMilli()+OffsetMs)}}, nil
 }
 
 // BenchmarkScan decodes every reading of the stored 24 h data set

@@ -4,7 +4,10 @@
 // 10 Hz, as the simulator's traces make them, over 1 h or 24 h.
 //
 // The measurements are Go benchmarks in bench_test.go and plot_test.go;
-// run.sh runs them and prints one table. Nothing here runs in a plain `go test`.
+// victoriametrics_test.go measures VictoriaMetrics on the same data set,
+// the baseline of the issue-14 goals. run.sh runs them and prints a
+// table of the measurements and one of the goals. Nothing here runs in a
+// plain `go test`.
 package bench
 
 import (

@@ -9,7 +9,9 @@
 #
 # Environment: WATTREC_BENCH_DIR (scratch directory, default $TMPDIR; it
 # needs about 1 GB), WATTREC_BENCH_RSS_SECONDS (default 60).
-# It prints the raw `go test -bench` lines, then one table.
+# It prints the raw `go test -bench` lines, then one table, then the
+# issue-14 goals beside VictoriaMetrics measured in the same run
+# (BenchmarkVictoriaMetrics; skipped, and "—", when it is not installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -32,6 +34,7 @@ go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report|QueryEvery)$' -benchtime "${rounds}x" -timeout 60m ./bench
   go test -run '^$' -bench '^Benchmark(Push|IngestWith)$' -benchtime 1x -timeout 60m ./bench
+  go test -run '^$' -bench '^BenchmarkVictoriaMetrics$' -benchtime 1x -timeout 60m ./bench
 } | tee "$raw"
 
 echo
@@ -54,7 +57,36 @@ function fmtn(v, unit) {
   if (unit == "B") return sprintf("%.2f", v)
   if (unit == "MB") return sprintf("%.1f MB", v)
   if (unit == "KiB") return sprintf("%.0f KiB", v)
+  if (unit == "s") return sprintf("%.2f s", v)
   return v
+}
+# join appends part to list with a comma, unless part is missing.
+function join(list, part) {
+  if (part == "" || part ~ /^—/) return list
+  return list == "" ? part : list ", " part
+}
+# ratio is a ÷ b, or "—" when either is missing.
+function ratio(a, b) {
+  if (a == "" || b == "" || b == 0) return "—"
+  return sprintf("%.2f×", a / b)
+}
+# goal notes one check of a goal row: v against limit ("le" or "ge");
+# verdict then sums up the row.
+function goal(v, op, limit) {
+  if (v == "") { miss++; return }
+  if ((op == "le" && v + 0 <= limit) || (op == "ge" && v + 0 >= limit)) met++
+  else failed++
+}
+function verdict(   out) {
+  if (failed > 0) out = "not met"
+  else if (met == 0) out = "—"
+  else if (miss > 0) out = "met (part not measured)"
+  else out = "met"
+  met = miss = failed = 0
+  return out
+}
+function grow(label, w, vm, g, r) {
+  printf "| %s | %s | %s | %s | %s | %s |\n", label, w == "" ? "—" : w, vm == "" ? "—" : vm, g, r, verdict()
 }
 # row prints one measurement, unless the run did not make it.
 function row(label, key, metric, unit) {
@@ -109,7 +141,47 @@ END {
   row("recorder RSS at the end of that run", "RSS/recorder=library/endpoints=100", "RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak RSS", "RSS/recorder=binary/endpoints=100", "peak-RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak anonymous RSS (heap, stacks: what --memory-limit governs)", "RSS/recorder=binary/endpoints=100", "peak-anon-MB", "MB")
-  row("`wattrec record`, 100 endpoints: file-backed RSS at the end (the binary's pages, the mapped file)", "RSS/recorder=binary/endpoints=100", "file-MB", "MB")
+  row("`wattrec record`, 100 endpoints: file-backed RSS at the end (pages of the binary and of the mapped file)", "RSS/recorder=binary/endpoints=100", "file-MB", "MB")
   row("`wattrec record --memory-limit off` (baseline), 100 endpoints: peak RSS", "RSS/recorder=binary-nolimit/endpoints=100", "peak-RSS-MB", "MB")
   row("`wattrec record --memory-limit off` (baseline), 100 endpoints: peak anonymous RSS", "RSS/recorder=binary-nolimit/endpoints=100", "peak-anon-MB", "MB")
+
+  # The issue-14 goals, wattrec beside VictoriaMetrics.
+  ing = "Ingest/span=24h"; vm = "VictoriaMetrics/span=24h"; j = "Joules/counters=no/gpus=8/window=24h"
+  warm = "Export/span=24h/cache=warm"; cold = "Export/span=24h/cache=cold"
+  rss = "RSS/recorder=binary/endpoints=100"; every = "QueryEvery"
+  print ""
+  print "issue 14 goals (24 h data set; VictoriaMetrics: local single node, same run, same cores)"
+  print ""
+  print "| | wattrec | VictoriaMetrics | goal | ratio | met? |"
+  print "|---|---|---|---|---|---|"
+  if (m[vm, "samples/s"] != "") {
+    goal(m[ing, "samples/s"] == "" ? "" : m[ing, "samples/s"] / m[vm, "samples/s"], "ge", 1)
+  } else goal(m[ing, "events/s"], "ge", 3.6e6)
+  grow("ingest (wattrec: live SSE until durable; VM: JSON import until queryable)",
+    join(join("", fmtn(m[ing, "events/s"], "rate") " events/s"), fmtn(m[ing, "samples/s"], "rate") " samples/s"),
+    m[vm, "samples/s"] == "" ? "" : fmtn(m[vm, "samples/s"], "rate") " samples/s",
+    "≥ VM samples/s (issue: ≥ 3.6 M events/s)", ratio(m[ing, "samples/s"], m[vm, "samples/s"]))
+  goal(m[ing, "disk-B/sample"], "le", 2.3)
+  grow("bytes/sample on disk (du)", fmtn(m[ing, "disk-B/sample"], "B"), fmtn(m[vm, "disk-B/sample"], "B"),
+    "≤ 2.3", ratio(m[ing, "disk-B/sample"], m[vm, "disk-B/sample"]))
+  if (m[vm, "integrate-ms"] != "") goal(m[j, "ms/query"] == "" ? "" : m[vm, "integrate-ms"] / m[j, "ms/query"], "ge", 1)
+  grow("24 h × 8 GPU joules (wattrec: in process; VM: integrate() over HTTP)", fmtn(m[j, "ms/query"], "ms"),
+    fmtn(m[vm, "integrate-ms"], "ms"), "keep (faster than VM)", ratio(m[vm, "integrate-ms"], m[j, "ms/query"]))
+  goal(m[warm, "s"], "le", 1.0); goal(m[cold, "s"], "le", 3)
+  w = join("", m[warm, "s"] == "" ? "" : "warm " fmtn(m[warm, "s"], "s"))
+  w = join(w, m[warm, "B/sample"] == "" ? "" : fmtn(m[warm, "B/sample"], "B") " B/sample")
+  w = join(w, m[cold, "s"] == "" ? "" : "cold " fmtn(m[cold, "s"], "s"))
+  grow("Parquet export 24 h", w, "", "≤ 1.0 s warm, ≤ 3 s cold", "—")
+  goal(m[ing, "peak-RSS-MB"], "le", 64); goal(m[rss, "peak-RSS-MB"], "le", 48)
+  w = join("", m[ing, "peak-RSS-MB"] == "" ? "" : fmtn(m[ing, "peak-RSS-MB"], "MB") " at full rate")
+  w = join(w, m[rss, "peak-RSS-MB"] == "" ? "" : fmtn(m[rss, "peak-RSS-MB"], "MB") " at 100 endpoints")
+  grow("recorder peak RSS", w, "", "≤ 64 MB at full rate, ≤ 48 MB at 100 endpoints", "—")
+  goal(m[every, "ms/query"] == "" ? "" : m[every, "ms/query"] / 1000, "le", 0.3); goal(m[every, "peak-RSS-MB"], "le", 32)
+  w = join(join("", fmtn(m[every, "ms/query"], "ms")), m[every, "peak-RSS-MB"] == "" ? "" : fmtn(m[every, "peak-RSS-MB"], "MB"))
+  grow("query --every 10ms", w, "", "≤ 0.3 s, ≤ 32 MB", "—")
+  print ""
+  print "ratio: ingest = wattrec samples/s ÷ VM samples/s; bytes = wattrec ÷ VM; joules = VM ms ÷ wattrec ms."
+  if (m[vm, "J-diff-ppm"] != "")
+    printf "VM integrate() gave %.0f J for the 8 GPUs over 24 h, %+.3g ppm from wattrec (query.Energy).\n", m[vm, "J"], m[vm, "J-diff-ppm"]
+  if (m[vm, "samples/s"] == "") print "VictoriaMetrics was not measured (not installed?): the ingest goal is checked against 3.6 M events/s."
 }' "$raw"

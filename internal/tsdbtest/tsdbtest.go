@@ -35,6 +35,7 @@ type Server struct {
 	Name     string // "victoria-metrics" or "prometheus"
 	URL      string // http://127.0.0.1:port
 	WriteURL string // its remote-write endpoint
+	DataDir  string // where it keeps its data
 
 	bin   string
 	args  []string
@@ -73,14 +74,16 @@ func FreePort(tb testing.TB) string {
 
 // VictoriaMetrics starts a single-node VictoriaMetrics that keeps
 // everything (retention 100 years) and shows samples at once (no search
-// latency offset, no cache). It is stopped when the test ends.
-func VictoriaMetrics(tb testing.TB) *Server {
+// latency offset, no cache), with flags added to its command line. It is
+// stopped when the test ends.
+func VictoriaMetrics(tb testing.TB, flags ...string) *Server {
 	tb.Helper()
 	bin := binary(tb, "victoria-metrics", "victoria-metrics")
 	addr := FreePort(tb)
-	s := &Server{Name: "victoria-metrics", URL: "http://" + addr, WriteURL: "http://" + addr + "/api/v1/write", bin: bin, ready: "/health",
-		args: []string{"-httpListenAddr=" + addr, "-storageDataPath=" + filepath.Join(tb.TempDir(), "vm"),
-			"-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN"}}
+	dir := filepath.Join(tb.TempDir(), "vm")
+	s := &Server{Name: "victoria-metrics", URL: "http://" + addr, WriteURL: "http://" + addr + "/api/v1/write", DataDir: dir, bin: bin, ready: "/health",
+		args: append([]string{"-httpListenAddr=" + addr, "-storageDataPath=" + dir,
+			"-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN"}, flags...)}
 	s.Start(tb)
 	tb.Cleanup(func() { s.Stop(tb) })
 	return s
@@ -104,8 +107,9 @@ func Prometheus(tb testing.TB, targets ...string) *Server {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{Name: "prometheus", URL: "http://" + addr, WriteURL: "http://" + addr + "/api/v1/write", bin: bin, ready: "/-/ready",
-		args: []string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+	data := filepath.Join(dir, "data")
+	s := &Server{Name: "prometheus", URL: "http://" + addr, WriteURL: "http://" + addr + "/api/v1/write", DataDir: data, bin: bin, ready: "/-/ready",
+		args: []string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + data,
 			"--web.listen-address=" + addr, "--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=100y", "--log.level=warn"}}
 	s.Start(tb)
 	tb.Cleanup(func() { s.Stop(tb) })
@@ -180,6 +184,16 @@ func (s *Server) Stop(tb testing.TB) {
 	}
 }
 
+// PID is the process ID of the running server, 0 when it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Log is what the server printed.
 func (s *Server) Log() string { return s.log.String() }
 
@@ -195,6 +209,77 @@ func (s *Server) Flush(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// mergeTimeout bounds how long ForceMerge waits.
+const mergeTimeout = 5 * time.Minute
+
+// ForceMerge flushes what VictoriaMetrics took in, merges its parts
+// (/internal/force_merge, which merges in the background; it merges
+// them as it sees fit, not necessarily into one) and waits for that
+// merge to end; Prometheus needs nothing.
+func (s *Server) ForceMerge(tb testing.TB) {
+	tb.Helper()
+	if s.Name != "victoria-metrics" {
+		return
+	}
+	s.Flush(tb)
+	m := s.metrics(tb)
+	if m[`vm_parts{type="storage/small"}`]+m[`vm_parts{type="storage/big"}`] <= 1 {
+		return // nothing to merge
+	}
+	merges := func(m map[string]float64) float64 {
+		return m[`vm_merges_total{type="storage/small"}`] + m[`vm_merges_total{type="storage/big"}`]
+	}
+	before := merges(m)
+	resp, err := http.Get(s.URL + "/internal/force_merge")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("%s force_merge: %s", s.Name, resp.Status)
+	}
+	deadline := time.Now().Add(mergeTimeout)
+	for {
+		// The merge runs in a goroutine of its own: the server may look
+		// idle before it begins, but not once a merge has been done.
+		m := s.metrics(tb)
+		busy := m["vm_active_force_merges"] + m[`vm_active_merges{type="storage/small"}`] + m[`vm_active_merges{type="storage/big"}`]
+		if busy == 0 && merges(m) > before {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: no force merge done after %v:\n%s", s.Name, mergeTimeout, s.log.String())
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+// metrics reads the server's own /metrics: series (name and labels as
+// written) to value.
+func (s *Server) metrics(tb testing.TB) map[string]float64 {
+	tb.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s /metrics: %v", s.Name, err)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m
 }
 
 // Sample is one element of an instant vector.
