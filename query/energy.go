@@ -213,46 +213,57 @@ func energy(ctx context.Context, db *store.DB, opt Options, sink rowSink, maxRow
 	sums := map[string]*Row{}
 	var sumOrder []string
 	parts := sumParts{} // for the sum rows' averages
+	// The groups, the same in every bucket: series i adds to
+	// groups[groupOf[i]], in the order of their first series, then the
+	// total row (unless the groups are the total).
+	var groups []Row
+	groupOf := make([]int, len(series))
+	index := map[string]int{}
+	for i, s := range series {
+		key, gk := groupKey(s.SeriesKey, opt.By)
+		g, ok := index[key]
+		if !ok {
+			g = len(groups)
+			index[key] = g
+			groups = append(groups, Row{Group: key, Level: opt.By, Key: gk})
+		}
+		groupOf[i] = g
+	}
+	if opt.By != ByTotal {
+		groups = append(groups, Row{Group: ByTotal, Level: ByTotal})
+	}
+	rows := make([]Row, len(groups)) // one bucket's
 	row := func(bucket Interval, label string, cells []cell) error {
-		groups := map[string]*Row{}
-		var order []string
-		total := &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: ByTotal, Level: ByTotal}
+		for g := range rows {
+			rows[g] = Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: groups[g].Group, Level: groups[g].Level, Key: groups[g].Key}
+		}
 		for i, s := range series {
 			res, cnt := cells[i].res, cells[i].anc
-			key, gk := groupKey(s.SeriesKey, opt.By)
-			g := groups[key]
-			if g == nil {
-				g = &Row{FromMs: bucket.From, ToMs: bucket.To, Instance: label, Group: key, Level: opt.By, Key: gk}
-				groups[key] = g
-				order = append(order, key)
-			}
-			g.add(res, cnt)
+			rows[groupOf[i]].add(res, cnt)
 			if opt.By != ByTotal {
-				total.add(res, cnt)
+				rows[len(rows)-1].add(res, cnt)
 			}
 			if opt.Window != "" {
-				parts.add(key, s.SeriesKey, res)
+				parts.add(rows[groupOf[i]].Group, s.SeriesKey, res)
 				if opt.By != ByTotal {
-					parts.add("total", s.SeriesKey, res)
+					parts.add(ByTotal, s.SeriesKey, res)
 				}
 			}
 		}
-		if opt.By != ByTotal {
-			groups["total"], order = total, append(order, "total")
-		}
-		for _, key := range order {
-			if err := emit(*groups[key]); err != nil {
+		for g := range rows {
+			if err := emit(rows[g]); err != nil {
 				return err
 			}
 			if opt.Window == "" {
 				continue
 			}
+			key := rows[g].Group
 			sum := sums[key]
 			if sum == nil {
-				sum = &Row{FromMs: bucket.From, Instance: "sum", Group: key, Level: groups[key].Level, Key: groups[key].Key}
+				sum = &Row{FromMs: bucket.From, Instance: "sum", Group: key, Level: rows[g].Level, Key: rows[g].Key}
 				sums[key], sumOrder = sum, append(sumOrder, key)
 			}
-			sum.merge(groups[key])
+			sum.merge(&rows[g])
 			sum.ToMs = max(sum.ToMs, bucket.To)
 		}
 		return nil

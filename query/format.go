@@ -1,7 +1,6 @@
 package query
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -176,13 +175,6 @@ func ReportColumns() [][2]string {
 	return out
 }
 
-func optional(f float64) *float64 {
-	if math.IsNaN(f) {
-		return nil
-	}
-	return &f
-}
-
 func optionalString(s string) *string {
 	if s == "" {
 		return nil
@@ -190,31 +182,55 @@ func optionalString(s string) *string {
 	return &s
 }
 
-func newJSONRow(rep *Report, r Row) jsonRow {
+// rowValues holds what a jsonRow's pointers point to, so that building
+// one allocates nothing: a sink keeps one and builds each row in it,
+// valid until the next.
+type rowValues struct {
+	row                                                 Row
+	window, instance, kind                              string
+	avg, anchored, anchoredBound, fromCounter, fromStr  float64
+	counterJ, counterRatio, trapezoid, trapezoidDiffPct float64
+}
+
+// set stores v in dst and returns dst, or nil when !ok (null).
+func set[T any](dst *T, v T, ok bool) *T {
+	if !ok {
+		return nil
+	}
+	*dst = v
+	return dst
+}
+
+// number is set for a float: NaN is null.
+func number(dst *float64, f float64) *float64 { return set(dst, f, !math.IsNaN(f)) }
+
+// newJSONRow builds r's row in v (see rowValues).
+func newJSONRow(rep *Report, r Row, v *rowValues) jsonRow {
+	v.row = r
+	rv := &v.row
 	jr := jsonRow{From: rep.formatTime(r.FromMs), FromMs: r.FromMs, To: rep.formatTime(r.ToMs), ToMs: r.ToMs,
-		Window: optionalString(rep.Window), Instance: optionalString(r.Instance), Group: r.Group, Level: r.Level,
-		Joules: r.Joules(), EnergyUJ: r.EnergyUJ, BoundJ: float64(r.BoundUJ) / 1e6, AvgW: optional(r.AvgW()), PeakW: float64(r.PeakMW) / 1000,
+		Window: set(&v.window, rep.Window, rep.Window != ""), Instance: set(&v.instance, r.Instance, r.Instance != ""),
+		Group: r.Group, Level: r.Level,
+		Joules: r.Joules(), EnergyUJ: r.EnergyUJ, BoundJ: float64(r.BoundUJ) / 1e6, AvgW: number(&v.avg, r.AvgW()), PeakW: float64(r.PeakMW) / 1000,
 		DurationMs: r.ToMs - r.FromMs, Samples: r.Samples, Coverage: r.Coverage(), Gaps: r.Gaps, LongestGapMs: r.LongestGapMs, Series: r.Series}
 	switch r.Level {
 	case ByDevice:
-		kind, dev := r.Key.Kind.String(), r.Key.Device
-		jr.Endpoint, jr.Kind, jr.Device = &r.Key.Endpoint, &kind, &dev
+		jr.Endpoint, jr.Kind, jr.Device = &rv.Key.Endpoint, set(&v.kind, r.Key.Kind.String(), true), &rv.Key.Device
 	case ByEndpoint:
-		jr.Endpoint = &r.Key.Endpoint
+		jr.Endpoint = &rv.Key.Endpoint
 	case ByKind:
-		kind := r.Key.Kind.String()
-		jr.Kind = &kind
+		jr.Kind = set(&v.kind, r.Key.Kind.String(), true)
 	}
 	if r.AnchoredSeries > 0 {
-		jr.AnchoredJ, jr.AnchoredBoundJ = optional(float64(r.AnchoredUJ)/1e6), optional(float64(r.AnchoredBoundUJ)/1e6)
-		jr.FromCounterJ, jr.FromStreamJ = optional(float64(r.FromCounterUJ)/1e6), optional(float64(r.FromStreamUJ)/1e6)
-		jr.CounterMs, jr.BridgedMs, jr.UncoveredMs = &r.CounterMs, &r.BridgedMs, &r.UncoveredMs
+		jr.AnchoredJ, jr.AnchoredBoundJ = number(&v.anchored, float64(r.AnchoredUJ)/1e6), number(&v.anchoredBound, float64(r.AnchoredBoundUJ)/1e6)
+		jr.FromCounterJ, jr.FromStreamJ = number(&v.fromCounter, float64(r.FromCounterUJ)/1e6), number(&v.fromStr, float64(r.FromStreamUJ)/1e6)
+		jr.CounterMs, jr.BridgedMs, jr.UncoveredMs = &rv.CounterMs, &rv.BridgedMs, &rv.UncoveredMs
 	}
 	if r.CounterSeries > 0 {
-		jr.CounterJ, jr.CounterRatio = optional(float64(r.CounterUJ)/1e6), optional(r.CounterRatio())
+		jr.CounterJ, jr.CounterRatio = number(&v.counterJ, float64(r.CounterUJ)/1e6), number(&v.counterRatio, r.CounterRatio())
 	}
 	if rep.Compare {
-		jr.TrapezoidJ, jr.TrapezoidDiff = optional(r.TrapezoidUJ/1e6), optional(diffPct(r))
+		jr.TrapezoidJ, jr.TrapezoidDiff = number(&v.trapezoid, r.TrapezoidUJ/1e6), number(&v.trapezoidDiffPct, diffPct(r))
 	}
 	return jr
 }
@@ -248,8 +264,9 @@ type jsonPeriod struct {
 // jsonSink writes a report as one indented JSON object, row by row: the
 // same bytes as encoding/json would write for the whole report.
 type jsonSink struct {
-	w io.Writer
-	n int
+	w    io.Writer
+	n    int
+	vals rowValues
 }
 
 func (j *jsonSink) begin(rep *Report) error {
@@ -279,7 +296,7 @@ func (j *jsonSink) begin(rep *Report) error {
 }
 
 func (j *jsonSink) row(rep *Report, r Row) error {
-	b, err := json.MarshalIndent(newJSONRow(rep, r), "    ", "  ")
+	b, err := json.MarshalIndent(newJSONRow(rep, r, &j.vals), "    ", "  ")
 	if err != nil {
 		return err
 	}
@@ -310,107 +327,38 @@ func (j *jsonSink) end(rep *Report) error {
 	return err
 }
 
-// cells are jr's CSV cells, in the order of its fields (the JSON keys,
-// ReportColumns): numbers as JSON writes them, null as empty. A test
-// holds it to the struct.
-func (jr *jsonRow) cells(dst []string) []string {
-	s := func(v string) string { return v }
-	ps := func(v *string) string {
-		if v == nil {
-			return ""
-		}
-		return *v
-	}
-	i := func(v int64) string { return strconv.FormatInt(v, 10) }
-	n := func(v int) string { return strconv.Itoa(v) }
-	pi := func(v *int64) string {
-		if v == nil {
-			return ""
-		}
-		return i(*v)
-	}
-	pi32 := func(v *int32) string {
-		if v == nil {
-			return ""
-		}
-		return i(int64(*v))
-	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	pf := func(v *float64) string {
-		if v == nil {
-			return ""
-		}
-		return f(*v)
-	}
-	return append(dst[:0],
-		s(jr.From),
-		i(jr.FromMs),
-		s(jr.To),
-		i(jr.ToMs),
-		ps(jr.Window),
-		ps(jr.Instance),
-		s(jr.Group),
-		s(jr.Level),
-		ps(jr.Endpoint),
-		ps(jr.Kind),
-		pi32(jr.Device),
-		f(jr.Joules),
-		i(jr.EnergyUJ),
-		f(jr.BoundJ),
-		pf(jr.AvgW),
-		f(jr.PeakW),
-		i(jr.DurationMs),
-		n(jr.Samples),
-		f(jr.Coverage),
-		n(jr.Gaps),
-		i(jr.LongestGapMs),
-		n(jr.Series),
-		pf(jr.AnchoredJ),
-		pf(jr.AnchoredBoundJ),
-		pf(jr.FromCounterJ),
-		pf(jr.FromStreamJ),
-		pi(jr.CounterMs),
-		pi(jr.BridgedMs),
-		pi(jr.UncoveredMs),
-		pf(jr.CounterJ),
-		pf(jr.CounterRatio),
-		pf(jr.TrapezoidJ),
-		pf(jr.TrapezoidDiff),
-	)
-}
-
 // csvSink writes a report as CSV with a header line, row by row. The
 // columns are the JSON keys, in order; an unknown value is empty.
 type csvSink struct {
-	w   io.Writer
-	cw  *csv.Writer
-	rec []string
+	w    io.Writer
+	buf  []byte // lines not yet written
+	vals rowValues
 }
 
-// csvColumns are the JSON row's keys.
-var csvColumns = func() []string {
-	var out []string
-	for _, c := range ReportColumns() {
-		out = append(out, c[0])
-	}
-	return out
-}()
+// csvFlushBytes is how much the CSV sink gathers before it writes.
+const csvFlushBytes = 64 << 10
 
 func (c *csvSink) begin(rep *Report) error {
-	c.cw = csv.NewWriter(c.w)
-	return c.cw.Write(csvColumns)
+	c.buf = appendCSVHeader(make([]byte, 0, csvFlushBytes+4<<10))
+	return nil
 }
 
 func (c *csvSink) row(rep *Report, r Row) error {
-	jr := newJSONRow(rep, r)
-	c.rec = jr.cells(c.rec)
-	return c.cw.Write(c.rec)
+	jr := newJSONRow(rep, r, &c.vals)
+	c.buf = jr.appendCSV(c.buf)
+	if len(c.buf) >= csvFlushBytes {
+		return c.flush()
+	}
+	return nil
 }
 
-func (c *csvSink) end(*Report) error {
-	c.cw.Flush()
-	return c.cw.Error()
+func (c *csvSink) flush() error {
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
 }
+
+func (c *csvSink) end(*Report) error { return c.flush() }
 
 // writeAll hands a finished report to sink.
 func (rep *Report) writeAll(sink rowSink) error {

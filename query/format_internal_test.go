@@ -1,20 +1,25 @@
 package query
 
 import (
-	"fmt"
+	"bytes"
+	"encoding/csv"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"testing"
 )
 
-// TestJSONRow_Cells holds the CSV cells to the JSON row's fields: one
-// cell per field, in their order, each the field's value as JSON writes
-// it (empty for null), over rows with every field set or null at random.
-func TestJSONRow_Cells(t *testing.T) {
+// TestJSONRow_CSV holds a CSV line to the JSON row's fields: one cell
+// per field, in their order, each the field's value as JSON writes it
+// (empty for null), in the bytes encoding/csv writes, over rows with
+// every field set or null at random and strings that need quoting.
+func TestJSONRow_CSV(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	typ := reflect.TypeFor[jsonRow]()
-	for range 200 {
+	strs := []string{"n1:4938 gpu:0", "", " lead", "a,b", `say "x"`, "two\nlines", "cr\rx", `\.`, "ünï"}
+	var line []byte
+	for range 500 {
 		var jr jsonRow
 		v := reflect.ValueOf(&jr).Elem()
 		for i := range typ.NumField() {
@@ -28,36 +33,90 @@ func TestJSONRow_Cells(t *testing.T) {
 			}
 			switch f.Kind() {
 			case reflect.String:
-				f.SetString(fmt.Sprintf("s%d, \"x\"", rng.IntN(100)))
+				f.SetString(strs[rng.IntN(len(strs))])
 			case reflect.Float64:
-				f.SetFloat(rng.NormFloat64() * 1e6)
+				f.SetFloat(randomNumber(rng))
 			default:
 				f.SetInt(rng.Int64N(1<<40) - 1<<39)
 			}
 		}
-		cells := jr.cells(nil)
-		if len(cells) != typ.NumField() || len(cells) != len(ReportColumns()) {
-			t.Fatalf("%d cells for %d fields", len(cells), typ.NumField())
-		}
-		for i, cell := range cells {
-			f := v.Field(i)
-			want := ""
+		var want []string
+		for i := range typ.NumField() {
+			f, cell := v.Field(i), ""
 			if f.Kind() != reflect.Pointer || !f.IsNil() {
 				if f.Kind() == reflect.Pointer {
 					f = f.Elem()
 				}
 				switch f.Kind() {
 				case reflect.String:
-					want = f.String()
+					cell = f.String()
 				case reflect.Float64:
-					want = strconv.FormatFloat(f.Float(), 'f', -1, 64)
+					cell = strconv.FormatFloat(f.Float(), 'f', -1, 64)
 				default:
-					want = strconv.FormatInt(f.Int(), 10)
+					cell = strconv.FormatInt(f.Int(), 10)
 				}
 			}
-			if cell != want {
-				t.Fatalf("cell %d (%s) = %q, want %q", i, typ.Field(i).Tag.Get("json"), cell, want)
-			}
+			want = append(want, cell)
+		}
+		var buf bytes.Buffer
+		cw := csv.NewWriter(&buf)
+		cw.Write(want)
+		cw.Flush()
+		line = jr.appendCSV(line[:0])
+		if string(line) != buf.String() {
+			t.Fatalf("CSV line\n%q\nwant (encoding/csv)\n%q", line, buf.String())
+		}
+		if len(want) != len(ReportColumns()) {
+			t.Fatalf("%d fields, %d columns", len(want), len(ReportColumns()))
+		}
+	}
+	var hdr bytes.Buffer
+	cw := csv.NewWriter(&hdr)
+	cw.Write(csvColumnsOf(ReportColumns()))
+	cw.Flush()
+	if got := appendCSVHeader(nil); string(got) != hdr.String() {
+		t.Errorf("header %q, want %q", got, hdr.String())
+	}
+}
+
+func csvColumnsOf(cols [][2]string) []string {
+	var out []string
+	for _, c := range cols {
+		out = append(out, c[0])
+	}
+	return out
+}
+
+// randomNumber is a float as a row holds them: whole µJ or mW mostly,
+// some arbitrary, some at the edges of appendFloat's integer path.
+func randomNumber(rng *rand.Rand) float64 {
+	switch rng.IntN(6) {
+	case 0:
+		return float64(rng.Int64N(2e15)-1e15) / 1e6 // whole µJ, past the integer path's reach
+	case 1:
+		return float64(rng.Int64N(1e9)) / 1e3 // whole mW
+	case 2:
+		return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
+	case 3:
+		edges := []float64{0, math.Copysign(0, -1), 1e-6, -1e-6, 0.5e-6, 999999999.999999, 1e9, -1e9 + 1e-6, 1e-7, 123.1, 0.1 + 0.2}
+		return edges[rng.IntN(len(edges))]
+	case 4:
+		return float64(rng.Int64N(1e6)) / 1e6 // a coverage-like fraction
+	default:
+		return rng.Float64()
+	}
+}
+
+// TestAppendFloat: appendFloat writes what strconv.FormatFloat(v, 'f',
+// -1, 64) writes, over a million numbers.
+func TestAppendFloat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var b []byte
+	for range 1_000_000 {
+		v := randomNumber(rng)
+		b = appendFloat(b[:0], v)
+		if want := strconv.FormatFloat(v, 'f', -1, 64); string(b) != want {
+			t.Fatalf("appendFloat(%v) = %s, want %s", v, b, want)
 		}
 	}
 }
