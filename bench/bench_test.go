@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
@@ -657,12 +658,15 @@ func statusField(path, field string) int64 {
 // BenchmarkQueryEvery is `wattrec query --every 10ms --by device --format
 // csv` over 10 minutes of the 24 h data set (8 GPUs, 2 CPUs with DRAM:
 // 60,000 buckets × 19 rows), written to nowhere: the small-bucket path.
+// It also reports the peak of the heap in use while the queries run.
 func BenchmarkQueryEvery(b *testing.B) {
 	ctx := context.Background()
 	db := mustQueryDB(b)
 	from := Start.Add(12*time.Hour).UnixMilli() + OffsetMs
 	opt := query.Options{EveryMs: 10, Format: query.FormatCSV, Filter: query.Filter{Range: query.Between(from, from+10*60_000)}}
 	var out countingWriter
+	runtime.GC()
+	peak := sampleHeap()
 	b.ResetTimer()
 	for range b.N {
 		out = 0
@@ -670,8 +674,35 @@ func BenchmarkQueryEvery(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
 	b.ReportMetric(float64(out)/1e6, "MB-out")
+	b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MB")
+}
+
+// sampleHeap samples the heap's objects (live and not yet swept) every
+// millisecond until the returned function is called, which returns the
+// largest seen.
+func sampleHeap() (stop func() uint64) {
+	done := make(chan struct{})
+	result := make(chan uint64)
+	go func() {
+		s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			rtmetrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-t.C:
+			case <-done:
+				result <- peak
+				return
+			}
+		}
+	}()
+	return func() uint64 { close(done); return <-result }
 }
 
 // countingWriter counts the bytes written to it.
