@@ -317,12 +317,15 @@ func (s *stream) decodeEvent(dst []Value, data string) ([]Value, error) {
 // them on.
 const maxPendingReadings = 256
 
-// fullBatches holds emptied full-size stream batches (*[]store.Reading
-// of cap maxPendingReadings) for reuse. Under load every stream batch is
-// full, and the Recorder's writer copies each into its segment and hands
-// it back (recycleBatch), so the streams allocate none; a quiet stream's
-// batches stay small and are left to the collector.
-var fullBatches sync.Pool
+// fullBatches holds emptied full-size stream batches (cap
+// maxPendingReadings) for reuse. Under load every stream batch is full,
+// and the Recorder's writer copies each into its segment and hands it
+// back (recycleBatch), so the streams allocate none; a quiet stream's
+// batches stay small and are left to the collector. A channel, unlike a
+// sync.Pool, is not emptied by each collection, which at full rate comes
+// every few thousand events; its size bounds what it keeps (64 batches,
+// 900 KiB).
+var fullBatches = make(chan []store.Reading, 64)
 
 // newPending returns an empty batch for a stream whose last batch held
 // last readings: twice that size, up to a full-size one.
@@ -330,10 +333,12 @@ func newPending(last int) []store.Reading {
 	if 2*last < maxPendingReadings {
 		return make([]store.Reading, 0, 2*last)
 	}
-	if p, ok := fullBatches.Get().(*[]store.Reading); ok {
-		return *p
+	select {
+	case rs := <-fullBatches:
+		return rs
+	default:
+		return make([]store.Reading, 0, maxPendingReadings)
 	}
-	return make([]store.Reading, 0, maxPendingReadings)
 }
 
 // recycleBatch hands back a stream batch whose readings were copied.
@@ -343,8 +348,10 @@ func recycleBatch(rs []store.Reading) {
 		return
 	}
 	clear(rs) // let go of the endpoint strings
-	rs = rs[:0]
-	fullBatches.Put(&rs)
+	select {
+	case fullBatches <- rs[:0]:
+	default:
+	}
 }
 
 // Bounds of a stream's network reads: they start small and grow while
