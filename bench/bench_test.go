@@ -655,29 +655,34 @@ func statusField(path, field string) int64 {
 	return -1
 }
 
-// BenchmarkQueryEvery is `wattrec query --every 10ms --by device --format
-// csv` over 10 minutes of the 24 h data set (8 GPUs, 2 CPUs with DRAM:
-// 60,000 buckets × 19 rows), written to nowhere: the small-bucket path.
-// It also reports the peak of the heap in use while the queries run.
+// BenchmarkQueryEvery is `wattrec query --every 10ms --by device
+// --format csv` (and json) over 10 minutes of the 24 h data set (8 GPUs,
+// 2 CPUs with DRAM: 60,000 buckets × 19 rows), written to nowhere: the
+// small-bucket path. It also reports the peak of the heap in use while
+// the queries run.
 func BenchmarkQueryEvery(b *testing.B) {
 	ctx := context.Background()
 	db := mustQueryDB(b)
 	from := Start.Add(12*time.Hour).UnixMilli() + OffsetMs
-	opt := query.Options{EveryMs: 10, Format: query.FormatCSV, Filter: query.Filter{Range: query.Between(from, from+10*60_000)}}
-	var out countingWriter
-	runtime.GC()
-	peak := sampleHeap()
-	b.ResetTimer()
-	for range b.N {
-		out = 0
-		if err := query.Print(ctx, &out, db, opt); err != nil {
-			b.Fatal(err)
-		}
+	for _, format := range []string{query.FormatCSV, query.FormatJSON} {
+		b.Run("format="+format, func(b *testing.B) {
+			opt := query.Options{EveryMs: 10, Format: format, Filter: query.Filter{Range: query.Between(from, from+10*60_000)}}
+			var out countingWriter
+			runtime.GC()
+			peak := sampleHeap()
+			b.ResetTimer()
+			for range b.N {
+				out = 0
+				if err := query.Print(ctx, &out, db, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+			b.ReportMetric(float64(out)/1e6, "MB-out")
+			b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MB")
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
-	b.ReportMetric(float64(out)/1e6, "MB-out")
-	b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MB")
 }
 
 // sampleHeap samples the heap's objects (live and not yet swept) every

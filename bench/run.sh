@@ -119,7 +119,9 @@ END {
       cs == "yes" ? "anchored to counters read every 10 s" : "stream only (no counter readings)"), k, "ms/query", "ms")
   }
   row("scan every reading of the 24 h file, readings/s", "Scan/span=24h", "readings/s", "rate")
-  row("query --every 10ms --format csv, 10 min of 8 GPUs + 2 CPUs (1.14 M rows), ms", "QueryEvery", "ms/query", "ms")
+  row("query --every 10ms --format csv, 10 min of 8 GPUs + 2 CPUs (1.14 M rows), ms", "QueryEvery/format=csv", "ms/query", "ms")
+  row("query --every 10ms --format csv: peak heap in use", "QueryEvery/format=csv", "peak-heap-MB", "MB")
+  row("query --every 10ms --format json, the same rows, ms", "QueryEvery/format=json", "ms/query", "ms")
   row("push the 24 h file into a discarding receiver, samples/s", "Push/span=24h/receiver=discard", "samples/s", "rate")
   row("push the 24 h file into a local VictoriaMetrics, samples/s", "Push/span=24h/receiver=victoria-metrics", "samples/s", "rate")
   row("push the 24 h file into a local VictoriaMetrics, seconds", "Push/span=24h/receiver=victoria-metrics", "s", "")
@@ -148,7 +150,7 @@ END {
   # The issue-14 goals, wattrec beside VictoriaMetrics.
   ing = "Ingest/span=24h"; vm = "VictoriaMetrics/span=24h"; j = "Joules/counters=no/gpus=8/window=24h"
   warm = "Export/span=24h/cache=warm"; cold = "Export/span=24h/cache=cold"
-  rss = "RSS/recorder=binary/endpoints=100"; every = "QueryEvery"
+  rss = "RSS/recorder=binary/endpoints=100"; every = "QueryEvery/format=csv"
   print ""
   print "issue 14 goals (24 h data set; VictoriaMetrics: local single node, same run, same cores)"
   print ""
@@ -178,7 +180,7 @@ END {
   grow("recorder peak RSS", w, "", "≤ 64 MB at full rate, ≤ 48 MB at 100 endpoints", "—")
   goal(m[every, "ms/query"] == "" ? "" : m[every, "ms/query"] / 1000, "le", 0.3); goal(m[every, "peak-heap-MB"], "le", 32)
   w = join(join("", fmtn(m[every, "ms/query"], "ms")), m[every, "peak-heap-MB"] == "" ? "" : fmtn(m[every, "peak-heap-MB"], "MB"))
-  grow("query --every 10ms", w, "", "≤ 0.3 s, ≤ 32 MB (heap in use)", "—")
+  grow("query --every 10ms --format csv", w, "", "≤ 0.3 s, ≤ 32 MB (heap in use)", "—")
   print ""
   print "ratio: ingest = wattrec samples/s ÷ VM samples/s; bytes = wattrec ÷ VM; joules = VM ms ÷ wattrec ms."
   if (m[vm, "J-diff-ppm"] != "")

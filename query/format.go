@@ -266,6 +266,7 @@ type jsonPeriod struct {
 type jsonSink struct {
 	w    io.Writer
 	n    int
+	buf  []byte // rows not yet written
 	vals rowValues
 }
 
@@ -296,16 +297,25 @@ func (j *jsonSink) begin(rep *Report) error {
 }
 
 func (j *jsonSink) row(rep *Report, r Row) error {
-	b, err := json.MarshalIndent(newJSONRow(rep, r, &j.vals), "    ", "  ")
-	if err != nil {
-		return err
-	}
 	sep := ",\n    "
 	if j.n == 0 {
 		sep = "\n    "
 	}
 	j.n++
-	_, err = io.WriteString(j.w, sep+string(b))
+	jr := newJSONRow(rep, r, &j.vals)
+	var err error
+	if j.buf, err = jr.appendJSON(append(j.buf, sep...)); err != nil {
+		return err
+	}
+	if len(j.buf) >= flushBytes {
+		return j.flush()
+	}
+	return nil
+}
+
+func (j *jsonSink) flush() error {
+	_, err := j.w.Write(j.buf)
+	j.buf = j.buf[:0]
 	return err
 }
 
@@ -323,8 +333,8 @@ func (j *jsonSink) end(rep *Report) error {
 		return err
 	}
 	tail += ",\n  \"warnings\": " + string(b)
-	_, err = io.WriteString(j.w, tail+"\n}\n")
-	return err
+	j.buf = append(j.buf, tail+"\n}\n"...)
+	return j.flush()
 }
 
 // csvSink writes a report as CSV with a header line, row by row. The
@@ -335,18 +345,19 @@ type csvSink struct {
 	vals rowValues
 }
 
-// csvFlushBytes is how much the CSV sink gathers before it writes.
-const csvFlushBytes = 64 << 10
+// flushBytes is how much the CSV and JSON sinks gather before they
+// write.
+const flushBytes = 64 << 10
 
 func (c *csvSink) begin(rep *Report) error {
-	c.buf = appendCSVHeader(make([]byte, 0, csvFlushBytes+4<<10))
+	c.buf = appendCSVHeader(make([]byte, 0, flushBytes+4<<10))
 	return nil
 }
 
 func (c *csvSink) row(rep *Report, r Row) error {
 	jr := newJSONRow(rep, r, &c.vals)
 	c.buf = jr.appendCSV(c.buf)
-	if len(c.buf) >= csvFlushBytes {
+	if len(c.buf) >= flushBytes {
 		return c.flush()
 	}
 	return nil

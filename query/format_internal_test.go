@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -118,5 +119,53 @@ func TestAppendFloat(t *testing.T) {
 		if want := strconv.FormatFloat(v, 'f', -1, 64); string(b) != want {
 			t.Fatalf("appendFloat(%v) = %s, want %s", v, b, want)
 		}
+	}
+}
+
+// TestJSONRow_JSON holds appendJSON to json.MarshalIndent over rows with
+// every field set or null at random, strings that need escaping and
+// floats of every size; a NaN is refused as encoding/json refuses it.
+func TestJSONRow_JSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	typ := reflect.TypeFor[jsonRow]()
+	strs := []string{"n1:4938 gpu:0", "", "<b>&amp;</b>", `say "x" \ y`, "two\nlines\t", "ünï", "\u2028", "bad\xffutf8", "\x01"}
+	var line []byte
+	for range 2000 {
+		var jr jsonRow
+		v := reflect.ValueOf(&jr).Elem()
+		for i := range typ.NumField() {
+			f := v.Field(i)
+			if f.Kind() == reflect.Pointer {
+				if rng.IntN(2) == 0 {
+					continue
+				}
+				f.Set(reflect.New(f.Type().Elem()))
+				f = f.Elem()
+			}
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString(strs[rng.IntN(len(strs))])
+			case reflect.Float64:
+				x := randomNumber(rng)
+				if rng.IntN(10) == 0 {
+					x *= math.Pow(10, float64(rng.IntN(50)-25)) // e notation on both sides
+				}
+				f.SetFloat(x)
+			default:
+				f.SetInt(rng.Int64N(1<<40) - 1<<39)
+			}
+		}
+		want, err := json.MarshalIndent(&jr, "    ", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err = jr.appendJSON(line[:0])
+		if err != nil || string(line) != string(want) {
+			t.Fatalf("appendJSON = %v\n%s\nwant (encoding/json)\n%s", err, line, want)
+		}
+	}
+	jr := jsonRow{Coverage: math.NaN()}
+	if _, err := jr.appendJSON(nil); err == nil {
+		t.Error("a NaN coverage was written")
 	}
 }

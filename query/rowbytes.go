@@ -1,12 +1,18 @@
 package query
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 )
+
+// This file holds the bytes of a report row in CSV and in JSON, written
+// without encoding/csv or encoding/json (a query --every writes millions
+// of rows), and held to them by tests.
 
 // appendCSV appends jr as one CSV line: its fields in order (the JSON
 // keys, ReportColumns), numbers as JSON writes them, null as empty, the
@@ -155,4 +161,116 @@ func appendFloat(b []byte, v float64) []byte {
 	strconv.AppendInt(digits[:0], x, 10)
 	b = append(b, '.')
 	return append(b, digits[1:end]...)
+}
+
+// appendJSON appends jr as json.MarshalIndent(jr, "    ", "  ") writes
+// it (a row of the JSON report's "rows"), without reflection. A test
+// holds it to encoding/json. Like encoding/json it refuses a NaN or an
+// infinity.
+func (jr *jsonRow) appendJSON(b []byte) ([]byte, error) {
+	var bad error
+	key := func(k string) { b = append(append(append(b, "\n      \""...), k...), "\": "...) }
+	s := func(k, v string) { key(k); b = appendJSONString(b, v); b = append(b, ',') }
+	ps := func(k string, v *string) {
+		if v == nil {
+			key(k)
+			b = append(b, "null,"...)
+			return
+		}
+		s(k, *v)
+	}
+	i := func(k string, v int64) { key(k); b = append(strconv.AppendInt(b, v, 10), ',') }
+	pi := func(k string, v *int64) {
+		if v == nil {
+			key(k)
+			b = append(b, "null,"...)
+			return
+		}
+		i(k, *v)
+	}
+	pi32 := func(k string, v *int32) {
+		if v == nil {
+			key(k)
+			b = append(b, "null,"...)
+			return
+		}
+		i(k, int64(*v))
+	}
+	f := func(k string, v float64) {
+		key(k)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			bad = fmt.Errorf("json: unsupported value: %s", strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		b = append(appendJSONFloat(b, v), ',')
+	}
+	pf := func(k string, v *float64) {
+		if v == nil {
+			key(k)
+			b = append(b, "null,"...)
+			return
+		}
+		f(k, *v)
+	}
+	b = append(b, '{')
+	s("from", jr.From)
+	i("from_ms", jr.FromMs)
+	s("to", jr.To)
+	i("to_ms", jr.ToMs)
+	ps("window", jr.Window)
+	ps("instance", jr.Instance)
+	s("group", jr.Group)
+	s("level", jr.Level)
+	ps("endpoint", jr.Endpoint)
+	ps("kind", jr.Kind)
+	pi32("device", jr.Device)
+	f("joules", jr.Joules)
+	i("energy_uj", jr.EnergyUJ)
+	f("joules_bound", jr.BoundJ)
+	pf("avg_w", jr.AvgW)
+	f("peak_w", jr.PeakW)
+	i("duration_ms", jr.DurationMs)
+	i("samples", int64(jr.Samples))
+	f("coverage", jr.Coverage)
+	i("gaps", int64(jr.Gaps))
+	i("longest_gap_ms", jr.LongestGapMs)
+	i("series", int64(jr.Series))
+	pf("anchored_joules", jr.AnchoredJ)
+	pf("anchored_bound_joules", jr.AnchoredBoundJ)
+	pf("anchored_from_counter_joules", jr.FromCounterJ)
+	pf("anchored_from_stream_joules", jr.FromStreamJ)
+	pi("counter_ms", jr.CounterMs)
+	pi("bridged_ms", jr.BridgedMs)
+	pi("uncovered_ms", jr.UncoveredMs)
+	pf("counter_joules", jr.CounterJ)
+	pf("integral_over_counter", jr.CounterRatio)
+	pf("trapezoid_joules", jr.TrapezoidJ)
+	pf("trapezoid_diff_pct", jr.TrapezoidDiff)
+	b = append(b[:len(b)-1], "\n    }"...) // the last comma
+	return b, bad
+}
+
+// appendJSONFloat appends v as encoding/json writes a float64.
+func appendJSONFloat(b []byte, v float64) []byte {
+	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		b = strconv.AppendFloat(b, v, 'e', -1, 64)
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1] // e-09 → e-9, as encoding/json
+			b = b[:n-1]
+		}
+		return b
+	}
+	return appendFloat(b, v)
+}
+
+// appendJSONString appends v as encoding/json writes a string: plain
+// ASCII as it is, anything that needs escaping (quotes, controls, the
+// HTML characters, non-ASCII) by encoding/json itself.
+func appendJSONString(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(v) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), v...), '"')
 }
