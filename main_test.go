@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// inProcess makes the CLI runs of parallel tests take turns: urfave/cli
+// v2 shares its help flag and help command between apps and writes to
+// them on every run. (No in-process run waits for another: recorders
+// that run alongside a test are child processes.)
+var inProcess sync.Mutex
+
 // run runs the CLI in process and returns what it wrote, on standard
 // output and error together.
 func run(t *testing.T, args ...string) (string, error) {
@@ -47,6 +54,8 @@ func run(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
+	inProcess.Lock()
+	defer inProcess.Unlock()
 	err := runApp(context.Background(), app, append([]string{"wattrec"}, args...))
 	return out.String(), err
 }
@@ -57,6 +66,8 @@ func runBoth(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &errOut
+	inProcess.Lock()
+	defer inProcess.Unlock()
 	err = runApp(context.Background(), app, append([]string{"wattrec"}, args...))
 	return out.String(), errOut.String(), err
 }
