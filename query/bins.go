@@ -44,9 +44,21 @@ func integrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Sp
 		last   Point
 		have   bool
 	)
-	finish := func(o open) error { return fn(o.bin, o.it.Result()) }
+	// The integrators of finished bins, for the next ones: a report of
+	// small buckets starts millions of them.
+	var free []*Integrator
+	finish := func(o open) error {
+		free = append(free, o.it)
+		return fn(o.bin, o.it.Result())
+	}
 	start := func(bin Interval) *Integrator {
-		it := NewIntegrator(spec, bin)
+		var it *Integrator
+		if n := len(free); n > 0 {
+			it, free = free[n-1], free[:n-1]
+			it.reset(spec, bin)
+		} else {
+			it = NewIntegrator(spec, bin)
+		}
 		if have {
 			it.Add(last)
 		}
@@ -67,7 +79,7 @@ func integrateBins(ctx context.Context, db *store.DB, k store.SeriesKey, spec Sp
 			bin := bins.next()
 			it := start(bin)
 			if t >= sat(bin.To, reach) { // no reading reaches it: it holds only the carry-in
-				if err := fn(bin, it.Result()); err != nil {
+				if err := finish(open{bin, it}); err != nil {
 					return err
 				}
 				if err := ctx.Err(); err != nil {

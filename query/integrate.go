@@ -86,12 +86,18 @@ type Integrator struct {
 
 // NewIntegrator starts an integral of s over window.
 func NewIntegrator(s Spec, window Interval) *Integrator {
-	it := &Integrator{s: s, window: window, sess: -1, shift: s.Rule.Shift()}
+	it := new(Integrator)
+	it.reset(s, window)
+	return it
+}
+
+// reset makes it a new Integrator of s over window.
+func (it *Integrator) reset(s Spec, window Interval) {
+	*it = Integrator{s: s, window: window, sess: -1, shift: s.Rule.Shift()}
 	it.res.WindowMs = window.Len()
 	for _, ses := range s.Sessions {
 		it.res.LiveMs += clip(ses, window).Len()
 	}
-	return it
 }
 
 // sessionOf returns the index of the session a reading at t was received
