@@ -109,9 +109,10 @@ func (b *rawBatch) reset(start int64) {
 	b.time, b.daemonTime, b.powerW, b.seed, b.runs = b.time[:0], b.daemonTime[:0], b.powerW[:0], b.seed[:0], b.runs[:0]
 }
 
-// seriesValues appends, for each row in [from, to), the value of the
-// series column val.
-func (b *rawBatch) seriesValues(dst []parquet.Value, from, to int, val func(*rawSeries) parquet.Value) []parquet.Value {
+// seriesValues sets dst[i], for each row from+i of b, to the value of
+// its series' column val.
+func (b *rawBatch) seriesValues(dst []parquet.Value, from int, val func(*rawSeries) parquet.Value) {
+	to := from + len(dst)
 	for i, run := range b.runs {
 		end := b.len()
 		if i+1 < len(b.runs) {
@@ -122,57 +123,52 @@ func (b *rawBatch) seriesValues(dst []parquet.Value, from, to int, val func(*raw
 			continue
 		}
 		v := val(run.series)
-		for range hi - lo {
-			dst = append(dst, v)
+		for j := range dst[lo-from : hi-from] {
+			dst[lo-from+j] = v
 		}
 	}
-	return dst
 }
 
-// rawValues returns the function that appends the values of the Parquet
-// column name for the rows [from, to) of a batch, or nil for a column
-// that is not readingRow's.
-func rawValues(name string) func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
+// rawValues returns the function that sets dst[i] to the value of the
+// Parquet column name in row from+i of a batch, for each i, or nil for a
+// column that is not readingRow's.
+func rawValues(name string) func(dst []parquet.Value, b *rawBatch, from int) {
 	switch name {
 	case "time":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			for _, v := range b.time[from:to] {
-				dst = append(dst, parquet.Int64Value(v))
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			for i, v := range b.time[from : from+len(dst)] {
+				dst[i] = parquet.Int64Value(v)
 			}
-			return dst
 		}
 	case "daemon_time_ms":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			for _, v := range b.daemonTime[from:to] {
-				dst = append(dst, parquet.Int64Value(v))
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			for i, v := range b.daemonTime[from : from+len(dst)] {
+				dst[i] = parquet.Int64Value(v)
 			}
-			return dst
 		}
 	case "endpoint":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			return b.seriesValues(dst, from, to, func(s *rawSeries) parquet.Value { return parquet.ByteArrayValue(s.endpoint) })
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			b.seriesValues(dst, from, func(s *rawSeries) parquet.Value { return parquet.ByteArrayValue(s.endpoint) })
 		}
 	case "kind":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			return b.seriesValues(dst, from, to, func(s *rawSeries) parquet.Value { return parquet.ByteArrayValue(s.kind) })
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			b.seriesValues(dst, from, func(s *rawSeries) parquet.Value { return parquet.ByteArrayValue(s.kind) })
 		}
 	case "device":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			return b.seriesValues(dst, from, to, func(s *rawSeries) parquet.Value { return parquet.Int32Value(s.device) })
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			b.seriesValues(dst, from, func(s *rawSeries) parquet.Value { return parquet.Int32Value(s.device) })
 		}
 	case "power_w":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			for _, v := range b.powerW[from:to] {
-				dst = append(dst, parquet.DoubleValue(v))
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			for i, v := range b.powerW[from : from+len(dst)] {
+				dst[i] = parquet.DoubleValue(v)
 			}
-			return dst
 		}
 	case "seed":
-		return func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value {
-			for _, v := range b.seed[from:to] {
-				dst = append(dst, parquet.BooleanValue(v))
+		return func(dst []parquet.Value, b *rawBatch, from int) {
+			for i, v := range b.seed[from : from+len(dst)] {
+				dst[i] = parquet.BooleanValue(v)
 			}
-			return dst
 		}
 	}
 	return nil
@@ -182,9 +178,9 @@ func rawValues(name string) func(dst []parquet.Value, b *rawBatch, from, to int)
 type columnWorker struct {
 	name   string
 	cw     *parquet.ColumnWriter
-	values func(dst []parquet.Value, b *rawBatch, from, to int) []parquet.Value
+	values func(dst []parquet.Value, b *rawBatch, from int)
 	jobs   chan columnJob
-	buf    []parquet.Value
+	buf    [pageCheckRows]parquet.Value
 }
 
 // columnJob asks a column goroutine to write the rows [from, to) of b,
@@ -208,8 +204,7 @@ func newColumnWriter(pw *parquet.GenericWriter[readingRow], maxRows int64) (*col
 			w.stop()
 			return nil, fmt.Errorf("write parquet: no values for column %q", name)
 		}
-		c := &columnWorker{name: name, cw: cw, values: values,
-			jobs: make(chan columnJob, 2*batchesInFlight+1), buf: make([]parquet.Value, 0, pageCheckRows)}
+		c := &columnWorker{name: name, cw: cw, values: values, jobs: make(chan columnJob, 2*batchesInFlight+1)}
 		w.cols = append(w.cols, c)
 		w.workers.Add(1)
 		go func() {
@@ -248,8 +243,8 @@ func (c *columnWorker) write(b *rawBatch, from, to int) error {
 	for from < to {
 		pos := b.start + int64(from)
 		n := min(to-from, pageCheckRows, int(chunkRows-pos%chunkRows))
-		c.buf = c.values(c.buf[:0], b, from, from+n)
-		if _, err := c.cw.WriteRowValues(c.buf); err != nil {
+		c.values(c.buf[:n], b, from)
+		if _, err := c.cw.WriteRowValues(c.buf[:n]); err != nil {
 			return err
 		}
 		from += n
