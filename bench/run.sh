@@ -109,6 +109,7 @@ END {
     cache = (c == 1) ? "warm" : "cold"
     k = "Export/span=24h/cache=" cache
     row("Parquet export of the 24 h file, " cache ", seconds (into a byte counter)", k, "s", "")
+    row("Parquet export of the 24 h file, cold: of that, store.Open (reads every page)", k, "open-s", "")
     row("Parquet export of the 24 h file, " cache ", rows/s", k, "rows/s", "rate")
     row("Parquet export of the 24 h file, " cache ", bytes/row", k, "B/sample", "B")
   }
