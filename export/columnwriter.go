@@ -165,9 +165,16 @@ func rawValues(name string) func(dst []parquet.Value, b *rawBatch, from int) {
 			}
 		}
 	case "seed":
+		// Copied, not made per row: making a Value writes its kind
+		// byte just before the copy reads it back, a stall per row.
+		values := [2]parquet.Value{parquet.BooleanValue(false), parquet.BooleanValue(true)}
 		return func(dst []parquet.Value, b *rawBatch, from int) {
 			for i, v := range b.seed[from : from+len(dst)] {
-				dst[i] = parquet.BooleanValue(v)
+				k := 0
+				if v {
+					k = 1
+				}
+				dst[i] = values[k]
 			}
 		}
 	}
