@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Storage engine benchmarks of the chunked layout, on the data set of
 # bench/dataset.go (8 GPUs at 20 Hz change-only + 2 CPUs with DRAM at
-# 10 Hz, 1 h and 24 h), the plot of its 8 GPUs over the whole day and its
-# report.
+# 10 Hz, 1 h and 24 h), the plot of its 8 GPUs over the whole day, its
+# report and its Parquet export (cold: needs root to drop the page cache).
 #
 #   bench/run.sh            everything (about 8 minutes on 2 cores)
 #   bench/run.sh --quick    1 h ingest only, 10 s RSS run, fewer query rounds
@@ -32,7 +32,7 @@ go build -o "$bin/wattrec" . && export WATTREC_BENCH_WATTREC="$bin/wattrec"
 {
   go test -run '^$' -bench "$ingest" -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 60m ./bench
-  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report|QueryEvery)$' -benchtime "${rounds}x" -timeout 60m ./bench
+  go test -run '^$' -bench '^Benchmark(Joules|Scan|Plot|Report|QueryEvery|Export)$' -benchtime "${rounds}x" -timeout 60m ./bench
   go test -run '^$' -bench '^Benchmark(Push|IngestWith)$' -benchtime 1x -timeout 60m ./bench
   go test -run '^$' -bench '^BenchmarkVictoriaMetrics$' -benchtime 1x -timeout 60m ./bench
 } | tee "$raw"
@@ -139,6 +139,14 @@ END {
   }
   row("report of the 24 h file (wattrec report), warm", "Report/window=24h", "ms/report", "ms")
   row("report of the 24 h file, HTML size", "Report/window=24h", "KiB", "KiB")
+  for (c = 1; c <= 2; c++) {
+    cache = (c == 1) ? "warm" : "cold"
+    k = "Export/span=24h/cache=" cache
+    row("Parquet export of the 24 h file, " cache ", seconds (into a byte counter)", k, "s", "")
+    row("Parquet export of the 24 h file, cold: of that, store.Open (reads every page)", k, "open-s", "")
+    row("Parquet export of the 24 h file, " cache ", rows/s", k, "rows/s", "rate")
+    row("Parquet export of the 24 h file, " cache ", bytes/row", k, "B/sample", "B")
+  }
   row("recorder peak RSS, 100 endpoints at default rates", "RSS/recorder=library/endpoints=100", "peak-RSS-MB", "MB")
   row("recorder RSS at the end of that run", "RSS/recorder=library/endpoints=100", "RSS-MB", "MB")
   row("`wattrec record`, 100 endpoints: peak RSS", "RSS/recorder=binary/endpoints=100", "peak-RSS-MB", "MB")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -12,8 +13,10 @@ import (
 	"github.com/wattrec/wattrec/store"
 )
 
-// chunkRows is how many rows are buffered before they go to the Parquet
-// writer.
+// chunkRows is how many rows go to a Parquet writer's Write at a time,
+// and are read back at a time. Parquet's columnWriter ends pages as if
+// its rows came in such Writes, which keeps its files what
+// GenericWriter[readingRow] writes.
 const chunkRows = 4096
 
 // readingRow is one row of the raw table (rawColumns, in order). The
@@ -43,9 +46,10 @@ type gridRow struct {
 
 // newWriter returns a Parquet writer for rows of T: zstd, data pages v1
 // (read by every Parquet reader), row groups of opt's size and the
-// key-value metadata meta. Call release when done with it.
-func newWriter[T any](w io.Writer, opt Options, meta map[string]string) (pw *parquet.GenericWriter[T], release func()) {
-	codec := newZstdCodec()
+// key-value metadata meta. Up to encoders pages are compressed at once.
+// Call release when done with it.
+func newWriter[T any](w io.Writer, opt Options, meta map[string]string, encoders int) (pw *parquet.GenericWriter[T], release func()) {
+	codec := newZstdCodec(encoders)
 	options := []parquet.WriterOption{
 		parquet.Compression(codec),
 		parquet.DataPageVersion(1),
@@ -76,7 +80,9 @@ func newWriter[T any](w io.Writer, opt Options, meta map[string]string) (pw *par
 // (keys Meta*) holds the integration rules, each endpoint's /discover
 // answer, clock estimates, sessions and gaps, the filters and
 // opt.Version. Rows are read one series at a time and written in chunks,
-// so memory is bounded by one row group. On error (ctx cancelled
+// so memory is bounded by one row group; the columns are encoded and
+// compressed side by side, one goroutine each (see columnWriter), all of
+// which have exited when Parquet returns. On error (ctx cancelled
 // included) it returns without writing the footer: what reached w is not
 // a valid Parquet file, and WriteFile removes it. It returns the number
 // of rows written.
@@ -89,29 +95,35 @@ func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt
 	if err != nil {
 		return 0, err
 	}
-	pw, release := newWriter[readingRow](w, opt, meta)
+	// One zstd encoder per core that can compress a column's page.
+	pw, release := newWriter[readingRow](w, opt, meta, min(runtime.GOMAXPROCS(0), len(rawColumns)))
 	defer release()
+	cw, err := newColumnWriter(pw, opt.rowGroupRows())
+	if err != nil {
+		return 0, err
+	}
+	defer cw.stop()
 	prog := newProgress(opt.Progress, estimateRows(plan.Series, plan.Range))
-	buf := make([]readingRow, 0, chunkRows)
+	b, err := cw.nextBatch()
+	if err != nil {
+		return 0, err
+	}
 	flush := func() error {
-		if len(buf) == 0 {
+		if b.len() == 0 {
 			return nil
 		}
-		if _, err := pw.Write(buf); err != nil {
-			return fmt.Errorf("write parquet: %w", err)
+		if err := cw.write(b); err != nil {
+			return err
 		}
-		prog.add(int64(len(buf)))
-		buf = buf[:0]
-		return nil
+		prog.add(int64(b.len()))
+		b, err = cw.nextBatch()
+		return err
 	}
 	for _, s := range plan.Series {
-		endpoint, kind, device := s.Endpoint, s.Kind.String(), s.Device
+		series := newRawSeries(s.SeriesKey)
 		err := db.Scan(ctx, s.SeriesKey, plan.Range.From, plan.Range.To, func(r *store.Reading) error {
-			buf = append(buf, readingRow{
-				Time: r.TimeMs, DaemonTimeMs: r.DaemonMs, Endpoint: endpoint, Kind: kind, Device: device,
-				PowerW: float64(r.MilliWatts) / 1000, Seed: r.Seed,
-			})
-			if len(buf) == cap(buf) {
+			b.add(series, r)
+			if b.len() == batchRows {
 				return flush()
 			}
 			return nil
@@ -126,9 +138,9 @@ func Parquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter, opt
 	if err := ctx.Err(); err != nil {
 		return prog.done, err
 	}
-	// Close writes the last row group and the footer.
-	if err := pw.Close(); err != nil {
-		return prog.done, fmt.Errorf("write parquet footer: %w", err)
+	// close writes the last row group and the footer.
+	if err := cw.close(); err != nil {
+		return prog.done, err
 	}
 	prog.finish()
 	return prog.done, nil
@@ -160,7 +172,7 @@ func GridParquet(ctx context.Context, w io.Writer, db *store.DB, f query.Filter,
 	if err != nil {
 		return 0, err
 	}
-	pw, release := newWriter[gridRow](w, opt, meta)
+	pw, release := newWriter[gridRow](w, opt, meta, 1)
 	defer release()
 	buf := make([]gridRow, 0, chunkRows)
 	avgs := make([]float64, chunkRows) // backing store for AvgPowerW

@@ -12,10 +12,12 @@ import (
 // at most a few hundred KiB, so a larger window buys nothing.
 type zstdCodec struct{ enc *zstd.Encoder }
 
-func newZstdCodec() *zstdCodec {
+// newZstdCodec returns a codec that compresses up to encoders pages at
+// once (each encoder holds its own window and tables).
+func newZstdCodec(encoders int) *zstdCodec {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderConcurrency(max(encoders, 1)),
 		zstd.WithWindowSize(1<<20),
 		zstd.WithZeroFrames(true),
 		zstd.WithEncoderCRC(false),
