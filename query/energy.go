@@ -126,9 +126,9 @@ func Print(ctx context.Context, w io.Writer, db *store.DB, opt Options) error {
 			err = rep.Write(w, FormatTable)
 		}
 	case FormatCSV:
-		rep, err = energy(ctx, db, opt, &csvSink{w: w}, MaxStreamedRows)
+		rep, err = energy(ctx, db, opt, &csvSink{rowBuffer: rowBuffer{w: w}}, MaxStreamedRows)
 	case FormatJSON:
-		rep, err = energy(ctx, db, opt, &jsonSink{w: w}, MaxStreamedRows)
+		rep, err = energy(ctx, db, opt, &jsonSink{rowBuffer: rowBuffer{w: w}}, MaxStreamedRows)
 	default:
 		return Invalid("format %q: want table, json or csv", opt.Format)
 	}

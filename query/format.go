@@ -29,9 +29,9 @@ func (rep *Report) Write(w io.Writer, format string) error {
 	case FormatTable, "":
 		return rep.writeTable(w, compare)
 	case FormatJSON:
-		return rep.writeAll(&jsonSink{w: w})
+		return rep.writeAll(&jsonSink{rowBuffer: rowBuffer{w: w}})
 	case FormatCSV:
-		return rep.writeAll(&csvSink{w: w})
+		return rep.writeAll(&csvSink{rowBuffer: rowBuffer{w: w}})
 	}
 	return Invalid("format %q: want table, json or csv", format)
 }
@@ -264,9 +264,8 @@ type jsonPeriod struct {
 // jsonSink writes a report as one indented JSON object, row by row: the
 // same bytes as encoding/json would write for the whole report.
 type jsonSink struct {
-	w    io.Writer
+	rowBuffer
 	n    int
-	buf  []byte // rows not yet written
 	vals rowValues
 }
 
@@ -292,8 +291,8 @@ func (j *jsonSink) begin(rep *Report) error {
 	}
 	head = append(head[:len(head)-len("\n}")], `,
   "rows": [`...)
-	_, err = j.w.Write(head)
-	return err
+	j.buf = append(j.buf, head...)
+	return nil
 }
 
 func (j *jsonSink) row(rep *Report, r Row) error {
@@ -307,16 +306,7 @@ func (j *jsonSink) row(rep *Report, r Row) error {
 	if j.buf, err = jr.appendJSON(append(j.buf, sep...)); err != nil {
 		return err
 	}
-	if len(j.buf) >= flushBytes {
-		return j.flush()
-	}
-	return nil
-}
-
-func (j *jsonSink) flush() error {
-	_, err := j.w.Write(j.buf)
-	j.buf = j.buf[:0]
-	return err
+	return j.added()
 }
 
 func (j *jsonSink) end(rep *Report) error {
@@ -340,14 +330,32 @@ func (j *jsonSink) end(rep *Report) error {
 // csvSink writes a report as CSV with a header line, row by row. The
 // columns are the JSON keys, in order; an unknown value is empty.
 type csvSink struct {
-	w    io.Writer
-	buf  []byte // lines not yet written
+	rowBuffer
 	vals rowValues
 }
 
-// flushBytes is how much the CSV and JSON sinks gather before they
-// write.
+// rowBuffer gathers the bytes of a CSV or JSON sink's rows and writes
+// them flushBytes at a time.
+type rowBuffer struct {
+	w   io.Writer
+	buf []byte // not yet written
+}
+
 const flushBytes = 64 << 10
+
+// added writes the rows gathered once they are flushBytes or more.
+func (b *rowBuffer) added() error {
+	if len(b.buf) >= flushBytes {
+		return b.flush()
+	}
+	return nil
+}
+
+func (b *rowBuffer) flush() error {
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
 
 func (c *csvSink) begin(rep *Report) error {
 	c.buf = appendCSVHeader(make([]byte, 0, flushBytes+4<<10))
@@ -357,16 +365,7 @@ func (c *csvSink) begin(rep *Report) error {
 func (c *csvSink) row(rep *Report, r Row) error {
 	jr := newJSONRow(rep, r, &c.vals)
 	c.buf = jr.appendCSV(c.buf)
-	if len(c.buf) >= flushBytes {
-		return c.flush()
-	}
-	return nil
-}
-
-func (c *csvSink) flush() error {
-	_, err := c.w.Write(c.buf)
-	c.buf = c.buf[:0]
-	return err
+	return c.added()
 }
 
 func (c *csvSink) end(*Report) error { return c.flush() }

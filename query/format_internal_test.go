@@ -22,25 +22,7 @@ func TestJSONRow_CSV(t *testing.T) {
 	var line []byte
 	for range 500 {
 		var jr jsonRow
-		v := reflect.ValueOf(&jr).Elem()
-		for i := range typ.NumField() {
-			f := v.Field(i)
-			if f.Kind() == reflect.Pointer {
-				if rng.IntN(2) == 0 {
-					continue // null
-				}
-				f.Set(reflect.New(f.Type().Elem()))
-				f = f.Elem()
-			}
-			switch f.Kind() {
-			case reflect.String:
-				f.SetString(strs[rng.IntN(len(strs))])
-			case reflect.Float64:
-				f.SetFloat(randomNumber(rng))
-			default:
-				f.SetInt(rng.Int64N(1<<40) - 1<<39)
-			}
-		}
+		v := randomRow(rng, &jr, strs, randomNumber)
 		var want []string
 		for i := range typ.NumField() {
 			f, cell := v.Field(i), ""
@@ -88,6 +70,32 @@ func csvColumnsOf(cols [][2]string) []string {
 	return out
 }
 
+// randomRow sets every field of jr at random, a pointer to null half the
+// time, strings from strs and floats from number, and returns jr as a
+// reflect.Value.
+func randomRow(rng *rand.Rand, jr *jsonRow, strs []string, number func(*rand.Rand) float64) reflect.Value {
+	v := reflect.ValueOf(jr).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() == reflect.Pointer {
+			if rng.IntN(2) == 0 {
+				continue // null
+			}
+			f.Set(reflect.New(f.Type().Elem()))
+			f = f.Elem()
+		}
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(strs[rng.IntN(len(strs))])
+		case reflect.Float64:
+			f.SetFloat(number(rng))
+		default:
+			f.SetInt(rng.Int64N(1<<40) - 1<<39)
+		}
+	}
+	return v
+}
+
 // randomNumber is a float as a row holds them: whole µJ or mW mostly,
 // some arbitrary, some at the edges of appendFloat's integer path.
 func randomNumber(rng *rand.Rand) float64 {
@@ -127,34 +135,18 @@ func TestAppendFloat(t *testing.T) {
 // floats of every size; a NaN is refused as encoding/json refuses it.
 func TestJSONRow_JSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	typ := reflect.TypeFor[jsonRow]()
 	strs := []string{"n1:4938 gpu:0", "", "<b>&amp;</b>", `say "x" \ y`, "two\nlines\t", "ünï", "\u2028", "bad\xffutf8", "\x01"}
 	var line []byte
+	number := func(rng *rand.Rand) float64 {
+		x := randomNumber(rng)
+		if rng.IntN(10) == 0 {
+			x *= math.Pow(10, float64(rng.IntN(50)-25)) // e notation on both sides
+		}
+		return x
+	}
 	for range 2000 {
 		var jr jsonRow
-		v := reflect.ValueOf(&jr).Elem()
-		for i := range typ.NumField() {
-			f := v.Field(i)
-			if f.Kind() == reflect.Pointer {
-				if rng.IntN(2) == 0 {
-					continue
-				}
-				f.Set(reflect.New(f.Type().Elem()))
-				f = f.Elem()
-			}
-			switch f.Kind() {
-			case reflect.String:
-				f.SetString(strs[rng.IntN(len(strs))])
-			case reflect.Float64:
-				x := randomNumber(rng)
-				if rng.IntN(10) == 0 {
-					x *= math.Pow(10, float64(rng.IntN(50)-25)) // e notation on both sides
-				}
-				f.SetFloat(x)
-			default:
-				f.SetInt(rng.Int64N(1<<40) - 1<<39)
-			}
-		}
+		randomRow(rng, &jr, strs, number)
 		want, err := json.MarshalIndent(&jr, "    ", "  ")
 		if err != nil {
 			t.Fatal(err)
