@@ -91,6 +91,8 @@ type DB struct {
 	// heads caches the open chunk and the stats of each series written
 	// through this DB, as of the last commit.
 	heads map[SeriesKey]*seriesHead
+	// commits counts the commits of Write, for releaseMapped.
+	commits int
 }
 
 // Open opens or creates (unless opt.ReadOnly or opt.MustExist) the

@@ -31,6 +31,10 @@ func (b *Batch) Reset() {
 	b.Endpoints, b.Runs, b.Counters, b.Marks = b.Endpoints[:0], b.Runs[:0], b.Counters[:0], b.Marks[:0]
 }
 
+// releaseMappedEvery is how many commits of a DB go between two releases
+// of the file's mapped pages (releaseMapped).
+const releaseMappedEvery = 64
+
 // Write commits b in one transaction: all of it or, on error, none of it.
 // Identical replays of stored readings and counter readings are skipped
 // (see the package documentation for the duplicate policy). It does not
@@ -42,7 +46,11 @@ func (db *DB) Write(ctx context.Context, b *Batch) error {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	w := writer{db: db}
+	db.commits++
 	err := db.update(func(tx *bolt.Tx) error {
+		if db.commits%releaseMappedEvery == 0 {
+			releaseMapped(tx)
+		}
 		w.tx, w.endpoints = tx, tx.Bucket(endpointsBucket)
 		for _, e := range b.Endpoints {
 			if err := w.putEndpoint(e); err != nil {
