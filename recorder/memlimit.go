@@ -8,14 +8,17 @@ import "runtime/debug"
 // recording near what it needs instead of letting the heap double
 // between collections.
 //
-// What a recording needs grows with its endpoints (their connections,
-// goroutines, buffers and series), plus a fixed part that also covers a
-// full-rate stream (the writer's segments, one bbolt transaction). While
-// the disk is full the backlog is held in memory on purpose, so the
-// writer raises the limit by what it holds: the collector never fights
-// the readings it was told to keep.
+// What a recording needs is a fixed part, a part per endpoint (its
+// connections, goroutines, buffers and series), and the readings on
+// their way to the file: queued for the writer, in its tail and
+// segments, and while the disk is full its whole backlog. Those vary
+// from a few kilobytes at 100 quiet endpoints to tens of megabytes while
+// a full-rate stream outpaces a commit, and they are held on purpose: at
+// each commit the writer sets the limit to MemoryLimit plus what it
+// holds, so that the collector never fights the readings it must keep
+// (a limit below the live heap would make it run without pause).
 const (
-	memoryLimitBase        = 24 << 20  // one endpoint at full rate peaks near 16 MiB of live heap
+	memoryLimitBase        = 24 << 20  // the runtime, one bbolt transaction, the writer's spares
 	memoryLimitPerEndpoint = 128 << 10 // measured about 100 KiB live (heap and stacks) per idle endpoint
 )
 
@@ -26,20 +29,31 @@ func MemoryLimitFor(endpoints int) int64 {
 }
 
 // applyMemoryLimit sets the runtime's limit to MemoryLimit plus the
-// backlog held while the disk is full, when MemoryLimit is set and that
-// changed.
+// readings the writer holds (held), in whole MiB, when MemoryLimit is set
+// and that changed.
 func (w *writer) applyMemoryLimit() {
 	if w.r.MemoryLimit <= 0 {
 		return
 	}
-	limit := w.r.MemoryLimit
-	if w.full {
-		limit += w.bytes()
-	}
+	limit := w.r.MemoryLimit + w.held()>>20<<20
 	if limit != w.memoryLimit {
 		debug.SetMemoryLimit(limit)
 		w.memoryLimit = limit
 	}
+}
+
+// held estimates the bytes of readings the writer holds: its tail, its
+// sealed segments (the backlog while the disk is full), its spares, and
+// the readings queued for it.
+func (w *writer) held() int64 {
+	n := w.bytes()
+	if w.in != nil {
+		n += int64(w.in.queued()) * readingBytes
+	}
+	for _, s := range w.spares {
+		n += segmentBytes(s)
+	}
+	return n
 }
 
 // restoreMemoryLimit puts back the limit in force before Run.

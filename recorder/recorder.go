@@ -92,7 +92,8 @@ type Recorder struct {
 	FinalFlushTimeout time.Duration
 	// MemoryLimit, if positive, is the soft limit on the Go runtime's
 	// memory that Run sets (runtime/debug.SetMemoryLimit) while it runs,
-	// raised by the backlog while the disk is full, and restores after.
+	// raised by the readings on their way to the file (the backlog too
+	// while the disk is full), and restores after.
 	// It is process-wide: New leaves it zero (the runtime's own setting,
 	// GOMEMLIMIT), and MemoryLimitFor is what `wattrec record` uses.
 	MemoryLimit int64
@@ -150,7 +151,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	if err := r.Check(); err != nil {
 		return err
 	}
-	in := make(chan store.Batch, 1024)
+	q := newQueue(queueBatches, maxQueuedFactor*r.BatchSize)
 	failed := make(chan struct{})
 	// What the startup checks observe waits in held until they all
 	// passed: a failed start writes nothing, not even the run record.
@@ -164,12 +165,12 @@ func (r *Recorder) Run(ctx context.Context) error {
 			held = append(held, b)
 			return
 		}
-		in <- b
+		q.send(b)
 	}
 	writeErr := make(chan error, 1)
 	go func() {
 		defer close(r.writerDone)
-		writeErr <- newWriter(r, in, failed).run()
+		writeErr <- newWriter(r, q, failed).run()
 	}()
 
 	host, _ := os.Hostname()
@@ -181,7 +182,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	} else {
 		holdMu.Lock()
 		for _, b := range append([]store.Batch{run}, held...) {
-			in <- b
+			q.send(b)
 		}
 		hold, held = false, nil
 		holdMu.Unlock()
@@ -199,7 +200,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 	// The client has exited and will not call Sink again: let the writer
 	// drain what is queued, commit it and finish.
-	close(in)
+	close(q.ch)
 	return errors.Join(runErr, <-writeErr)
 }
 
@@ -218,7 +219,7 @@ type sessionID struct {
 // if every commit had succeeded at once.
 type writer struct {
 	r      *Recorder
-	in     <-chan store.Batch
+	in     *queue
 	failed chan<- struct{} // closed on a store failure that is not retried
 
 	open    map[sessionID]store.Session // latest state of live sessions, as the client sent them
@@ -240,7 +241,7 @@ type writer struct {
 	priorLimit  int64 // the runtime's limit before Run
 }
 
-func newWriter(r *Recorder, in <-chan store.Batch, failed chan<- struct{}) *writer {
+func newWriter(r *Recorder, in *queue, failed chan<- struct{}) *writer {
 	return &writer{r: r, in: in, failed: failed, open: map[sessionID]store.Session{},
 		tail: &store.Batch{}, tailIdx: map[sessionID]int{}, lastCPU: map[store.SeriesKey]int64{},
 		backlog: backlog{cuts: map[streamID][]cut{}}}
@@ -263,12 +264,12 @@ func (w *writer) run() error {
 			retry = w.retry.C
 		}
 		select {
-		case b, ok := <-w.in:
+		case b, ok := <-w.in.ch:
 			if !ok {
 				return w.final()
 			}
 			w.merge(b)
-			if !w.full && len(w.sealed) > 0 {
+			if !w.full && len(w.tail.Readings) >= w.r.BatchSize {
 				w.flush(context.Background())
 			}
 		case <-ticker.C:
@@ -289,19 +290,19 @@ func (w *writer) run() error {
 // drainQueued merges the batches already queued, without waiting for
 // more.
 func (w *writer) drainQueued() {
-	for queued := len(w.in); queued > 0; queued-- {
-		if b, ok := <-w.in; ok {
+	for queued := len(w.in.ch); queued > 0; queued-- {
+		if b, ok := <-w.in.ch; ok {
 			w.merge(b)
 		}
 	}
 }
 
-// merge adds b to the tail and seals it once it holds BatchSize readings
-// (a segment's worth while the disk is full), so that under load every
-// commit writes about BatchSize readings, however many arrived during
-// the last one, and the committed segments can be reused. While the disk
-// is full it also keeps the backlog within MaxBacklog.
+// merge adds b to the tail. While the disk is full it also seals full
+// segments and keeps the backlog within MaxBacklog.
 func (w *writer) merge(b store.Batch) {
+	if w.in != nil {
+		w.in.took(len(b.Readings))
+	}
 	if w.err != nil {
 		w.lost += len(b.Readings)
 		recycleBatch(b.Readings)
@@ -323,11 +324,7 @@ func (w *writer) merge(b store.Batch) {
 		}
 		w.addSession(id, s)
 	}
-	if !w.full {
-		if len(w.tail.Readings) >= w.r.BatchSize {
-			w.seal()
-		}
-	} else {
+	if w.full {
 		if len(w.tail.Readings) >= w.segmentSize() {
 			w.seal()
 		}
@@ -368,17 +365,16 @@ func (w *writer) seal() {
 	switch {
 	case w.full:
 		w.tail = &store.Batch{Readings: make([]store.Reading, 0, w.segmentSize())}
-		w.applyMemoryLimit() // the backlog grew by a segment
 	case len(w.spares) > 0:
 		w.tail = w.spares[len(w.spares)-1]
 		w.spares = w.spares[:len(w.spares)-1]
 	case len(sealed.Readings) >= w.r.BatchSize:
-		// Under load: the next one fills too, and a batch of readings
-		// arrives on top of the last that fits.
-		w.tail = &store.Batch{Readings: make([]store.Reading, 0, w.r.BatchSize+maxPendingReadings)}
+		// Under load: the next one fills as much.
+		w.tail = &store.Batch{Readings: make([]store.Reading, 0, len(sealed.Readings)+maxPendingReadings)}
 	default:
 		w.tail = &store.Batch{} // grows by need: quiet endpoints commit a few readings at a time
 	}
+	w.applyMemoryLimit() // before the commit: what the writer holds
 }
 
 // flush commits everything received and says how that went, as Flush
@@ -461,16 +457,25 @@ func (w *writer) commitFirst(parent context.Context) error {
 	}
 	w.sealed = slices.Delete(w.sealed, 0, 1)
 	w.sealedBytes -= segmentBytes(seg)
-	if !w.full && cap(seg.Readings) <= 2*w.r.BatchSize && len(w.spares) < maxSpares {
+	if !w.full && cap(seg.Readings) <= maxSpareFactor*w.r.BatchSize && len(w.spares) < maxSpares {
 		seg.Reset() // reuse: Write's contract says it does not retain the batch
 		w.spares = append(w.spares, seg)
 	}
 	return nil
 }
 
-// maxSpares is how many committed segments the writer keeps for reuse:
-// under load one is being filled while the next waits.
-const maxSpares = 2
+// maxQueuedFactor × BatchSize readings at most wait in the queue to the
+// writer (see queue).
+const maxQueuedFactor = 4
+
+// maxSpares is how many committed segments the writer keeps for reuse
+// (under load one is being filled while the next is committed), if they
+// hold at most maxSpareFactor × BatchSize readings: a commit under load
+// writes what arrived during the last one, often more than BatchSize.
+const (
+	maxSpares      = 2
+	maxSpareFactor = 4
+)
 
 // fail stops storing after an error that retrying would not cure.
 func (w *writer) fail(err error) {
