@@ -86,11 +86,11 @@ func (jr *jsonRow) appendCSV(b []byte) []byte {
 
 // appendCSVHeader appends the header line: the JSON keys.
 func appendCSVHeader(b []byte) []byte {
-	for i, c := range ReportColumns() {
+	for i, k := range rowKeys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendCSVString(b, c[0])
+		b = appendCSVString(b, k)
 	}
 	return append(b, '\n')
 }
@@ -163,88 +163,97 @@ func appendFloat(b []byte, v float64) []byte {
 	return append(b, digits[1:end]...)
 }
 
+// rowKeys are the JSON row's keys, in field order (ReportColumns).
+var rowKeys = func() []string {
+	var keys []string
+	for _, c := range ReportColumns() {
+		keys = append(keys, c[0])
+	}
+	return keys
+}()
+
 // appendJSON appends jr as json.MarshalIndent(jr, "    ", "  ") writes
-// it (a row of the JSON report's "rows"), without reflection. A test
-// holds it to encoding/json. Like encoding/json it refuses a NaN or an
-// infinity.
+// it (a row of the JSON report's "rows"), without reflection: the fields
+// in order, under rowKeys. A test holds it to encoding/json. Like
+// encoding/json it refuses a NaN or an infinity.
 func (jr *jsonRow) appendJSON(b []byte) ([]byte, error) {
 	var bad error
-	key := func(k string) { b = append(append(append(b, "\n      \""...), k...), "\": "...) }
-	s := func(k, v string) { key(k); b = appendJSONString(b, v); b = append(b, ',') }
-	ps := func(k string, v *string) {
-		if v == nil {
-			key(k)
-			b = append(b, "null,"...)
-			return
-		}
-		s(k, *v)
+	field := 0
+	key := func() {
+		b = append(append(append(b, "\n      \""...), rowKeys[field]...), "\": "...)
+		field++
 	}
-	i := func(k string, v int64) { key(k); b = append(strconv.AppendInt(b, v, 10), ',') }
-	pi := func(k string, v *int64) {
-		if v == nil {
-			key(k)
+	// null writes a null field when isNil, and says so.
+	null := func(isNil bool) bool {
+		if isNil {
+			key()
 			b = append(b, "null,"...)
-			return
 		}
-		i(k, *v)
+		return isNil
 	}
-	pi32 := func(k string, v *int32) {
-		if v == nil {
-			key(k)
-			b = append(b, "null,"...)
-			return
-		}
-		i(k, int64(*v))
-	}
-	f := func(k string, v float64) {
-		key(k)
+	s := func(v string) { key(); b = append(appendJSONString(b, v), ',') }
+	i := func(v int64) { key(); b = append(strconv.AppendInt(b, v, 10), ',') }
+	f := func(v float64) {
+		key()
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			bad = fmt.Errorf("json: unsupported value: %s", strconv.FormatFloat(v, 'g', -1, 64))
 		}
 		b = append(appendJSONFloat(b, v), ',')
 	}
-	pf := func(k string, v *float64) {
-		if v == nil {
-			key(k)
-			b = append(b, "null,"...)
-			return
+	ps := func(v *string) {
+		if !null(v == nil) {
+			s(*v)
 		}
-		f(k, *v)
+	}
+	pi := func(v *int64) {
+		if !null(v == nil) {
+			i(*v)
+		}
+	}
+	pi32 := func(v *int32) {
+		if !null(v == nil) {
+			i(int64(*v))
+		}
+	}
+	pf := func(v *float64) {
+		if !null(v == nil) {
+			f(*v)
+		}
 	}
 	b = append(b, '{')
-	s("from", jr.From)
-	i("from_ms", jr.FromMs)
-	s("to", jr.To)
-	i("to_ms", jr.ToMs)
-	ps("window", jr.Window)
-	ps("instance", jr.Instance)
-	s("group", jr.Group)
-	s("level", jr.Level)
-	ps("endpoint", jr.Endpoint)
-	ps("kind", jr.Kind)
-	pi32("device", jr.Device)
-	f("joules", jr.Joules)
-	i("energy_uj", jr.EnergyUJ)
-	f("joules_bound", jr.BoundJ)
-	pf("avg_w", jr.AvgW)
-	f("peak_w", jr.PeakW)
-	i("duration_ms", jr.DurationMs)
-	i("samples", int64(jr.Samples))
-	f("coverage", jr.Coverage)
-	i("gaps", int64(jr.Gaps))
-	i("longest_gap_ms", jr.LongestGapMs)
-	i("series", int64(jr.Series))
-	pf("anchored_joules", jr.AnchoredJ)
-	pf("anchored_bound_joules", jr.AnchoredBoundJ)
-	pf("anchored_from_counter_joules", jr.FromCounterJ)
-	pf("anchored_from_stream_joules", jr.FromStreamJ)
-	pi("counter_ms", jr.CounterMs)
-	pi("bridged_ms", jr.BridgedMs)
-	pi("uncovered_ms", jr.UncoveredMs)
-	pf("counter_joules", jr.CounterJ)
-	pf("integral_over_counter", jr.CounterRatio)
-	pf("trapezoid_joules", jr.TrapezoidJ)
-	pf("trapezoid_diff_pct", jr.TrapezoidDiff)
+	s(jr.From)
+	i(jr.FromMs)
+	s(jr.To)
+	i(jr.ToMs)
+	ps(jr.Window)
+	ps(jr.Instance)
+	s(jr.Group)
+	s(jr.Level)
+	ps(jr.Endpoint)
+	ps(jr.Kind)
+	pi32(jr.Device)
+	f(jr.Joules)
+	i(jr.EnergyUJ)
+	f(jr.BoundJ)
+	pf(jr.AvgW)
+	f(jr.PeakW)
+	i(jr.DurationMs)
+	i(int64(jr.Samples))
+	f(jr.Coverage)
+	i(int64(jr.Gaps))
+	i(jr.LongestGapMs)
+	i(int64(jr.Series))
+	pf(jr.AnchoredJ)
+	pf(jr.AnchoredBoundJ)
+	pf(jr.FromCounterJ)
+	pf(jr.FromStreamJ)
+	pi(jr.CounterMs)
+	pi(jr.BridgedMs)
+	pi(jr.UncoveredMs)
+	pf(jr.CounterJ)
+	pf(jr.CounterRatio)
+	pf(jr.TrapezoidJ)
+	pf(jr.TrapezoidDiff)
 	b = append(b[:len(b)-1], "\n    }"...) // the last comma
 	return b, bad
 }
