@@ -14,7 +14,6 @@ import (
 
 	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/simulator"
-	"github.com/wattrec/wattrec/store"
 )
 
 // TestConfig_MixedAuth records two simulators from one config file: one
@@ -63,17 +62,8 @@ cpus = "none"
 		_, err := os.Stat(db)
 		return err == nil && strings.Contains(out.String(), "recording")
 	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitExit(t, cmd); err != nil {
-		t.Fatalf("exit: %v\n%s", err, out)
-	}
-	d, err := store.Open(db, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	stopChild(t, cmd, out)
+	d := simtest.OpenStored(t, db)
 	series, err := d.Series(context.Background(), "", false)
 	if err != nil {
 		t.Fatal(err)
@@ -201,17 +191,8 @@ func TestRecord_SIGHUP(t *testing.T) {
 	simtest.WaitFor(t, func() bool { return strings.Contains(out.String(), "does not load") })
 	sentB.WaitEvents(t, sentB.Events()+50)
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitExit(t, cmd); err != nil {
-		t.Fatalf("exit: %v\n%s", err, out)
-	}
-	d, err := store.Open(db, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	stopChild(t, cmd, out)
+	d := simtest.OpenStored(t, db)
 	ctx := context.Background()
 	ss, err := d.Sessions(ctx, a.Endpoint())
 	if err != nil || len(ss) == 0 || ss[len(ss)-1].Reason != "removed from the server list" {

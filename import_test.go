@@ -379,18 +379,10 @@ func TestMerge(t *testing.T) {
 	}
 	// Every record of both, through the store.
 	ctx := context.Background()
-	open := func(path string) *store.DB {
-		db, err := store.Open(path, store.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	m := open(all)
+	m := simtest.OpenStored(t, all)
 	var wantMarks, wantRuns []string
 	for ep, src := range eps {
-		in := open(src)
+		in := simtest.OpenStored(t, src)
 		for _, get := range []func(*store.DB) (any, error){
 			func(db *store.DB) (any, error) { return db.Sessions(ctx, ep) },
 			func(db *store.DB) (any, error) { return db.ClockEstimates(ctx, ep) },

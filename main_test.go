@@ -106,6 +106,18 @@ func waitExit(t *testing.T, cmd *exec.Cmd) error {
 	}
 }
 
+// stopChild stops a child wattrec with SIGTERM and fails t unless it
+// exits cleanly; out is its output, for the failure.
+func stopChild(t *testing.T, cmd *exec.Cmd, out *simtest.SyncBuffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, cmd); err != nil {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+}
+
 func hashFile(t *testing.T, path string) [32]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -208,11 +220,7 @@ func TestRecord_Env(t *testing.T) {
 		if _, err := run(t, "run", "--db", db, "--log-level", "warn", "--", "true"); err != nil {
 			t.Fatal(err)
 		}
-		d, err := store.Open(db, store.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
+		d := simtest.OpenStored(t, db)
 		sessions, err := d.Sessions(context.Background(), srv.Address) // recorded under its absolute path
 		if err != nil || len(sessions) == 0 {
 			t.Fatalf("sessions of %s: %v, %v", srv.Address, sessions, err)
@@ -274,17 +282,8 @@ func TestRecord_SIGTERM(t *testing.T) {
 			strings.Count(log, "stream ended, reconnecting") >= 2
 	})
 	// The flush interval is 5 s: what is stored now was flushed by SIGTERM.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitExit(t, cmd); err != nil {
-		t.Fatalf("exit: %v\n%s", err, out)
-	}
-	d, err := store.Open(db, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	stopChild(t, cmd, out)
+	d := simtest.OpenStored(t, db)
 	if err := d.Check(); err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -665,12 +664,7 @@ func TestLive_MarksAndQuery(t *testing.T) {
 		t.Fatalf("live window query lacks instances or the sum:\n%s", live)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitExit(t, cmd); err != nil {
-		t.Fatalf("exit: %v\n%s", err, out)
-	}
+	stopChild(t, cmd, out)
 	after, err := run(t, "query", "--db", db, "--window", "epoch", "--format", "csv", "--by", "kind")
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -285,12 +284,7 @@ func TestPlot_Live(t *testing.T) {
 		}
 	}
 	check("live")
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitExit(t, cmd); err != nil {
-		t.Fatalf("exit: %v\n%s", err, out)
-	}
+	stopChild(t, cmd, out)
 	check("after")
 	if _, err := os.Stat(db + ".sock"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket after the recorder stopped: %v", err)

@@ -17,7 +17,6 @@ import (
 	"github.com/wattrec/wattrec/control"
 	"github.com/wattrec/wattrec/internal/simtest"
 	"github.com/wattrec/wattrec/simulator"
-	"github.com/wattrec/wattrec/store"
 )
 
 // hangingCounters serves a simulator whose get_cumulative_energy hangs
@@ -102,11 +101,7 @@ func TestRecord_SecondSignal(t *testing.T) {
 	if !strings.Contains(out.String(), "exiting without waiting for the final commit") {
 		t.Errorf("no word about the abort:\n%s", out)
 	}
-	d, err := store.Open(db, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := simtest.OpenStored(t, db)
 	if err := d.Check(); err != nil {
 		t.Fatalf("check: %v", err)
 	}

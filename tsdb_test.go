@@ -16,7 +16,6 @@ import (
 	"github.com/wattrec/wattrec/internal/tsdbtest"
 	"github.com/wattrec/wattrec/query"
 	"github.com/wattrec/wattrec/simulator"
-	"github.com/wattrec/wattrec/store"
 )
 
 // TestTSDB_Record records a simulator for 65 s with --remote-write into
@@ -100,11 +99,7 @@ func TestTSDB_Record(t *testing.T) {
 	}
 	vm.Flush(t)
 
-	db, err := store.Open(path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := simtest.OpenStored(t, path)
 	sessions, err := db.Sessions(ctx, srv.Address)
 	if err != nil {
 		t.Fatal(err)

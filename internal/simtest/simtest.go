@@ -249,6 +249,18 @@ func MustOpenDB(tb testing.TB) *store.DB {
 	return db
 }
 
+// OpenStored opens the recording at path read-only, as a reader after
+// the recorder, and closes it on cleanup.
+func OpenStored(tb testing.TB, path string) *store.DB {
+	tb.Helper()
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
 // WaitFor polls cond until it holds, failing tb after 30 s.
 func WaitFor(tb testing.TB, cond func() bool) {
 	tb.Helper()
