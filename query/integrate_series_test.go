@@ -45,31 +45,11 @@ func TestIntegrateSeries(t *testing.T) {
 		defer db.Close()
 		rng := rand.New(rand.NewPCG(5, 6))
 		k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-
 		// Sessions with gaps, and readings on a 50 ms grid with
 		// change-only skips, ties and seeds in the gaps.
-		var sessions []Interval
-		var b store.Batch
 		t0 := int64(1_700_000_000_000)
-		at := t0
-		for range 12 {
-			at += rng.Int64N(5_000)
-			end := at + 10_000 + rng.Int64N(200_000)
-			sessions = append(sessions, Interval{at, end})
-			tm := at - rng.Int64N(40) // the seed can predate the session
-			for tm < end+rng.Int64N(100) {
-				b.Readings = append(b.Readings, store.Reading{Endpoint: k.Endpoint, Kind: k.Kind, TimeMs: tm,
-					DaemonMs: tm - 3, MilliWatts: 60_000 + rng.Int64N(240_000), Seed: tm < at})
-				if rng.IntN(200) == 0 {
-					continue // a tie
-				}
-				tm += 50 * (1 + int64(rng.IntN(3)/2))
-			}
-			at = end
-		}
-		if err := db.Write(ctx, &b); err != nil {
-			t.Fatal(err)
-		}
+		sessions, _ := writeGPUSeries(t, db, rng, k, t0, gpuShape{sessions: 12, gapMs: 5_000, minMs: 10_000, spreadMs: 200_000, tieOdds: 200, joined: -1})
+		at := sessions[len(sessions)-1].To
 		span := Interval{t0 - 1000, at + 1000}
 		windows := []Interval{span, {sessions[3].From, sessions[3].To}, {sessions[3].From + 1, sessions[3].To - 1}}
 		for range 60 {

@@ -13,7 +13,6 @@ import (
 // before their session and readings after its end.
 func runningFixture(t *testing.T) (*store.DB, store.SeriesKey, []Interval, []store.Reading) {
 	t.Helper()
-	ctx := context.Background()
 	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -21,30 +20,10 @@ func runningFixture(t *testing.T) (*store.DB, store.SeriesKey, []Interval, []sto
 	t.Cleanup(func() { db.Close() })
 	rng := rand.New(rand.NewPCG(8, 9))
 	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-	var sessions []Interval
-	var b store.Batch
-	at := int64(1_700_000_000_000)
-	for i := range 10 {
-		if i != 4 { // session 4 starts where session 3 ended: no gap
-			at += 1 + rng.Int64N(3_000)
-		}
-		end := at + 2_000 + rng.Int64N(60_000)
-		sessions = append(sessions, Interval{at, end})
-		tm := at - rng.Int64N(40)
-		for tm < end+rng.Int64N(100) {
-			b.Readings = append(b.Readings, store.Reading{Endpoint: k.Endpoint, Kind: k.Kind, TimeMs: tm,
-				DaemonMs: tm - 3, MilliWatts: 60_000 + rng.Int64N(240_000), Seed: tm < at})
-			if rng.IntN(100) == 0 {
-				continue // a tie
-			}
-			tm += 50 * (1 + int64(rng.IntN(3)/2))
-		}
-		at = end
-	}
-	if err := db.Write(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	return db, k, sessions, b.Readings
+	// Session 4 starts where session 3 ended: no gap.
+	sessions, readings := writeGPUSeries(t, db, rng, k, 1_700_000_000_000,
+		gpuShape{sessions: 10, gapMs: 3_000, minMs: 2_000, spreadMs: 60_000, tieOdds: 100, joined: 4})
+	return db, k, sessions, readings
 }
 
 // TestRunning: fed the sessions and readings in arrival order, with

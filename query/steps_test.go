@@ -50,26 +50,9 @@ func TestSteps(t *testing.T) {
 	defer db.Close()
 	rng := rand.New(rand.NewPCG(8, 9))
 	k := store.SeriesKey{Endpoint: "n1:4938", Kind: store.KindGPU}
-	var sessions []Interval
-	var b store.Batch
 	t0 := int64(1_700_000_000_000)
-	at := t0
-	for range 6 {
-		at += rng.Int64N(5_000)
-		end := at + 10_000 + rng.Int64N(150_000)
-		sessions = append(sessions, Interval{at, end})
-		for tm := at - rng.Int64N(40); tm < end+rng.Int64N(100); {
-			b.Readings = append(b.Readings, store.Reading{Endpoint: k.Endpoint, Kind: k.Kind, TimeMs: tm, DaemonMs: tm - 3,
-				MilliWatts: 60_000 + rng.Int64N(240_000), Seed: tm < at})
-			if rng.IntN(200) != 0 { // else a tie
-				tm += 50 * (1 + int64(rng.IntN(3)/2))
-			}
-		}
-		at = end
-	}
-	if err := db.Write(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
+	sessions, _ := writeGPUSeries(t, db, rng, k, t0, gpuShape{sessions: 6, gapMs: 5_000, minMs: 10_000, spreadMs: 150_000, tieOdds: 200, joined: -1})
+	at := sessions[len(sessions)-1].To
 	span := Interval{t0 - 1000, at + 1000}
 	windows := []Interval{span, sessions[2]}
 	for range 30 {
