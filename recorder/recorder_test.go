@@ -313,17 +313,7 @@ func TestClient_StartChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
-
-	with := func(s recorder.Server, gpus, cpus recorder.Selection) recorder.Server {
-		s.GPUs, s.CPUs = gpus, cpus
-		return s
-	}
+	deadAddr := closedAddr(t)
 	for _, tc := range []struct {
 		name    string
 		server  recorder.Server
@@ -385,17 +375,7 @@ func TestClient_StartSentinels(t *testing.T) {
 	gpuGroup := simtest.FastConfig(simulator.FormatSample)
 	gpuGroup.APIGroups = []string{simulator.GroupGPURead}
 	_, gpuGroupSrv, _ := simtest.Start(t, gpuGroup, "tcp")
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
-
-	with := func(s recorder.Server, gpus, cpus recorder.Selection) recorder.Server {
-		s.GPUs, s.CPUs = gpus, cpus
-		return s
-	}
+	deadAddr := closedAddr(t)
 	for _, tc := range []struct {
 		name    string
 		servers []recorder.Server
@@ -623,3 +603,20 @@ func TestRecorder_StoreFailure(t *testing.T) {
 type failingStore struct{}
 
 func (failingStore) Write(context.Context, *store.Batch) error { return errors.New("disk full") }
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// with is s selecting gpus and cpus.
+func with(s recorder.Server, gpus, cpus recorder.Selection) recorder.Server {
+	s.GPUs, s.CPUs = gpus, cpus
+	return s
+}
