@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
@@ -685,24 +684,21 @@ func BenchmarkQueryEvery(b *testing.B) {
 	}
 }
 
-// sampleHeap samples the heap's objects (live and not yet swept) every
-// millisecond until the returned function is called, which returns the
-// largest seen.
+// sampleHeap samples the heap's objects (heapPeak) every millisecond
+// until the returned function is called, which returns the largest seen.
 func sampleHeap() (stop func() uint64) {
 	done := make(chan struct{})
 	result := make(chan uint64)
 	go func() {
-		s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		var peak uint64
+		var p heapPeak
 		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
 		for {
-			rtmetrics.Read(s)
-			peak = max(peak, s[0].Value.Uint64())
+			p.sample()
 			select {
 			case <-t.C:
 			case <-done:
-				result <- peak
+				result <- p.bytes
 				return
 			}
 		}
