@@ -105,27 +105,9 @@ func (s *Server) Serve(ctx context.Context, ln *Listener) error {
 		trailer.Set(warningsTrailer, string(js))
 		return nil
 	}))
-	mux.HandleFunc("POST /v1/export", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
-		var req ExportRequest
-		if err := decode(body, &req); err != nil {
-			return err
-		}
-		return s.Backend.Export(ctx, w, req.request())
-	}))
-	mux.HandleFunc("POST /v1/plot", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
-		var req PlotRequest
-		if err := decode(body, &req); err != nil {
-			return err
-		}
-		return s.Backend.Plot(ctx, w, req.request())
-	}))
-	mux.HandleFunc("POST /v1/report", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
-		var req ReportRequest
-		if err := decode(body, &req); err != nil {
-			return err
-		}
-		return s.Backend.Report(ctx, w, req.request())
-	}))
+	mux.HandleFunc("POST /v1/export", s.stream(decoded[ExportRequest](s.Backend.Export)))
+	mux.HandleFunc("POST /v1/plot", s.stream(decoded[PlotRequest](s.Backend.Plot)))
+	mux.HandleFunc("POST /v1/report", s.stream(decoded[ReportRequest](s.Backend.Report)))
 	mux.HandleFunc("POST /v1/info", s.stream(func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
 		var req InfoRequest
 		if len(body) > 0 {
@@ -197,6 +179,22 @@ func decode(body []byte, v any) error {
 // stream adapts a writer function to a handler: errors before the first
 // byte become a status and an ErrorResponse; later ones travel in the
 // trailers.
+// wireRequest is a request as it travels, which converts to the
+// Backend's request R.
+type wireRequest[R any] interface{ request() R }
+
+// decoded is a stream handler that decodes the body as a W and calls
+// call with its Backend request.
+func decoded[W wireRequest[R], R any](call func(context.Context, io.Writer, R) error) func(context.Context, io.Writer, []byte, http.Header) error {
+	return func(ctx context.Context, w io.Writer, body []byte, _ http.Header) error {
+		var req W
+		if err := decode(body, &req); err != nil {
+			return err
+		}
+		return call(ctx, w, req.request())
+	}
+}
+
 func (s *Server) stream(fn func(ctx context.Context, w io.Writer, body []byte, trailer http.Header) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
