@@ -33,7 +33,7 @@ func recordFlags() []cli.Flag {
 		&cli.IntFlag{Name: "clock-samples", Value: recorder.DefaultClockSamples, Usage: fmt.Sprintf("GET /time round trips per clock estimate (%d to %d)", recorder.MinClockSamples, recorder.MaxClockSamples)},
 		&cli.DurationFlag{Name: "counter-interval", Value: recorder.DefaultCounterInterval, Usage: "read the hardware energy counters this often (also at start, stop and every mark; 0: only those; else at least " + recorder.MinInterval.String() + ")"},
 		&cli.BoolFlag{Name: "keep-trying", Usage: "retry unreachable endpoints in the background instead of failing the start"},
-		&cli.StringFlag{Name: "memory-limit", Value: "auto", Usage: "soft limit on the recorder's Go memory (heap, stacks; not the file's mapped pages), raised by the backlog while the disk is full: a `SIZE` such as 64MiB, auto (24 MiB + 128 KiB per endpoint, unless $GOMEMLIMIT is set, which then applies) or off"},
+		&cli.StringFlag{Name: "memory-limit", Value: "auto", Usage: "soft limit on the recorder's Go memory (heap, stacks; not the file's mapped pages), raised by the readings on their way to the file (all of a disk-full backlog): a `SIZE` such as 64MiB, auto (24 MiB + 128 KiB per endpoint, unless $GOMEMLIMIT is set, which then applies) or off"},
 		&cli.DurationFlag{Name: "max-backoff", Value: recorder.DefaultMaxBackoff, Usage: "longest wait between reconnection attempts, to zeusd and to remote-write receivers (at least " + recorder.MinMaxBackoff.String() + ")"},
 		metricsListenFlag(),
 	}
